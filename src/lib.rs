@@ -1,0 +1,10 @@
+//! lasso runs AI coding agents in sandboxes made of native Linux isolation: namespaces, seccomp,
+//! Landlock, dropped capabilities, cgroups and nftables, with no container daemon.
+//!
+//! The library holds everything a face of lasso needs (the `lasso` CLI, `lasso-runc`, the
+//! dashboard); the binaries only parse arguments and call in here. See the README's module map.
+
+pub mod audit;
+pub mod cli;
+pub mod paths;
+pub mod policy;

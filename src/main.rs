@@ -1,0 +1,20 @@
+//! The `lasso` binary: parse arguments, set up logging, run, map the result to an exit status.
+
+use clap::Parser;
+use lasso::cli::{init_logging, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = init_logging(cli.verbose, cli.log_level.as_deref()) {
+        eprintln!("{err}");
+        return ExitCode::from(err.code);
+    }
+    match cli.run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(err.code)
+        }
+    }
+}
