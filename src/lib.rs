@@ -6,5 +6,6 @@
 
 pub mod audit;
 pub mod cli;
+pub mod engine;
 pub mod paths;
 pub mod policy;

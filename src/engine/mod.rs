@@ -1,0 +1,7 @@
+//! The engine: runs a container from an OCI runtime `Spec` using the kernel directly (namespaces,
+//! ID mappings, mounts, pivot_root, cgroups, capabilities, rlimits, seccomp, console, hooks).
+//! It never reads profiles or CLI flags: everything it runs is described by the Spec.
+
+// --- leaf mechanisms: each applies one part of the Spec to the kernel ---
+
+// --- container lifecycle: processes, rootfs, state ---
