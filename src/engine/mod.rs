@@ -3,5 +3,6 @@
 //! It never reads profiles or CLI flags: everything it runs is described by the Spec.
 
 // --- leaf mechanisms: each applies one part of the Spec to the kernel ---
+pub mod cgroups;
 
 // --- container lifecycle: processes, rootfs, state ---
