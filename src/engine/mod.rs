@@ -3,6 +3,8 @@
 //! It never reads profiles or CLI flags: everything it runs is described by the Spec.
 
 // --- leaf mechanisms: each applies one part of the Spec to the kernel ---
+pub mod capabilities;
 pub mod cgroups;
+pub mod rlimits;
 
 // --- container lifecycle: processes, rootfs, state ---

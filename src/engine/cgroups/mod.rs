@@ -9,6 +9,7 @@
 
 mod apply;
 mod detect;
+mod error;
 mod fs;
 mod v1;
 mod v2;
@@ -23,48 +24,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{validate_path, CgroupHost, CgroupMode, Hierarchy};
-
-/// Errors of the cgroup layer; each names the file or field and what to change.
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("no cgroup hierarchy is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)")]
-    NoHierarchy,
-    #[error("invalid linux.cgroupsPath {path:?}: {reason}")]
-    InvalidPath { path: PathBuf, reason: String },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {value:?} to {path}: {source}")]
-    Write {
-        path: PathBuf,
-        value: String,
-        source: io::Error,
-    },
-    #[error(
-        "cannot create cgroup {path}: {source} (run as root, or delegate the cgroup to this user)"
-    )]
-    Create { path: PathBuf, source: io::Error },
-    #[error("cannot remove cgroup {path}: {source}")]
-    Remove { path: PathBuf, source: io::Error },
-    #[error("linux.resources.{field} is set but {why}")]
-    Unsupported { field: String, why: String },
-    #[error("linux.resources.{field} has an invalid value: {why}")]
-    InvalidValue { field: String, why: String },
-    #[error("linux.resources asks for limits but cgroups are disabled for this container ({reason}); delegate a writable cgroup to this user or drop linux.resources")]
-    Disabled { reason: String },
-    #[error("cgroup {path} did not reach state {state} within {waited:?}")]
-    Timeout {
-        path: PathBuf,
-        state: &'static str,
-        waited: Duration,
-    },
-    #[error("cannot send {signal} to pid {pid} of cgroup {path}: {source}")]
-    Signal {
-        path: PathBuf,
-        pid: i32,
-        signal: Signal,
-        source: nix::Error,
-    },
-}
+pub use error::CgroupError;
 
 /// The v2 directory of a container and the controllers the host offers there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
