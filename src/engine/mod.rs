@@ -6,5 +6,6 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod rlimits;
+pub mod seccomp;
 
 // --- container lifecycle: processes, rootfs, state ---
