@@ -164,6 +164,39 @@ pub struct PlanInput {
     pub host: HostContext,
 }
 
+impl PlanInput {
+    /// An input with the defaults of the CLI: profile "default", writable workspace, no network,
+    /// no limits, no extra mounts, the agent's own command, no terminal.
+    pub fn new(
+        agent: &'static Agent,
+        workspace: PathBuf,
+        sandbox_dir: PathBuf,
+        host: HostContext,
+    ) -> PlanInput {
+        PlanInput {
+            profile_name: "default".into(),
+            workspace_mode: WorkspaceMode::Rw,
+            read_only_paths: vec![],
+            writable_paths: vec![],
+            hidden_paths: vec![],
+            resources: ResourceLimits::default(),
+            network: NetworkMode::None,
+            agent,
+            workspace,
+            force_dir: false,
+            mounts: vec![],
+            allow_sensitive: false,
+            ssh_agent: false,
+            env: EnvRequest::default(),
+            command: None,
+            terminal: false,
+            id: None,
+            sandbox_dir,
+            host,
+        }
+    }
+}
+
 /// Landlock rules, as container paths, for the engine to apply after pivot_root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LandlockRules {
