@@ -36,7 +36,11 @@ fn auto_detect_picks_an_installed_agent_and_resolves_its_real_path() {
     exe(&pkg.join("codex.js"));
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    symlink("../lib/node_modules/codex-pkg/bin/codex.js", bin.join("codex")).unwrap();
+    symlink(
+        "../lib/node_modules/codex-pkg/bin/codex.js",
+        bin.join("codex"),
+    )
+    .unwrap();
     let agent = auto_detect(bin.as_os_str());
     assert_eq!(agent.name, "codex");
     let found = agent.installed_in(bin.as_os_str()).unwrap();

@@ -108,7 +108,9 @@ fn userns_check(name: &'static str, required: bool, as_uid: Option<u32>, will: &
     };
     let mut c = check(name, required, ok, found, will.to_string());
     if !ok {
-        c.fix = Some(userns_fix(as_uid.is_none() && nix::unistd::geteuid().is_root()));
+        c.fix = Some(userns_fix(
+            as_uid.is_none() && nix::unistd::geteuid().is_root(),
+        ));
         c.lasso_will = "refuse to start sandboxes for this user, naming the setting above".into();
     }
     c
@@ -163,7 +165,12 @@ pub fn report() -> Report {
         "seccomp",
         true,
         filter,
-        if filter { "filter mode available" } else { "not available" }.into(),
+        if filter {
+            "filter mode available"
+        } else {
+            "not available"
+        }
+        .into(),
         "load the seccomp policy (seccomp/default.json) last, before exec".into(),
     );
     if !filter {
@@ -188,7 +195,11 @@ pub fn report() -> Report {
     checks.push(cgroup_check(root));
 
     for (name, pkg, will) in [
-        ("pasta", "passt", "connect network = allowlist|full sandboxes"),
+        (
+            "pasta",
+            "passt",
+            "connect network = allowlist|full sandboxes",
+        ),
         ("nft", "nftables", "enforce network allowlists"),
     ] {
         let found = probes::tool(name);
@@ -229,8 +240,16 @@ fn cgroup_check(root: bool) -> Check {
     let delegated = !cg.own.is_empty() && cg.own.iter().all(|(_, _, w)| *w);
     let found = format!(
         "{layout}; limit controllers: {}; own cgroup {}",
-        if ctrls.is_empty() { "none".into() } else { ctrls.join(", ") },
-        if delegated { "writable" } else { "not writable" }
+        if ctrls.is_empty() {
+            "none".into()
+        } else {
+            ctrls.join(", ")
+        },
+        if delegated {
+            "writable"
+        } else {
+            "not writable"
+        }
     );
     let usable = cg.layout != CgroupLayout::None && !ctrls.is_empty() && (root || delegated);
     let mut c = check(
@@ -247,8 +266,9 @@ fn cgroup_check(root: bool) -> Check {
         ),
     );
     if !usable {
-        c.lasso_will = "run without resource limits, with a warning; refuse profiles that demand limits"
-            .into();
+        c.lasso_will =
+            "run without resource limits, with a warning; refuse profiles that demand limits"
+                .into();
         c.fix = Some(if cg.layout == CgroupLayout::V2 {
             "run lasso in a delegated cgroup, e.g. systemd-run --user --scope -p Delegate=yes lasso ...".into()
         } else {
@@ -281,8 +301,16 @@ fn subid_check(uid: u32) -> Check {
     };
     let found = format!(
         "{tools}; /etc/subuid: {}; /etc/subgid: {}",
-        if subuid.is_empty() { "no entry".into() } else { subuid.join(" ") },
-        if subgid.is_empty() { "no entry".into() } else { subgid.join(" ") },
+        if subuid.is_empty() {
+            "no entry".into()
+        } else {
+            subuid.join(" ")
+        },
+        if subgid.is_empty() {
+            "no entry".into()
+        } else {
+            subgid.join(" ")
+        },
     );
     check(
         "subordinate IDs",

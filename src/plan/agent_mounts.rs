@@ -79,10 +79,8 @@ pub fn config_mounts(
                 // A symlink here may have been planted by an earlier sandbox (its parent can be
                 // writable): follow it only to a place that is not a host secret.
                 let Ok(real) = std::fs::canonicalize(&host) else {
-                    out.warnings.push(format!(
-                        "{}: dangling symlink, not mounted",
-                        host.display()
-                    ));
+                    out.warnings
+                        .push(format!("{}: dangling symlink, not mounted", host.display()));
                     continue;
                 };
                 if let Some(reason) = sensitivity(&real, home) {
@@ -98,7 +96,11 @@ pub fn config_mounts(
                     out.warnings.push(format!(
                         "{}: expected a {}, found something else; not mounted",
                         host.display(),
-                        if cm.kind == EntryKind::Dir { "directory" } else { "file" }
+                        if cm.kind == EntryKind::Dir {
+                            "directory"
+                        } else {
+                            "file"
+                        }
                     ));
                     continue;
                 }
@@ -288,7 +290,9 @@ mod tests {
             PathBuf::from("/h/.npm-global/lib/node_modules/@anthropic-ai/claude-code")
         );
         assert_eq!(
-            package_root(Path::new("/h/.npm-global/lib/node_modules/opencode-ai/bin/opencode")),
+            package_root(Path::new(
+                "/h/.npm-global/lib/node_modules/opencode-ai/bin/opencode"
+            )),
             PathBuf::from("/h/.npm-global/lib/node_modules/opencode-ai")
         );
         assert_eq!(
@@ -304,7 +308,10 @@ mod tests {
         std::fs::write(&f, "#!/usr/bin/env -S node --x\nrest").unwrap();
         assert_eq!(shebang_interpreter(&f).as_deref(), Some("node"));
         std::fs::write(&f, "#!/opt/py/bin/python3 -u\n").unwrap();
-        assert_eq!(shebang_interpreter(&f).as_deref(), Some("/opt/py/bin/python3"));
+        assert_eq!(
+            shebang_interpreter(&f).as_deref(),
+            Some("/opt/py/bin/python3")
+        );
         std::fs::write(&f, "\x7fELF").unwrap();
         assert_eq!(shebang_interpreter(&f), None);
     }

@@ -55,7 +55,12 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     ll.read.extend(["/dev", "/proc", "/sys"].map(PathBuf::from));
     ll.read_write.extend(
         [
-            "/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts",
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/tty",
+            "/dev/ptmx",
+            "/dev/pts",
             "/dev/shm",
         ]
         .map(PathBuf::from),
@@ -69,16 +74,34 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
             .unwrap_or(DEFAULT_TMP_BYTES)
     });
     let size = format!("size={tmp_bytes}");
-    mounts.push(mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777", &size]));
-    mounts.push(mount("/run", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=755", "size=16m"]));
+    mounts.push(mount(
+        "/tmp",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "mode=1777", &size],
+    ));
+    mounts.push(mount(
+        "/run",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "mode=755", "size=16m"],
+    ));
     let agent_ids = format!("uid={AGENT_ID},gid={AGENT_ID}");
-    let home_opts = ["nosuid", "nodev", "mode=700", size.as_str(), agent_ids.as_str()];
+    let home_opts = [
+        "nosuid",
+        "nodev",
+        "mode=700",
+        size.as_str(),
+        agent_ids.as_str(),
+    ];
     mounts.push(mount("/home/agent", "tmpfs", "tmpfs", &home_opts));
-    ll.read_write.extend(["/tmp", "/home/agent"].map(PathBuf::from));
+    ll.read_write
+        .extend(["/tmp", "/home/agent"].map(PathBuf::from));
     ll.read.push(PathBuf::from("/run"));
     ll.read.push(PathBuf::from(LINK_DIR));
     // Agents build and run project code; which programs may run is the exec gate's decision.
-    ll.execute.extend(["/workspace", "/tmp", "/home/agent", LINK_DIR].map(PathBuf::from));
+    ll.execute
+        .extend(["/workspace", "/tmp", "/home/agent", LINK_DIR].map(PathBuf::from));
 
     let ws = Path::new("/workspace");
     mounts.push(match input.workspace_mode {
@@ -149,14 +172,20 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     for m in &input.mounts {
         let value = m.to_string();
         let src = check_source("--mount", &value, &m.source, home, input.allow_sensitive)?;
-        extra.push(("--mount".into(), value, src, m.destination.clone(), m.read_only));
+        extra.push((
+            "--mount".into(),
+            value,
+            src,
+            m.destination.clone(),
+            m.read_only,
+        ));
     }
-    for (flag, value, src, dest, ro) in &extra {
+    for (i, (flag, value, src, dest, ro)) in extra.iter().enumerate() {
         check_destination(flag, value, dest)?;
         if let Some(other) = mounts
             .iter()
             .find(|o| o.destination() == dest)
-            .map(|o| describe(o, &extra))
+            .map(|o| describe(o, &extra[..i]))
         {
             return Err(MountError::Conflict {
                 flag: flag.clone(),
@@ -166,7 +195,11 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
             }
             .into());
         }
-        mounts.push(if *ro { ro_bind(src, dest) } else { rw_bind(src, dest) });
+        mounts.push(if *ro {
+            ro_bind(src, dest)
+        } else {
+            rw_bind(src, dest)
+        });
         ll.read.push(dest.clone());
         if !ro {
             ll.read_write.push(dest.clone());
@@ -174,7 +207,12 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     }
     let mut extra_env = Vec::new();
     if input.ssh_agent {
-        let sock = input.host.env.get("SSH_AUTH_SOCK").cloned().unwrap_or_default();
+        let sock = input
+            .host
+            .env
+            .get("SSH_AUTH_SOCK")
+            .cloned()
+            .unwrap_or_default();
         let real = std::fs::canonicalize(&sock)
             .map_err(|_| PlanError::NoSshAgent { path: sock.clone() })?;
         let dest = PathBuf::from("/run/lasso/ssh-agent.sock");
@@ -209,7 +247,11 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     masked.extend(input.hidden_paths.iter().map(|h| hidden_path(h)));
     let readonly: Vec<String> = hostview::proc_readonly().map(String::from).collect();
 
-    let shell = if Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+    let shell = if Path::new("/bin/bash").exists() {
+        "/bin/bash"
+    } else {
+        "/bin/sh"
+    };
     let mut env = compose(
         input.agent,
         &input.env,

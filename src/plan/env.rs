@@ -127,9 +127,9 @@ pub fn compose(
         env.insert(k.clone(), v.clone());
     }
     for kv in &request.set {
-        let (k, v) = kv.split_once('=').ok_or_else(|| EnvError::MissingEquals {
-            value: kv.clone(),
-        })?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| EnvError::MissingEquals { value: kv.clone() })?;
         if !valid_key(k) {
             return Err(EnvError::BadKey {
                 origin: format!("--env {kv}"),
@@ -160,7 +160,14 @@ mod tests {
     }
 
     fn compose_for(agent: &str, req: &EnvRequest) -> Result<Vec<String>, EnvError> {
-        compose(find(agent).unwrap(), req, &host(), DEFAULT_PATH, "/bin/sh", "lasso-x")
+        compose(
+            find(agent).unwrap(),
+            req,
+            &host(),
+            DEFAULT_PATH,
+            "/bin/sh",
+            "lasso-x",
+        )
     }
 
     #[test]
@@ -197,7 +204,10 @@ mod tests {
         let e = parse_env_file(p, "A=\"open\n", &host()).unwrap_err();
         assert!(e.to_string().contains(":1: unterminated"), "{e}");
         let e = parse_env_file(p, "NOT_SET_ANYWHERE\n", &host()).unwrap_err();
-        assert!(e.to_string().contains(":1: NOT_SET_ANYWHERE has no value"), "{e}");
+        assert!(
+            e.to_string().contains(":1: NOT_SET_ANYWHERE has no value"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -210,7 +220,12 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert_eq!(e, EnvError::MissingEquals { value: "NOEQUALS".into() });
+        assert_eq!(
+            e,
+            EnvError::MissingEquals {
+                value: "NOEQUALS".into()
+            }
+        );
         let e = compose_for(
             "shell",
             &EnvRequest {
@@ -228,6 +243,9 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(e.to_string().contains("--env-file /nonexistent/x.env"), "{e}");
+        assert!(
+            e.to_string().contains("--env-file /nonexistent/x.env"),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,9 @@ pub enum PlanError {
     #[error("--dir {path}: not a directory; pass the project directory, not a file")]
     WorkspaceNotDir { path: PathBuf },
 
-    #[error("--dir {path}: cannot read it ({source}); fix its permissions or pick another directory")]
+    #[error(
+        "--dir {path}: cannot read it ({source}); fix its permissions or pick another directory"
+    )]
     WorkspaceUnreadable {
         path: PathBuf,
         source: std::io::Error,

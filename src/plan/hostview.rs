@@ -17,7 +17,16 @@ const GROUP: &str = include_str!("../../rootfs/group");
 
 /// Directories every skeleton holds as (empty) mount points.
 const SKELETON_DIRS: &[&str] = &[
-    "dev", "proc", "sys", "tmp", "run", "home/agent", "workspace", "etc", "var", "mnt",
+    "dev",
+    "proc",
+    "sys",
+    "tmp",
+    "run",
+    "home/agent",
+    "workspace",
+    "etc",
+    "var",
+    "mnt",
 ];
 
 fn lines(text: &'static str) -> impl Iterator<Item = &'static str> {
@@ -84,9 +93,8 @@ fn glob_match(pattern: &str, name: &str) -> bool {
         None => pattern == name,
         Some((head, tail)) => {
             name.starts_with(head)
-                && (head.len()..=name.len()).any(|i| {
-                    name.is_char_boundary(i) && glob_match(tail, &name[i..])
-                })
+                && (head.len()..=name.len())
+                    .any(|i| name.is_char_boundary(i) && glob_match(tail, &name[i..]))
         }
     }
 }
@@ -177,7 +185,13 @@ pub fn kernel_mounts(shm_bytes: u64) -> Vec<Mount> {
         "/dev/pts",
         "devpts",
         "devpts",
-        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ],
     ));
     m.push(mount(
         "/dev/shm",
@@ -288,7 +302,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let ssh = root.path().join("etc/ssh");
         std::fs::create_dir_all(&ssh).unwrap();
-        for f in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "sshd_config"] {
+        for f in [
+            "ssh_host_ed25519_key",
+            "ssh_host_ed25519_key.pub",
+            "sshd_config",
+        ] {
             std::fs::write(ssh.join(f), "").unwrap();
         }
         let hidden = etc_hidden(root.path());

@@ -46,10 +46,11 @@ impl Identity {
                 host_home: home.to_path_buf(),
             });
         }
-        let meta = std::fs::metadata(workspace).map_err(|source| PlanError::WorkspaceUnreadable {
-            path: workspace.to_path_buf(),
-            source,
-        })?;
+        let meta =
+            std::fs::metadata(workspace).map_err(|source| PlanError::WorkspaceUnreadable {
+                path: workspace.to_path_buf(),
+                source,
+            })?;
         for (id, kind) in [(meta.uid(), "uid"), (meta.gid(), "gid")] {
             if id == 0 {
                 return Err(PlanError::RootOwnedWorkspace {

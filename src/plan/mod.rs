@@ -26,7 +26,9 @@ pub use agent_mounts::{AGENT_ROOT, INTERPRETER_ROOT, LINK_DIR};
 pub use build::plan;
 pub use env::{parse_env_file, EnvRequest, DEFAULT_PATH};
 pub use error::{EnvError, MountError, PlanError};
-pub use hostview::{etc_hidden, materialise_skeleton, materialise_skeleton_from, system_entries, SystemEntry};
+pub use hostview::{
+    etc_hidden, materialise_skeleton, materialise_skeleton_from, system_entries, SystemEntry,
+};
 pub use id::SandboxId;
 pub use identity::{Identity, AGENT_ID};
 pub use mounts::{parse_mount, sensitivity, MountRequest};
@@ -106,13 +108,17 @@ impl HostContext {
     /// The current process's view.
     pub fn current() -> HostContext {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-            .map(|(_, hard)| hard)
-            .unwrap_or(1024);
+        let nofile_hard =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map(|(_, hard)| hard)
+                .unwrap_or(1024);
         HostContext {
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
-            home: env.get("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
+            home: env
+                .get("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/".into()),
             path: std::env::var_os("PATH").unwrap_or_default(),
             env,
             nofile_hard,
@@ -261,4 +267,3 @@ pub struct PlannedSandbox {
     /// Things the user should know (a config path that was skipped, and why).
     pub warnings: Vec<String>,
 }
-

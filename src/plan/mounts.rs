@@ -18,7 +18,12 @@ pub struct MountRequest {
 impl fmt::Display for MountRequest {
     /// The `--mount` syntax again, so that `parse_mount(&m.to_string()) == Ok(m)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.source.display(), self.destination.display())?;
+        write!(
+            f,
+            "{}:{}",
+            self.source.display(),
+            self.destination.display()
+        )?;
         if self.read_only {
             write!(f, ":ro")?;
         }
@@ -110,7 +115,10 @@ pub fn sensitivity(source: &Path, home: &Path) -> Option<String> {
     }
     for s in hostview::sensitive_sources(home) {
         if source == s {
-            return Some(format!("{} is on lasso's list of host secrets", s.display()));
+            return Some(format!(
+                "{} is on lasso's list of host secrets",
+                s.display()
+            ));
         }
         if source.starts_with(&s) {
             return Some(format!("it lies inside {}", s.display()));
@@ -167,7 +175,18 @@ pub fn check_destination(flag: &str, value: &str, dest: &Path) -> Result<(), Mou
     let system: Vec<PathBuf> = hostview::system_dirs()
         .map(PathBuf::from)
         // /var/run and /var/tmp are symlinks in the skeleton; /.lasso holds its links.
-        .chain(["/proc", "/sys", "/dev", "/run/lasso", "/var/run", "/var/tmp", "/.lasso"].map(PathBuf::from))
+        .chain(
+            [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/run/lasso",
+                "/var/run",
+                "/var/tmp",
+                "/.lasso",
+            ]
+            .map(PathBuf::from),
+        )
         .collect();
     for s in &system {
         if dest.starts_with(s) || s.starts_with(dest) {
@@ -206,7 +225,10 @@ mod tests {
     #[test]
     fn relative_paths_are_refused_with_the_fix() {
         let e = parse_mount("data:/mnt").unwrap_err().to_string();
-        assert!(e.contains("--mount \"data:/mnt\"") && e.contains("$PWD/data"), "{e}");
+        assert!(
+            e.contains("--mount \"data:/mnt\"") && e.contains("$PWD/data"),
+            "{e}"
+        );
         assert!(matches!(
             parse_mount("/data:mnt"),
             Err(MountError::Relative {
@@ -243,7 +265,10 @@ mod tests {
         assert!(sensitivity(Path::new("/home/u/.ssh/id_ed25519"), home).is_some());
         assert!(sensitivity(Path::new("/etc"), home).is_some());
         assert!(sensitivity(Path::new("/etc/ssl/certs"), home).is_some());
-        assert!(sensitivity(Path::new("/run"), home).is_some(), "contains docker.sock");
+        assert!(
+            sensitivity(Path::new("/run"), home).is_some(),
+            "contains docker.sock"
+        );
         assert!(sensitivity(Path::new("/home/u/src/project"), home).is_none());
         assert!(sensitivity(Path::new("/srv/data"), home).is_none());
     }
@@ -259,11 +284,29 @@ mod tests {
 
     #[test]
     fn destinations_over_system_dirs_are_refused() {
-        for d in ["/usr", "/usr/local/bin", "/etc/passwd", "/", "/proc/x", "/workspace"] {
-            assert!(check_destination("--mount", "v", Path::new(d)).is_err(), "{d}");
+        for d in [
+            "/usr",
+            "/usr/local/bin",
+            "/etc/passwd",
+            "/",
+            "/proc/x",
+            "/workspace",
+        ] {
+            assert!(
+                check_destination("--mount", "v", Path::new(d)).is_err(),
+                "{d}"
+            );
         }
-        for d in ["/mnt/data", "/workspace/data", "/home/agent/.cache", "/data"] {
-            assert!(check_destination("--mount", "v", Path::new(d)).is_ok(), "{d}");
+        for d in [
+            "/mnt/data",
+            "/workspace/data",
+            "/home/agent/.cache",
+            "/data",
+        ] {
+            assert!(
+                check_destination("--mount", "v", Path::new(d)).is_ok(),
+                "{d}"
+            );
         }
     }
 

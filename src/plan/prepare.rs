@@ -64,8 +64,7 @@ fn apply(step: &HostPrep, rootfs: &Path) -> Result<(), PlanError> {
             }
             let _ = std::fs::remove_file(to);
             std::fs::copy(from, to).map_err(io(to))?;
-            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(to))?;
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).map_err(io(to))?;
             chown(to, *owner)?;
         }
         HostPrep::Symlink { path, target } => {
@@ -98,8 +97,7 @@ fn apply(step: &HostPrep, rootfs: &Path) -> Result<(), PlanError> {
 }
 
 fn inside_skeleton(path: &Path, rootfs: &Path) -> Result<(), PlanError> {
-    let ok = path.starts_with(rootfs)
-        && !path.components().any(|c| c == Component::ParentDir);
+    let ok = path.starts_with(rootfs) && !path.components().any(|c| c == Component::ParentDir);
     if ok {
         Ok(())
     } else {

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 pub enum ChildResult {
     Ok,
     /// Failed at `step` with `errno`.
-    Failed { step: UsernsStep, errno: i32 },
+    Failed {
+        step: UsernsStep,
+        errno: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -154,7 +157,11 @@ pub fn probe_userns(as_uid: Option<u32>) -> ChildResult {
     // SAFETY: our own fds and child; the read fills at most the live `report` array.
     let got = unsafe {
         libc::close(wr);
-        let n = libc::read(rd, report.as_mut_ptr().cast(), std::mem::size_of_val(&report));
+        let n = libc::read(
+            rd,
+            report.as_mut_ptr().cast(),
+            std::mem::size_of_val(&report),
+        );
         libc::close(rd);
         libc::waitpid(pid, &mut status, 0);
         n
@@ -241,7 +248,9 @@ pub struct Cgroups {
 }
 
 fn fs_type(p: &Path) -> Option<nix::sys::statfs::FsType> {
-    nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type())
+    nix::sys::statfs::statfs(p)
+        .ok()
+        .map(|s| s.filesystem_type())
 }
 
 pub fn cgroups(root: &Path) -> Cgroups {
@@ -278,7 +287,8 @@ pub fn cgroups(root: &Path) -> Cgroups {
     let mut own = Vec::new();
     match layout {
         CgroupLayout::V2 => {
-            let avail = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let avail =
+                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
             for c in ["memory", "cpu", "pids"] {
                 if avail.split_whitespace().any(|a| a == c) {
                     controllers.push((c.to_string(), root.to_path_buf()));
