@@ -54,16 +54,10 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     mounts.extend(hostview::kernel_mounts(SHM_BYTES));
     ll.read.extend(["/dev", "/proc", "/sys"].map(PathBuf::from));
     ll.read_write.extend(
-        [
-            "/dev/null",
-            "/dev/zero",
-            "/dev/full",
-            "/dev/tty",
-            "/dev/ptmx",
-            "/dev/pts",
-            "/dev/shm",
-        ]
-        .map(PathBuf::from),
+        hostview::DEV_NODES
+            .iter()
+            .chain(&["/dev/ptmx", "/dev/pts", "/dev/shm"])
+            .map(PathBuf::from),
     );
 
     let tmp_bytes = input.resources.tmp_bytes.unwrap_or_else(|| {

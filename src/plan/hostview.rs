@@ -158,9 +158,11 @@ pub(crate) fn rw_bind(source: &Path, dest: &Path) -> Mount {
     )
 }
 
-/// The device nodes of the minimal /dev, bound from the host one by one (a user namespace
-/// cannot mknod). /dev/ptmx is the devpts instance's, created by the runtime as the OCI spec's
-/// default devices require.
+/// The device nodes of the minimal /dev. They are the OCI runtime spec's default devices, which
+/// every runtime creates in the /dev tmpfs without being asked (mknod, or a bind of the host's
+/// node inside a user namespace), with /dev/ptmx linked to the private devpts instance. Listing
+/// them as mounts as well makes runtimes trip over their own defaults (runc opens /dev/tty to
+/// create it and gets ENXIO), so the plan states only the tmpfs, devpts and shm mounts.
 pub const DEV_NODES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
@@ -170,7 +172,7 @@ pub const DEV_NODES: &[&str] = &[
     "/dev/tty",
 ];
 
-/// /dev, /dev/pts, /dev/shm, the device binds, /proc and /sys.
+/// /dev, /dev/pts, /dev/shm, /proc and /sys.
 pub fn kernel_mounts(shm_bytes: u64) -> Vec<Mount> {
     let mut m = vec![mount(
         "/dev",
@@ -178,9 +180,6 @@ pub fn kernel_mounts(shm_bytes: u64) -> Vec<Mount> {
         "tmpfs",
         &["nosuid", "noexec", "strictatime", "mode=755", "size=65536k"],
     )];
-    for node in DEV_NODES {
-        m.push(mount(node, "bind", node, &["bind", "nosuid", "noexec"]));
-    }
     m.push(mount(
         "/dev/pts",
         "devpts",
