@@ -214,3 +214,34 @@ fn prepare_never_creates_a_mount_point_through_a_skeleton_symlink() {
     assert!(plan::prepare_host(&p).is_err());
     assert!(!base.join("outside").exists());
 }
+
+#[test]
+fn missing_agent_dirs_are_created_owned_by_the_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let home = base.join("home");
+    let ws = base.join("ws");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&ws).unwrap();
+    let mut input = PlanInput::new(
+        agents::find("opencode").unwrap(),
+        ws,
+        base.join("sb"),
+        host(&home),
+    );
+    input.command = Some(vec!["true".into()]);
+    let p = plan::plan(&input).unwrap();
+    plan::prepare_host(&p).unwrap();
+    for d in [
+        ".local",
+        ".local/share",
+        ".local/share/opencode",
+        ".local/share/opencode/bin",
+    ] {
+        let meta = std::fs::metadata(home.join(d)).unwrap();
+        assert!(meta.is_dir(), "{d}");
+        if nix::unistd::getuid().is_root() {
+            assert_eq!(meta.uid(), 1000, "{d} left owned by root");
+        }
+    }
+}

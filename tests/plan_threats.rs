@@ -817,3 +817,25 @@ fn bad_env_input_is_refused_by_flag_and_line() {
     let e = plan::plan(&input).unwrap_err().to_string();
     assert!(e.contains("--env 1X=2"), "{e}");
 }
+
+#[test]
+fn agent_config_symlinked_to_a_host_secret_is_not_mounted() {
+    let f = fixture();
+    std::os::unix::fs::symlink("/etc", f.home.join(".claude")).unwrap();
+    let p = plan::plan(&f.input("claude-code")).unwrap();
+    assert!(mount_at(&p, "/home/agent/.claude").is_none());
+    assert!(mount_at(&p, "/home/agent/.claude/settings.json").is_none());
+    assert!(
+        !p.host_prep.iter().any(|s| matches!(
+            s,
+            HostPrep::CreateFile { path, .. } | HostPrep::CreateDir { path, .. }
+                if path.starts_with(f.home.join(".claude"))
+        )),
+        "would create files through the link, in /etc"
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.contains(".claude")),
+        "{:?}",
+        p.warnings
+    );
+}

@@ -53,7 +53,16 @@ pub fn config_mounts(
         executable: vec![],
     };
     let explicit: Vec<&str> = agent.config.iter().map(|c| c.path).collect();
+    let mut skipped: Vec<&str> = Vec::new();
     for cm in agent.config {
+        // Inside a directory that was not mounted, nothing is mounted or created either.
+        if skipped
+            .iter()
+            .any(|s| cm.path.strip_prefix(s).is_some_and(|r| r.starts_with('/')))
+        {
+            continue;
+        }
+        skipped.push(cm.path);
         let host = home.join(cm.path);
         let dest = Path::new("/home/agent").join(cm.path);
         let meta = std::fs::symlink_metadata(&host);
@@ -83,7 +92,7 @@ pub fn config_mounts(
                         .push(format!("{}: dangling symlink, not mounted", host.display()));
                     continue;
                 };
-                if let Some(reason) = sensitivity(&real, home) {
+                if let Some(reason) = sensitivity(&real, &[home]) {
                     out.warnings.push(format!(
                         "{} resolves to {} ({reason}); not mounted",
                         host.display(),
@@ -107,6 +116,7 @@ pub fn config_mounts(
                 real
             }
         };
+        skipped.pop();
         out.readable.push(dest.clone());
         match cm.access {
             ConfigAccess::ReadOnly => out.mounts.push(ro_bind(&host, &dest)),
@@ -211,7 +221,7 @@ pub fn binary_mounts(
     agent: &Agent,
     installed: &Installed,
     host_path: &OsStr,
-    home: &Path,
+    homes: &[&Path],
     rootfs: &Path,
 ) -> Result<AgentMounts, PlanError> {
     let mut out = AgentMounts {
@@ -253,7 +263,7 @@ pub fn binary_mounts(
             if mount_root == INTERPRETER_ROOT && root.file_name() == Some(OsStr::new("bin")) {
                 root = root.parent().map(Path::to_path_buf).unwrap_or(root);
             }
-            if let Some(reason) = sensitivity(&root, home) {
+            if let Some(reason) = sensitivity(&root, homes) {
                 return Err(PlanError::Mount(super::error::MountError::Sensitive {
                     flag: format!("--agent {}", agent.name),
                     value: real.display().to_string(),

@@ -25,8 +25,11 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         None => SandboxId::generate()?,
     };
     let home = &input.host.home;
-    let workspace = check_workspace(&input.workspace, home, input.force_dir)?;
+    let workspace = check_workspace(&input.workspace, &[home], input.force_dir)?;
     let identity = Identity::resolve(input.host.uid, input.host.gid, home, &workspace)?;
+    // Under root the agent's home is another user's: its secrets count as much as lasso's own.
+    let homes: &[&Path] = &[home, &identity.host_home];
+    check_workspace(&workspace, homes, input.force_dir)?;
     let owner = (identity.host_uid, identity.host_gid);
     let rootfs = input.sandbox_dir.join("rootfs");
     let mut warnings = Vec::new();
@@ -116,7 +119,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
             input.agent,
             found,
             &input.host.path,
-            home,
+            homes,
             &rootfs,
         )?),
         None if input.command.is_none() => {
@@ -152,7 +155,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     ] {
         for p in paths {
             let value = p.display().to_string();
-            let src = check_source(what, &value, p, home, input.allow_sensitive)?;
+            let src = check_source(what, &value, p, homes, input.allow_sensitive)?;
             let dest = match p.strip_prefix(home) {
                 Ok(rel) if home != Path::new("/") => Path::new("/home/agent").join(rel),
                 _ => normalize(p),
@@ -165,7 +168,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     }
     for m in &input.mounts {
         let value = m.to_string();
-        let src = check_source("--mount", &value, &m.source, home, input.allow_sensitive)?;
+        let src = check_source("--mount", &value, &m.source, homes, input.allow_sensitive)?;
         extra.push((
             "--mount".into(),
             value,
@@ -328,7 +331,7 @@ fn hidden_path(h: &str) -> String {
 }
 
 /// The workspace must be an existing, readable directory, and not the whole host or the home.
-fn check_workspace(dir: &Path, home: &Path, force: bool) -> Result<PathBuf, PlanError> {
+fn check_workspace(dir: &Path, homes: &[&Path], force: bool) -> Result<PathBuf, PlanError> {
     let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => PlanError::WorkspaceMissing {
             path: dir.to_path_buf(),
@@ -351,9 +354,13 @@ fn check_workspace(dir: &Path, home: &Path, force: bool) -> Result<PathBuf, Plan
         path: dir.to_path_buf(),
         source,
     })?;
-    let real_home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+    let real_homes: Vec<PathBuf> = homes
+        .iter()
+        .map(|h| std::fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf()))
+        .collect();
+    let real_homes: Vec<&Path> = real_homes.iter().map(PathBuf::as_path).collect();
     if !force {
-        if let Some(what) = sensitivity(&real, &real_home) {
+        if let Some(what) = sensitivity(&real, &real_homes) {
             return Err(PlanError::WorkspaceTooBroad {
                 path: dir.to_path_buf(),
                 what,

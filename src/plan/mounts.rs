@@ -102,29 +102,32 @@ pub fn normalize(p: &Path) -> PathBuf {
 }
 
 /// Why `source` is sensitive, if it is: it is, lies inside, or contains a path of
-/// `rootfs/sensitive-sources.txt`, or it is `/`, the user's home or `/home`.
-pub fn sensitivity(source: &Path, home: &Path) -> Option<String> {
+/// `rootfs/sensitive-sources.txt`, or it is `/`, `/home` or one of `homes`. `homes` holds lasso's
+/// own home and, under root, the home of the user the agent maps to: both hold keys.
+pub fn sensitivity(source: &Path, homes: &[&Path]) -> Option<String> {
     if source == Path::new("/") {
         return Some("it is the host's root directory".into());
-    }
-    if source == home {
-        return Some("it is your home directory, which holds ~/.ssh and credentials".into());
     }
     if source == Path::new("/home") {
         return Some("it holds every user's home directory".into());
     }
-    for s in hostview::sensitive_sources(home) {
-        if source == s {
-            return Some(format!(
-                "{} is on lasso's list of host secrets",
-                s.display()
-            ));
+    for home in homes {
+        if source == *home {
+            return Some("it is a home directory, which holds ~/.ssh and credentials".into());
         }
-        if source.starts_with(&s) {
-            return Some(format!("it lies inside {}", s.display()));
-        }
-        if s.starts_with(source) {
-            return Some(format!("it contains {}", s.display()));
+        for s in hostview::sensitive_sources(home) {
+            if source == s {
+                return Some(format!(
+                    "{} is on lasso's list of host secrets",
+                    s.display()
+                ));
+            }
+            if source.starts_with(&s) {
+                return Some(format!("it lies inside {}", s.display()));
+            }
+            if s.starts_with(source) {
+                return Some(format!("it contains {}", s.display()));
+            }
         }
     }
     None
@@ -136,11 +139,11 @@ pub fn check_source(
     flag: &str,
     value: &str,
     source: &Path,
-    home: &Path,
+    homes: &[&Path],
     allow_sensitive: bool,
 ) -> Result<PathBuf, MountError> {
     let sensitive = |p: &Path| -> Result<(), MountError> {
-        match sensitivity(p, home) {
+        match sensitivity(p, homes) {
             Some(reason) if !allow_sensitive => Err(MountError::Sensitive {
                 flag: flag.to_string(),
                 value: value.to_string(),
@@ -259,9 +262,10 @@ mod tests {
 
     #[test]
     fn home_and_root_and_their_secrets_are_sensitive() {
-        let home = Path::new("/home/u");
+        let home: &[&Path] = &[Path::new("/root"), Path::new("/home/u")];
         assert!(sensitivity(Path::new("/"), home).is_some());
-        assert!(sensitivity(home, home).is_some());
+        assert!(sensitivity(Path::new("/home/u"), home).is_some());
+        assert!(sensitivity(Path::new("/root/.ssh"), home).is_some());
         assert!(sensitivity(Path::new("/home/u/.ssh/id_ed25519"), home).is_some());
         assert!(sensitivity(Path::new("/etc"), home).is_some());
         assert!(sensitivity(Path::new("/etc/ssl/certs"), home).is_some());
@@ -278,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("innocent");
         std::os::unix::fs::symlink("/etc", &link).unwrap();
-        let err = check_source("--mount", "x", &link, Path::new("/home/u"), false).unwrap_err();
+        let err = check_source("--mount", "x", &link, &[Path::new("/home/u")], false).unwrap_err();
         assert!(matches!(err, MountError::Sensitive { .. }), "{err}");
     }
 

@@ -32,6 +32,7 @@ fn apply(step: &HostPrep, rootfs: &Path) -> Result<(), PlanError> {
     match step {
         HostPrep::CreateDir { path, owner } => {
             if std::fs::symlink_metadata(path).is_err() {
+                create_parents(path, *owner)?;
                 std::fs::DirBuilder::new()
                     .mode(0o700)
                     .create(path)
@@ -45,6 +46,7 @@ fn apply(step: &HostPrep, rootfs: &Path) -> Result<(), PlanError> {
             owner,
         } => {
             if std::fs::symlink_metadata(path).is_err() {
+                create_parents(path, *owner)?;
                 // create_new: never write through a link someone placed meanwhile.
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
@@ -92,6 +94,24 @@ fn apply(step: &HostPrep, rootfs: &Path) -> Result<(), PlanError> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Creates the missing ancestors of an agent file in the user's home (`~/.local/share` for
+/// OpenCode), each owned by the user rather than by root.
+fn create_parents(path: &Path, owner: (u32, u32)) -> Result<(), PlanError> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .skip(1)
+        .take_while(|a| std::fs::symlink_metadata(a).is_err())
+        .collect();
+    for dir in missing.into_iter().rev() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+        chown(dir, owner)?;
     }
     Ok(())
 }
