@@ -70,3 +70,44 @@ fn agents_lists_every_agent_with_installed_state() {
     assert_eq!(shell["installed"], true, "bash or sh is on every test host");
     assert!(shell["real_path"].as_str().unwrap().starts_with('/'));
 }
+
+#[test]
+fn doctor_as_an_unprivileged_user_reports_what_rootless_gets() {
+    if !nix::unistd::getuid().is_root() || Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipped: needs root and setpriv to become an unprivileged user");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_lasso"))
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["uid"], 65534);
+    let check = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // The kernel's answer for this user, not root's: the probe ran as 65534.
+    let userns = check("user namespaces");
+    assert_eq!(
+        out.status.code() == Some(0),
+        userns["status"] == "ok",
+        "{v}"
+    );
+    // nobody's cgroup is not delegated to it: limits cannot be enforced, and doctor says how to fix.
+    let cg = check("cgroups");
+    if cg["status"] == "warn" {
+        assert!(
+            cg["found"].as_str().unwrap().contains("not writable"),
+            "{cg}"
+        );
+        assert!(cg["fix"].as_str().is_some(), "{cg}");
+    }
+}

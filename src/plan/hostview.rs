@@ -27,6 +27,8 @@ const SKELETON_DIRS: &[&str] = &[
     "etc",
     "var",
     "mnt",
+    // Links to the agent binary; first on PATH.
+    ".lasso/bin",
 ];
 
 fn lines(text: &'static str) -> impl Iterator<Item = &'static str> {
