@@ -146,6 +146,10 @@ t write_proc_sys sh -c 'echo 1 > /proc/sys/kernel/ns_last_pid'
 t write_claude_settings sh -c 'echo x >> /home/agent/.claude/settings.json'
 t replace_claude_hooks sh -c 'rm -rf /home/agent/.claude/hooks'
 t write_claude_credentials sh -c 'echo new > /home/agent/.claude/.credentials.json'
+t mount_tmpfs mount -t tmpfs none /tmp
+t remount_usr_rw mount -o remount,rw /usr
+t chown_to_root chown 0 /workspace
+t raw_socket python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)'
 t write_workspace touch /workspace/made-inside
 t write_tmp touch /tmp/x
 t write_home touch /home/agent/x
@@ -181,6 +185,9 @@ fn kernel_enforces_the_planned_host_view() {
         "write_proc_sys",
         "write_claude_settings",
         "replace_claude_hooks",
+        "mount_tmpfs",
+        "remount_usr_rw",
+        "chown_to_root",
     ] {
         assert_eq!(get(denied), "denied", "{denied}\n{out}");
     }
@@ -191,6 +198,9 @@ fn kernel_enforces_the_planned_host_view() {
         "write_claude_credentials",
     ] {
         assert_eq!(get(ok), "ok", "{ok}\n{out}");
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        assert_eq!(get("raw_socket"), "denied", "{out}");
     }
     assert_eq!(get("shadow_bytes"), "0", "/etc/shadow is readable\n{out}");
     assert_eq!(get("kcore_bytes"), "0", "{out}");
