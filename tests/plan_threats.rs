@@ -790,17 +790,53 @@ fn bad_workspace_is_refused_with_the_path_and_fix() {
     assert!(plan::plan(&input).is_ok());
 }
 
+/// Root reads through any mode bits, so under root this test runs itself again as `nobody`.
 #[test]
 fn unreadable_workspace_is_refused() {
-    if nix::unistd::getuid().is_root() {
-        // Root reads through any mode bits; the check is exercised by unprivileged runs.
+    const INNER: &str = "LASSO_TEST_UNREADABLE_WS";
+    if let Ok(ws) = std::env::var(INNER) {
+        let ws = PathBuf::from(ws);
+        let mut host = HostContext::current();
+        host.home = ws.parent().unwrap().to_path_buf();
+        let input = PlanInput::new(
+            agents::find("shell").unwrap(),
+            ws.clone(),
+            ws.parent().unwrap().join("sb"),
+            host,
+        );
+        let e = plan::plan(&input).unwrap_err();
+        assert!(matches!(e, PlanError::WorkspaceUnreadable { .. }), "{e}");
+        assert!(e.to_string().contains("cannot read"), "{e}");
         return;
     }
-    let f = fixture();
-    std::fs::set_permissions(&f.ws, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let e = plan::plan(&f.input("shell")).unwrap_err().to_string();
-    std::fs::set_permissions(&f.ws, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(e.contains("cannot read"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let test_bin = std::env::current_exe().unwrap();
+    let mut cmd = if nix::unistd::getuid().is_root() {
+        nix::unistd::chown(&ws, Some(65534.into()), Some(65534.into())).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&test_bin);
+        c
+    } else {
+        std::process::Command::new(&test_bin)
+    };
+    let out = cmd
+        .args(["--exact", "unreadable_workspace_is_refused", "--nocapture"])
+        .env(INNER, &ws)
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
 #[test]
