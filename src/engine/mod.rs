@@ -5,6 +5,10 @@
 // --- leaf mechanisms: each applies one part of the Spec to the kernel ---
 pub mod capabilities;
 pub mod cgroups;
+pub mod hooks;
+pub mod landlock;
 pub mod rlimits;
+pub mod seccomp;
+pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
