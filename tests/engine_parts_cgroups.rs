@@ -523,3 +523,34 @@ fn rootless_without_delegation_gets_a_disabled_cgroup_and_clear_errors() {
         assert!(!h.mountpoint.join(&top).exists());
     }
 }
+
+#[test]
+fn tasks_in_nested_cgroups_are_listed_killed_and_removed() {
+    if !is_root() {
+        return;
+    }
+    let mut g = setup("nested", None, "exec sleep 60");
+    release(g.child.as_mut().unwrap());
+    let pid = g.child.as_ref().unwrap().id() as i32;
+    // The container makes its own cgroup below ours (as systemd inside a container does) in
+    // the hierarchy that lists tasks, and moves its process there.
+    let host = CgroupHost::detect().unwrap();
+    let tracking =
+        g.cg.v1_dir("pids")
+            .or(g.cg.unified_dir())
+            .unwrap()
+            .to_path_buf();
+    let nested = tracking.join("inner");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::write(nested.join("cgroup.procs"), pid.to_string()).unwrap();
+    if host.unified.is_some() && g.cg.unified_dir() != Some(&tracking) {
+        let u = g.cg.unified_dir().unwrap().join("inner");
+        std::fs::create_dir(&u).unwrap();
+        std::fs::write(u.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+    assert_eq!(g.cg.pids(), vec![pid]);
+    g.cg.kill_all(Signal::SIGKILL).unwrap();
+    g.child.as_mut().unwrap().wait().unwrap();
+    g.cg.destroy().unwrap();
+    assert!(!nested.exists() && !tracking.exists());
+}
