@@ -314,3 +314,33 @@ fn builtin_policy_blocks_what_agents_never_need() {
     }
     assert_eq!(field(&out, "FORK"), "7");
 }
+
+/// The profile Podman ships (containers-common) is what `lasso-runc` will be handed most often:
+/// it must parse and compile within the kernel's 4096-instruction limit, and every name it lists
+/// that this architecture lacks must be reported as skipped, not fail the container.
+#[test]
+fn podman_default_profile_compiles_within_the_kernel_limit() {
+    let Ok(text) = std::fs::read_to_string("/usr/share/containers/seccomp.json") else {
+        return;
+    };
+    let spec: LinuxSeccomp = serde_json::from_str(&text).unwrap();
+    let f = seccomp::compile(&spec).unwrap();
+    assert!(
+        !f.program().is_empty() && f.program().len() <= 4096,
+        "{}",
+        f.program().len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(
+            f.skipped.iter().any(|n| n == "socketcall"),
+            "{:?}",
+            f.skipped
+        );
+        assert!(
+            !f.skipped.iter().any(|n| n == "read" || n == "openat"),
+            "{:?}",
+            f.skipped
+        );
+    }
+}
