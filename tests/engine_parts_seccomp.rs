@@ -70,6 +70,7 @@ fn no_new_privs() {
 
 const CUSTOM: &str = r#"{
   "defaultAction": "SCMP_ACT_ALLOW",
+  "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
   "syscalls": [
     {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42},
     {"names": ["dup"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77,

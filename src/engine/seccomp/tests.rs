@@ -74,3 +74,25 @@ fn builtin_policy_compiles_within_the_kernel_limit() {
         f.skipped
     );
 }
+
+#[test]
+fn advertised_actions_and_operators_all_compile() {
+    for a in SUPPORTED_ACTIONS {
+        let s = spec(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{{"names":["getpid"],"action":"{a}"}}]}}"#
+        ));
+        compile(&s).unwrap_or_else(|e| panic!("{a}: {e}"));
+    }
+    for op in SUPPORTED_OPERATORS {
+        let s = spec(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["dup"],"action":"SCMP_ACT_ERRNO","args":[{{"index":0,"value":7,"valueTwo":7,"op":"{op}"}}]}}]}}"#
+        ));
+        compile(&s).unwrap_or_else(|e| panic!("{op}: {e}"));
+    }
+    for f in SUPPORTED_FLAGS {
+        let s = spec(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","flags":["{f}"]}}"#
+        ));
+        compile(&s).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
