@@ -274,6 +274,12 @@ fn child_builtin_policy() {
             }
         );
     }
+    // Ordinary programs still work: threads (glibc falls back from clone3 to clone) and
+    // spawning a program (posix_spawn, same fallback).
+    let t = std::thread::spawn(|| 7).join().unwrap_or(-1);
+    let _ = writeln!(out, "THREAD: {t}");
+    let st = std::process::Command::new("/bin/sh").args(["-c", "exit 5"]).status();
+    let _ = writeln!(out, "SPAWN: {:?}", st.ok().and_then(|s| s.code()));
     report_and_exit(&out);
 }
 
@@ -314,6 +320,8 @@ fn builtin_policy_blocks_what_agents_never_need() {
         assert_eq!(field(&out, key), "ok", "{key}");
     }
     assert_eq!(field(&out, "FORK"), "7");
+    assert_eq!(field(&out, "THREAD"), "7");
+    assert_eq!(field(&out, "SPAWN"), "Some(5)");
 }
 
 /// The profile Podman ships (containers-common) is what `lasso-runc` will be handed most often:
