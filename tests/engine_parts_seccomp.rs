@@ -278,7 +278,9 @@ fn child_builtin_policy() {
     // spawning a program (posix_spawn, same fallback).
     let t = std::thread::spawn(|| 7).join().unwrap_or(-1);
     let _ = writeln!(out, "THREAD: {t}");
-    let st = std::process::Command::new("/bin/sh").args(["-c", "exit 5"]).status();
+    let st = std::process::Command::new("/bin/sh")
+        .args(["-c", "exit 5"])
+        .status();
     let _ = writeln!(out, "SPAWN: {:?}", st.ok().and_then(|s| s.code()));
     report_and_exit(&out);
 }
