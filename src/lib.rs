@@ -9,3 +9,4 @@ pub mod cli;
 pub mod engine;
 pub mod paths;
 pub mod policy;
+pub mod runc;

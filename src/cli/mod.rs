@@ -45,8 +45,9 @@ pub fn init_logging(verbose: u8, level: Option<&str>) -> Result<(), CliError> {
         (None, _) => "trace".into(),
     };
     let filter = EnvFilter::try_new(&directive).map_err(|e| {
-        CliError::usage(format!("invalid log level {directive:?}: {e}"))
-            .hint("use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)")
+        CliError::usage(format!("invalid log level {directive:?}: {e}")).hint(
+            "use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)",
+        )
     })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

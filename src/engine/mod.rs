@@ -5,3 +5,14 @@
 // --- leaf mechanisms: each applies one part of the Spec to the kernel ---
 
 // --- container lifecycle: processes, rootfs, state ---
+pub mod bundle;
+pub mod console;
+pub mod container;
+pub mod init;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod state;
+pub mod sync;
+pub mod template;
