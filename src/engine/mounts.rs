@@ -8,6 +8,7 @@ use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +211,15 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 /// Opens (creating what is missing) `dest` inside `root`, never leaving it: every component is
 /// resolved with RESOLVE_IN_ROOT, so `..` and absolute symlinks stay inside the rootfs.
 pub fn open_in_root(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<OwnedFd, MountError> {
+    open_in_root_depth(root, dest, dir, 0)
+}
+
+fn open_in_root_depth(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    dir: bool,
+    depth: u32,
+) -> Result<OwnedFd, MountError> {
     let err = |source| MountError::Resolve {
         dest: dest.to_path_buf(),
         source,
@@ -262,7 +272,25 @@ pub fn open_in_root(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<Owne
                     }
                 } else {
                     match rustix::fs::mkdirat(&parent, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Ok(()) => {}
+                        // A dangling symlink: create what it names, still inside the root.
+                        Err(rustix::io::Errno::EXIST) if depth < 40 => {
+                            let target =
+                                rustix::fs::readlinkat(&parent, *comp, Vec::new()).map_err(err)?;
+                            let target =
+                                PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                            let base = rel.parent().unwrap_or(Path::new("."));
+                            let mut next = if target.is_absolute() {
+                                target
+                            } else {
+                                base.join(target)
+                            };
+                            for rest in &comps[i + 1..] {
+                                next.push(rest);
+                            }
+                            return open_in_root_depth(root, &next, dir, depth + 1);
+                        }
+                        Err(rustix::io::Errno::EXIST) => {}
                         Err(e) => return Err(err(e)),
                     }
                 }
