@@ -251,6 +251,7 @@ impl Runtime {
             cgroup: None,
             owner: nix::unistd::geteuid().as_raw(),
         };
+        self.store.save_spec(&opts.id, spec)?;
         self.store.save(&persisted)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;

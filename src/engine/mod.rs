@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod console;
 pub mod container;
+pub mod exec;
 pub mod init;
 pub mod mounts;
 pub mod namespaces;

@@ -188,6 +188,23 @@ impl StateStore {
         write_atomic(&self.dir(&state.id).join("state.json"), &bytes)
     }
 
+    /// Keeps the spec the container was created from (later commands must not see edits made
+    /// to the bundle afterwards).
+    pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(spec).expect("spec serialises");
+        write_atomic(&self.dir(id).join("config.json"), &bytes)
+    }
+
+    pub fn load_spec(&self, id: &str) -> Result<oci_spec::runtime::Spec, StateError> {
+        let path = self.dir(id).join("config.json");
+        let text = std::fs::read(&path).map_err(io("read", &path))?;
+        serde_json::from_slice(&text).map_err(|e| StateError::Corrupt {
+            id: id.to_string(),
+            path,
+            message: e.to_string(),
+        })
+    }
+
     /// Removes the container's directory. It only ever holds regular files and a fifo (never a
     /// mount), so a plain removal is safe.
     pub fn remove(&self, id: &str) -> Result<(), StateError> {

@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -83,6 +84,8 @@ pub enum Command {
     Features(features::Args),
     /// List the processes of a container.
     Ps(ps::Args),
+    /// Run a process in a running container.
+    Exec(exec::Args),
 }
 
 /// An error as lasso-runc reports it.
@@ -140,6 +143,7 @@ impl Cli {
             Command::List(a) => list::run(a, &globals),
             Command::Features(a) => features::run(a, &globals),
             Command::Ps(a) => ps::run(a, &globals),
+            Command::Exec(a) => exec::run(a, &globals),
         };
         match result {
             Ok(code) => code,
