@@ -4,9 +4,11 @@
 //! The library holds everything a face of lasso needs (the `lasso` CLI, `lasso-runc`, the
 //! dashboard); the binaries only parse arguments and call in here. See the README's module map.
 
+pub mod agents;
 pub mod audit;
 pub mod cli;
 pub mod engine;
 pub mod paths;
+pub mod plan;
 pub mod policy;
 pub mod runc;

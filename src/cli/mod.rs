@@ -2,6 +2,8 @@
 //! Nothing here decides anything a test or the dashboard would need; each subcommand lives in
 //! its own file.
 
+pub mod agents;
+pub mod doctor;
 pub mod error;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +26,21 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Report what this host supports (user namespaces, Landlock, seccomp, cgroups, pasta, nft)
+    /// and what lasso will do with it. Exit 1 when a required feature is missing.
+    Doctor(doctor::DoctorArgs),
+    /// List the agents lasso knows, whether each is installed, and where.
+    Agents(agents::AgentsArgs),
+}
 
 impl Cli {
     /// Runs the chosen subcommand and returns the process exit status.
     pub fn run(self) -> CliResult {
-        match self.command {}
+        match self.command {
+            Command::Doctor(args) => doctor::run(args),
+            Command::Agents(args) => agents::run(args),
+        }
     }
 }
 

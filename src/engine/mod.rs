@@ -3,6 +3,13 @@
 //! It never reads profiles or CLI flags: everything it runs is described by the Spec.
 
 // --- leaf mechanisms: each applies one part of the Spec to the kernel ---
+pub mod capabilities;
+pub mod cgroups;
+pub mod hooks;
+pub mod landlock;
+pub mod rlimits;
+pub mod seccomp;
+pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
 pub mod bundle;

@@ -1,0 +1,400 @@
+//! Cgroups for one container on a v1, v2 or hybrid host: creating its directories, moving tasks
+//! in, applying `linux.resources` (also for `update`), freezing, signalling, listing and removing.
+//!
+//! It owns only the directories it creates (recorded in `Cgroup`, which persists in the
+//! container's state file so later commands reopen exactly the same ones). It must never write
+//! into a cgroup it did not create, except to enable a v2 controller in an ancestor's
+//! `cgroup.subtree_control` when a limit of that controller is requested, which the v2 design
+//! requires.
+
+mod apply;
+mod detect;
+mod error;
+mod fs;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+pub use detect::{validate_path, CgroupHost, CgroupMode, Hierarchy};
+pub use error::CgroupError;
+
+/// The v2 directory of a container and the controllers the host offers there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Unified {
+    /// The cgroup2 mount point: enabling a controller walks from here down to `dir`.
+    mountpoint: PathBuf,
+    dir: PathBuf,
+    /// Controllers that live in v2 on this host (in hybrid mode, those not bound to v1).
+    controllers: Vec<String>,
+}
+
+/// A container's cgroup across all hierarchies of the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    mode: CgroupMode,
+    /// The `cgroupsPath` as resolved (for messages and `state`).
+    path: PathBuf,
+    /// v1 controller -> the container's directory in that controller's hierarchy.
+    v1: BTreeMap<String, PathBuf>,
+    unified: Option<Unified>,
+    /// Directories this cgroup created, parents first; `destroy` removes them in reverse.
+    created: Vec<PathBuf>,
+    /// Why the cgroup is not in use (rootless without a writable hierarchy), if it is not.
+    disabled: Option<String>,
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+impl Cgroup {
+    /// Creates (or joins, if it exists) the container's cgroup. `cgroups_path`: absolute = under
+    /// each hierarchy root; relative = under the caller's own cgroup; `None` = `/lasso/<id>`.
+    /// Rootless, a hierarchy that cannot be written yields a disabled `Cgroup` instead of an error.
+    pub fn create(
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+        rootless: bool,
+    ) -> Result<Cgroup, CgroupError> {
+        let host = match CgroupHost::detect() {
+            Ok(h) => h,
+            Err(e) if rootless => return Ok(Self::disabled_with(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        Self::create_on(host, cgroups_path, container_id, rootless)
+    }
+
+    /// `create` against an explicit host picture (a fake tree in tests, or a host view that
+    /// ignores some hierarchies).
+    pub fn create_on(
+        host: &CgroupHost,
+        cgroups_path: Option<&Path>,
+        container_id: &str,
+        rootless: bool,
+    ) -> Result<Cgroup, CgroupError> {
+        let default = PathBuf::from("/lasso").join(container_id);
+        let path = cgroups_path.map(Path::to_path_buf).unwrap_or(default);
+        validate_path(&path)?;
+        let mut cg = Cgroup {
+            mode: host.mode,
+            path: path.clone(),
+            v1: BTreeMap::new(),
+            unified: None,
+            created: Vec::new(),
+            disabled: None,
+        };
+        let result = cg.make_dirs(host, &path);
+        match result {
+            Ok(()) => Ok(cg),
+            Err(CgroupError::Create { source, .. }) if rootless && is_permission(&source) => {
+                let reason = format!("no write access to the cgroup hierarchy: {source}");
+                let _ = cg.destroy();
+                Ok(Self::disabled_with(reason))
+            }
+            Err(e) => {
+                let _ = cg.destroy();
+                Err(e)
+            }
+        }
+    }
+
+    fn disabled_with(reason: String) -> Cgroup {
+        Cgroup {
+            mode: CgroupMode::V2,
+            path: PathBuf::new(),
+            v1: BTreeMap::new(),
+            unified: None,
+            created: Vec::new(),
+            disabled: Some(reason),
+        }
+    }
+
+    fn make_dirs(&mut self, host: &CgroupHost, path: &Path) -> Result<(), CgroupError> {
+        for h in &host.v1 {
+            let dir = h.resolve(path);
+            fs::mkdir_all(&dir, &mut self.created)?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                // A new v1 cpuset has empty cpus/mems and refuses tasks (ENOSPC) until filled in.
+                v1::inherit_cpuset(&h.mountpoint, &dir)?;
+            }
+            for c in &h.controllers {
+                self.v1.insert(c.clone(), dir.clone());
+            }
+        }
+        if let Some(u) = &host.unified {
+            let dir = u.resolve(path);
+            fs::mkdir_all(&dir, &mut self.created)?;
+            self.unified = Some(Unified {
+                mountpoint: u.mountpoint.clone(),
+                dir,
+                controllers: u.controllers.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Why this cgroup is not in use, if it is not (rootless without delegation).
+    pub fn disabled(&self) -> Option<&str> {
+        self.disabled.as_deref()
+    }
+
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    /// The resolved `cgroupsPath` inside each hierarchy.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every distinct directory of this container (one per hierarchy mount).
+    pub fn dirs(&self) -> Vec<&Path> {
+        let mut d: Vec<&Path> = self.v1.values().map(PathBuf::as_path).collect();
+        d.extend(self.unified.as_ref().map(|u| u.dir.as_path()));
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    /// The container's directory in the hierarchy of v1 controller `name`, if bound in v1.
+    pub fn v1_dir(&self, name: &str) -> Option<&Path> {
+        self.v1.get(name).map(PathBuf::as_path)
+    }
+
+    /// The container's cgroup2 directory, if the host has a cgroup2 mount.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_ref().map(|u| u.dir.as_path())
+    }
+
+    /// Applies `linux.resources`; also the body of `update`.
+    pub fn apply(&self, res: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        if let Some(reason) = &self.disabled {
+            if apply::requests_anything(res) {
+                return Err(CgroupError::Disabled {
+                    reason: reason.clone(),
+                });
+            }
+            return Ok(());
+        }
+        apply::apply(self, res)
+    }
+
+    /// Moves process `pid` (all its threads) into every hierarchy of this cgroup.
+    pub fn add_task(&self, pid: i32) -> Result<(), CgroupError> {
+        for dir in self.dirs() {
+            fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory whose `cgroup.procs` lists the container's processes most reliably.
+    fn tracking_dir(&self) -> Option<&Path> {
+        self.v1_dir("pids")
+            .or(self.unified_dir())
+            .or_else(|| self.v1.values().next().map(PathBuf::as_path))
+    }
+
+    /// The processes in the cgroup (empty when disabled or unreadable).
+    pub fn pids(&self) -> Vec<i32> {
+        let Some(dir) = self.tracking_dir() else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Freezes every task; returns once the kernel reports the cgroup frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        self.set_frozen(true)
+    }
+
+    /// Thaws a frozen cgroup.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        self.set_frozen(false)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        if let Some(dir) = self.v1_dir("freezer") {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            fs::write(&dir.join("freezer.state"), want)?;
+            return wait_for(dir, want, || {
+                Ok(fs::read(&dir.join("freezer.state"))?.trim() == want)
+            });
+        }
+        if let Some(dir) = self.unified_dir() {
+            fs::write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            let want = if frozen { "frozen 1" } else { "frozen 0" };
+            return wait_for(dir, want_name(frozen), || {
+                Ok(fs::read(&dir.join("cgroup.events"))?
+                    .lines()
+                    .any(|l| l == want))
+            });
+        }
+        Err(CgroupError::Unsupported {
+            field: "freezer".into(),
+            why: self
+                .disabled
+                .clone()
+                .unwrap_or_else(|| "the host has neither a v1 freezer nor cgroup2".into()),
+        })
+    }
+
+    /// Whether the kernel reports the cgroup frozen.
+    pub fn is_frozen(&self) -> bool {
+        if let Some(dir) = self.v1_dir("freezer") {
+            return fs::read(&dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+        }
+        if let Some(dir) = self.unified_dir() {
+            return fs::read(&dir.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"));
+        }
+        false
+    }
+
+    /// Sends `sig` to every process of the cgroup (`kill --all`). SIGKILL uses `cgroup.kill`
+    /// where the kernel has it (no race with forking tasks); otherwise the cgroup is frozen
+    /// while signalling so no task can fork a child that escapes the walk.
+    pub fn kill_all(&self, sig: Signal) -> Result<(), CgroupError> {
+        if let Some(dir) = self.unified_dir() {
+            let kill = dir.join("cgroup.kill");
+            if sig == Signal::SIGKILL && kill.exists() {
+                return fs::write(&kill, "1");
+            }
+        }
+        let can_freeze = self.v1_dir("freezer").is_some() || self.unified_dir().is_some();
+        let was_frozen = self.is_frozen();
+        if can_freeze && !was_frozen {
+            self.freeze()?;
+        }
+        let path = self
+            .tracking_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut result = Ok(());
+        for pid in self.pids() {
+            match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::Error::ESRCH) => {}
+                Err(source) => {
+                    result = Err(CgroupError::Signal {
+                        path: path.clone(),
+                        pid,
+                        signal: sig,
+                        source,
+                    })
+                }
+            }
+        }
+        if can_freeze && !was_frozen {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// Processes of the cgroup killed by the OOM killer so far (0 where unreadable).
+    pub fn oom_kills(&self) -> u64 {
+        let file = if let Some(dir) = self.v1_dir("memory") {
+            dir.join("memory.oom_control")
+        } else if let Some(dir) = self.unified_dir() {
+            dir.join("memory.events")
+        } else {
+            return 0;
+        };
+        fs::read(&file)
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    /// Removes every directory this cgroup created, deepest first. The container's own
+    /// directories are retried while exiting tasks leave (EBUSY); a created parent that still
+    /// holds another container's cgroup is left in place.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        let leaves = self.dirs();
+        let mut first_err = None;
+        for dir in self.created.iter().rev() {
+            let is_leaf = leaves.contains(&dir.as_path());
+            let deadline = Instant::now() + if is_leaf { WAIT } else { Duration::ZERO };
+            let mut pause = Duration::from_millis(1);
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+                    {
+                        if !is_leaf {
+                            break;
+                        }
+                        if Instant::now() >= deadline {
+                            first_err.get_or_insert(CgroupError::Remove {
+                                path: dir.clone(),
+                                source: e,
+                            });
+                            break;
+                        }
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(CgroupError::Remove {
+                            path: dir.clone(),
+                            source: e,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn want_name(frozen: bool) -> &'static str {
+    if frozen {
+        "frozen"
+    } else {
+        "thawed"
+    }
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
+}
+
+/// Polls `done` until true or `WAIT` passes: freezing completes asynchronously in the kernel.
+fn wait_for(
+    dir: &Path,
+    state: &'static str,
+    done: impl Fn() -> Result<bool, CgroupError>,
+) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(100);
+    while !done()? {
+        if start.elapsed() >= WAIT {
+            return Err(CgroupError::Timeout {
+                path: dir.to_path_buf(),
+                state,
+                waited: WAIT,
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    Ok(())
+}

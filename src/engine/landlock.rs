@@ -1,0 +1,139 @@
+//! Landlock for lasso's own sandboxes (not part of OCI): restricts the calling thread, and
+//! what it executes, to read, read-write and execute access beneath listed paths. Uses the
+//! `landlock` crate best-effort and reports which kernel ABI applied, so a caller can refuse to
+//! run an agent when the kernel enforces less than the profile promised.
+//!
+//! It owns only the ruleset it creates. Landlock needs no_new_privs or CAP_SYS_ADMIN;
+//! `restrict` sets no_new_privs itself (it is next in the hardening order anyway).
+
+use std::path::PathBuf;
+
+use ::landlock::{
+    Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    RulesetStatus, ABI,
+};
+
+/// Paths the sandboxed process may use; everything else on the filesystem is denied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LandlockRules {
+    /// Read files and list directories beneath these.
+    pub read: Vec<PathBuf>,
+    /// Read, write, create, remove, rename and truncate beneath these (no execute).
+    pub read_write: Vec<PathBuf>,
+    /// Execute (and read) beneath these.
+    pub execute: Vec<PathBuf>,
+}
+
+/// How much of the ruleset the kernel enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    Full,
+    /// Older kernel: some access rights (e.g. truncate, device ioctl) are not restricted.
+    Partial,
+    /// No Landlock in this kernel: nothing is restricted.
+    None,
+}
+
+/// What `restrict` achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LandlockStatus {
+    /// The running kernel's Landlock ABI version (0 when it has none).
+    pub abi: i32,
+    pub enforcement: Enforcement,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    #[error("landlock rules: {list} path {path} cannot be opened: {source}")]
+    Path {
+        list: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("landlock: {0}")]
+    Ruleset(#[from] ::landlock::RulesetError),
+}
+
+/// The file-system rights Landlock knows up to ABI 5 (refer, truncate, device ioctl included);
+/// later ABIs add network and scoping rights, which this module does not handle.
+const FS_ABI: ABI = ABI::V5;
+
+/// The running kernel's Landlock ABI version, 0 if none.
+pub fn kernel_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute and size 0 and the VERSION flag, the call only returns
+    // the ABI number.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+fn open_all(list: &'static str, paths: &[PathBuf]) -> Result<Vec<(PathFd, bool)>, LandlockError> {
+    paths
+        .iter()
+        .map(|p| {
+            let meta = std::fs::metadata(p).map_err(|source| LandlockError::Path {
+                list,
+                path: p.clone(),
+                source,
+            })?;
+            let fd = PathFd::new(p).map_err(|e| LandlockError::Path {
+                list,
+                path: p.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Ok((fd, meta.is_dir()))
+        })
+        .collect()
+}
+
+/// Rights that make sense on a regular file (directory rights are refused there by the kernel).
+fn for_file(access: BitFlags<AccessFs>, is_dir: bool) -> BitFlags<AccessFs> {
+    if is_dir {
+        access
+    } else {
+        access & AccessFs::from_file(FS_ABI)
+    }
+}
+
+/// Restricts the calling thread (and its future children) to `rules`.
+pub fn restrict(rules: &LandlockRules) -> Result<LandlockStatus, LandlockError> {
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    let write = AccessFs::from_all(FS_ABI) & !AccessFs::Execute;
+    let exec = read | AccessFs::Execute;
+    let lists = [
+        ("read", &rules.read, read),
+        ("read_write", &rules.read_write, write),
+        ("execute", &rules.execute, exec),
+    ];
+    let mut opened = Vec::new();
+    for (name, paths, access) in lists {
+        for (fd, is_dir) in open_all(name, paths)? {
+            opened.push(PathBeneath::new(fd, for_file(access, is_dir)));
+        }
+    }
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(FS_ABI))?
+        .create()?
+        .add_rules(opened.into_iter().map(Ok::<_, ::landlock::RulesetError>))?
+        .restrict_self()?;
+    let enforcement = match status.ruleset {
+        RulesetStatus::FullyEnforced => Enforcement::Full,
+        RulesetStatus::PartiallyEnforced => Enforcement::Partial,
+        RulesetStatus::NotEnforced => Enforcement::None,
+    };
+    Ok(LandlockStatus {
+        abi: kernel_abi(),
+        enforcement,
+    })
+}

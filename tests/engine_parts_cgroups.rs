@@ -1,0 +1,406 @@
+//! Cgroups on the real host (hybrid here): each test creates its own cgroup under a unique
+//! top-level name, parks a child shell on its stdin, moves it in, and checks what the kernel
+//! enforces. A guard kills the children and removes the cgroup even when an assertion fails.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use lasso::engine::cgroups::{Cgroup, CgroupHost, CgroupMode};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::{
+    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn unique(name: &str) -> PathBuf {
+    PathBuf::from(format!("/lasso-test-{}-{name}/c", std::process::id()))
+}
+
+/// Owns the cgroup and the children of one test; cleans both up on every path.
+struct Guard {
+    cg: Cgroup,
+    child: Option<Child>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.cg.kill_all(Signal::SIGKILL);
+        let _ = self.cg.destroy();
+    }
+}
+
+/// A shell that waits for one line on stdin before running `script`, so it can be moved into
+/// the cgroup first.
+fn park(script: &str) -> Child {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("read _ ; {script}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn /bin/sh")
+}
+
+fn release(child: &mut Child) {
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+}
+
+fn setup(name: &str, res: Option<LinuxResources>, script: &str) -> Guard {
+    let path = unique(name);
+    let cg = Cgroup::create(Some(&path), name, false).expect("create cgroup");
+    let mut g = Guard { cg, child: None };
+    if let Some(r) = res {
+        g.cg.apply(&r).expect("apply resources");
+    }
+    let child = park(script);
+    g.cg.add_task(child.id() as i32).expect("add task");
+    g.child = Some(child);
+    g
+}
+
+#[test]
+fn memory_hog_is_oom_killed() {
+    if !is_root() {
+        return;
+    }
+    let mem = LinuxMemoryBuilder::default()
+        .limit(32i64 << 20)
+        .swap(32i64 << 20)
+        .build()
+        .unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .memory(mem)
+        .build()
+        .unwrap();
+    // dd's 256 MiB buffer is filled from /dev/zero: every page is touched.
+    let mut g = setup(
+        "oom",
+        Some(res),
+        "exec dd if=/dev/zero of=/dev/null bs=256M count=1",
+    );
+    let child = g.child.as_mut().unwrap();
+    release(child);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "dd was not OOM-killed: {status:?}"
+    );
+    assert!(
+        g.cg.oom_kills() >= 1,
+        "the memory cgroup counted no OOM kill"
+    );
+}
+
+#[test]
+fn fork_bomb_stops_at_pids_max() {
+    if !is_root() {
+        return;
+    }
+    let pids = LinuxPidsBuilder::default().limit(4i64).build().unwrap();
+    let res = LinuxResourcesBuilder::default().pids(pids).build().unwrap();
+    let mut g = setup(
+        "pids",
+        Some(res),
+        "for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; exit 0",
+    );
+    let child = g.child.as_mut().unwrap();
+    release(child);
+    child.wait().unwrap();
+    // The shell held one of the 4 slots while forking: exactly 3 sleeps got in.
+    let n = g.cg.pids().len();
+    assert_eq!(n, 3, "{n} sleeps survive in a cgroup with pids.max 4");
+    g.cg.kill_all(Signal::SIGKILL).unwrap();
+    let mut err = String::new();
+    let child = g.child.as_mut().unwrap();
+    child
+        .stderr
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.to_lowercase().contains("fork"),
+        "no fork failure reported: {err:?}"
+    );
+}
+
+fn proc_state(pid: u32) -> char {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .and_then(|v| v.trim().chars().next())
+        .unwrap()
+}
+
+#[test]
+fn frozen_cgroup_stops_its_tasks_until_thawed() {
+    if !is_root() {
+        return;
+    }
+    let mut g = setup("freeze", None, "exec sleep 60");
+    release(g.child.as_mut().unwrap());
+    let pid = g.child.as_ref().unwrap().id();
+    assert!(g.cg.pids().contains(&(pid as i32)));
+    g.cg.freeze().unwrap();
+    assert!(g.cg.is_frozen());
+    // A frozen task sleeps uninterruptibly in the freezer.
+    assert_eq!(proc_state(pid), 'D');
+    g.cg.thaw().unwrap();
+    assert!(!g.cg.is_frozen());
+    assert_ne!(proc_state(pid), 'D');
+}
+
+#[test]
+fn kill_all_reaches_every_task_and_destroy_removes_every_dir() {
+    if !is_root() {
+        return;
+    }
+    let mut g = setup("killall", None, "sleep 60 & sleep 60 & wait");
+    release(g.child.as_mut().unwrap());
+    // Wait until both grandchildren have joined (inherited) the cgroup.
+    for _ in 0..500 {
+        if g.cg.pids().len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(g.cg.pids().len(), 3);
+    g.cg.kill_all(Signal::SIGKILL).unwrap();
+    g.child.as_mut().unwrap().wait().unwrap();
+    let dirs: Vec<PathBuf> = g.cg.dirs().into_iter().map(Path::to_path_buf).collect();
+    assert!(!dirs.is_empty());
+    g.cg.destroy().unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+        assert!(
+            !d.parent().unwrap().exists(),
+            "created parent of {} left behind",
+            d.display()
+        );
+    }
+}
+
+#[test]
+fn reopened_cgroup_from_state_file_sees_the_same_tasks() {
+    if !is_root() {
+        return;
+    }
+    let mut g = setup("serde", None, "exec sleep 60");
+    release(g.child.as_mut().unwrap());
+    let json = serde_json::to_string(&g.cg).unwrap();
+    let back: Cgroup = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, g.cg);
+    let pid = g.child.as_ref().unwrap().id() as i32;
+    assert!(back.pids().contains(&pid));
+}
+
+#[test]
+fn device_cgroup_denies_devices_not_on_the_allow_list() {
+    if !is_root()
+        || CgroupHost::detect()
+            .unwrap()
+            .v1
+            .iter()
+            .all(|h| !h.controllers.iter().any(|c| c == "devices"))
+    {
+        return;
+    }
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let allow_null = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(LinuxDeviceType::C)
+        .major(1i64)
+        .minor(3i64)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .devices(vec![deny_all, allow_null])
+        .build()
+        .unwrap();
+    let mut g = setup(
+        "devices",
+        Some(res),
+        "cat /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null || echo zero-denied",
+    );
+    let child = g.child.as_mut().unwrap();
+    release(child);
+    let out = child.wait_with_output_keep();
+    assert!(out.contains("null-ok"), "{out}");
+    assert!(out.contains("zero-denied"), "{out}");
+}
+
+trait WaitKeep {
+    fn wait_with_output_keep(&mut self) -> String;
+}
+
+impl WaitKeep for Child {
+    fn wait_with_output_keep(&mut self) -> String {
+        let mut out = String::new();
+        self.stdout
+            .as_mut()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.wait().unwrap();
+        out
+    }
+}
+
+#[test]
+fn cpu_limits_are_accepted_by_the_kernel() {
+    if !is_root() {
+        return;
+    }
+    let cpu = LinuxCpuBuilder::default()
+        .shares(512u64)
+        .quota(20_000i64)
+        .period(100_000u64)
+        .cpus("0")
+        .build()
+        .unwrap();
+    let res = LinuxResourcesBuilder::default().cpu(cpu).build().unwrap();
+    let g = setup("cpu", Some(res), "exit 0");
+    let host = CgroupHost::detect().unwrap();
+    if host.mode != CgroupMode::V2 {
+        let d = g.cg.v1_dir("cpu").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("cpu.cfs_quota_us"))
+                .unwrap()
+                .trim(),
+            "20000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("cpu.shares"))
+                .unwrap()
+                .trim(),
+            "512"
+        );
+        let s = g.cg.v1_dir("cpuset").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(s.join("cpuset.cpus"))
+                .unwrap()
+                .trim(),
+            "0"
+        );
+    }
+}
+
+/// The pure-v2 code path against the host's real cgroup2 mount (on this hybrid host it holds no
+/// resource controllers, but freezing, killing and task lists are cgroup2 core).
+#[test]
+fn v2_core_freeze_kill_and_cleanup_on_the_real_cgroup2_mount() {
+    if !is_root() {
+        return;
+    }
+    let mut host = CgroupHost::detect().unwrap().clone();
+    if host.unified.is_none() {
+        return;
+    }
+    host.v1.clear();
+    host.mode = CgroupMode::V2;
+    let cg = Cgroup::create_on(&host, Some(&unique("v2core")), "v2core", false).unwrap();
+    let mut g = Guard { cg, child: None };
+    let mut child = park("exec sleep 60");
+    g.cg.add_task(child.id() as i32).unwrap();
+    release(&mut child);
+    let pid = child.id();
+    g.child = Some(child);
+    assert_eq!(g.cg.pids(), vec![pid as i32]);
+    g.cg.freeze().unwrap();
+    assert!(g.cg.is_frozen());
+    g.cg.thaw().unwrap();
+    assert!(!g.cg.is_frozen());
+    // A controller the v2 tree lacks is named in the error instead of being dropped.
+    let pids = LinuxPidsBuilder::default().limit(4i64).build().unwrap();
+    let res = LinuxResourcesBuilder::default().pids(pids).build().unwrap();
+    if !host
+        .unified
+        .as_ref()
+        .unwrap()
+        .controllers
+        .iter()
+        .any(|c| c == "pids")
+    {
+        let err = g.cg.apply(&res).unwrap_err().to_string();
+        assert!(err.contains("linux.resources.pids"), "{err}");
+    }
+    g.cg.kill_all(Signal::SIGKILL).unwrap();
+    let status = g.child.as_mut().unwrap().wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    g.cg.destroy().unwrap();
+    assert!(!g.cg.unified_dir().unwrap().exists());
+}
+
+/// The v2 file formats against a fake cgroupfs tree, for the hosts (most) that are pure v2.
+#[test]
+fn v2_limits_are_written_in_v2_formats_on_a_fake_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::write(
+        root.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+    let mountinfo = format!("30 20 0:26 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+    let host = CgroupHost::from_proc(&mountinfo, "0::/\n").unwrap();
+    assert_eq!(host.mode, CgroupMode::V2);
+    let cg = Cgroup::create_on(&host, Some(Path::new("/lasso/x")), "x", false).unwrap();
+    let mem = LinuxMemoryBuilder::default()
+        .limit(1i64 << 20)
+        .swap(3i64 << 20)
+        .build()
+        .unwrap();
+    let cpu = LinuxCpuBuilder::default()
+        .shares(1024u64)
+        .quota(50_000i64)
+        .period(100_000u64)
+        .build()
+        .unwrap();
+    let pids = LinuxPidsBuilder::default().limit(-1i64).build().unwrap();
+    let res = LinuxResourcesBuilder::default()
+        .memory(mem)
+        .cpu(cpu)
+        .pids(pids)
+        .build()
+        .unwrap();
+    cg.apply(&res).unwrap();
+    let dir = root.join("lasso/x");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(read("memory.max"), "1048576");
+    assert_eq!(read("memory.swap.max"), "2097152");
+    assert_eq!(read("cpu.weight"), "39");
+    assert_eq!(read("cpu.max"), "50000 100000");
+    assert_eq!(read("pids.max"), "max");
+    // Controllers were enabled from the root down to the container's parent.
+    assert!(
+        !std::fs::read_to_string(root.join("cgroup.subtree_control"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(root.join("lasso/cgroup.subtree_control").exists());
+}
+
+#[test]
+fn escaping_cgroups_path_is_refused() {
+    let err = Cgroup::create(Some(Path::new("/lasso/../../x")), "x", false).unwrap_err();
+    assert!(err.to_string().contains("cgroupsPath"), "{err}");
+}
