@@ -112,8 +112,7 @@ fn bind_mount_options_are_enforced_and_nothing_propagates_to_the_host() {
     let b = Bundle::new(
         "cat /data/f; echo y > /data/f 2>/dev/null && echo ro-broken; \
          echo z > /rw/new && echo rw-ok; \
-         grep -q ' /data ' /proc/self/mountinfo && grep ' /data ' /proc/self/mountinfo | grep -q nosuid && echo nosuid-ok; \
-         mount -t tmpfs none /tmp && echo inner-mount",
+         grep ' /data ' /proc/self/mountinfo | grep -q nosuid && echo nosuid-ok",
     );
     b.edit(|s| {
         s["root"]["readonly"] = false.into();

@@ -6,13 +6,18 @@
 //! init (`init`, `rootfs`), never here.
 
 use super::bundle::{Bundle, BundleError};
+use super::cgroups::{Cgroup, CgroupError};
+use super::devices;
+use super::hooks::{self, HookError, HookKind};
 use super::init::{self, InitArgs};
 use super::namespaces::{self, NamespaceError, Plan};
+use super::prepared::{PrepareError, Prepared};
 use super::state::{self, Persisted, StateError, StateStore, Status};
 use super::sync::{Channel, Message, SyncError};
-use nix::sched::CloneFlags;
+use super::sysctl::{self, SysctlError};
+use oci_spec::runtime::{ContainerState, Spec, State, StateBuilder};
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +29,14 @@ pub enum ContainerError {
     State(#[from] StateError),
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     #[error("container init failed: {0}")]
     Init(#[from] SyncError),
     #[error("container {0} is not running")]
@@ -52,12 +65,12 @@ pub enum ContainerError {
     Unsupported(String),
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Io { what, source }
 }
 
-fn sys_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
+pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Sys { what, source }
 }
@@ -119,6 +132,7 @@ struct CreateGuard<'a> {
     store: &'a StateStore,
     id: &'a str,
     child: Option<namespaces::Child>,
+    cgroup: Option<Cgroup>,
     armed: bool,
 }
 
@@ -130,6 +144,9 @@ impl Drop for CreateGuard<'_> {
         if let Some(c) = &self.child {
             let _ = namespaces::pidfd_signal(&c.pidfd, libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
         }
         let _ = self.store.remove(self.id);
     }
@@ -152,18 +169,31 @@ impl Runtime {
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
             return Err(ContainerError::TerminalWithoutSocket);
         }
-        if spec.hooks().is_some() {
-            return Err(ContainerError::Unsupported(
-                "config.json field `hooks`: hooks are not supported yet by this build of lasso-runc".into(),
-            ));
-        }
+        let linux = spec.linux().as_ref();
+        // Everything that can be checked is checked before a process or a directory exists.
+        let prepared = Prepared::new(process, linux)?;
+        let plan = Plan::from_spec(linux)?;
+        let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
+        sysctl::validate(&sysctl, plan.sysctl_namespaces())?;
+        let rootless = !nix::unistd::geteuid().is_root();
+
         let _lock = self.store.claim(&opts.id)?;
         let mut guard = CreateGuard {
             store: &self.store,
             id: &opts.id,
             child: None,
+            cgroup: None,
             armed: true,
         };
+        let cgroup = Cgroup::create(
+            linux.and_then(|l| l.cgroups_path().as_deref()),
+            &opts.id,
+            rootless,
+        )?;
+        guard.cgroup = Some(cgroup.clone());
+        if let Some(res) = devices::effective_resources(spec) {
+            cgroup.apply(&res)?;
+        }
         let fifo_path = self.store.fifo(&opts.id);
         nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(sys_err(format!("mkfifo {}", fifo_path.display())))?;
@@ -190,11 +220,14 @@ impl Runtime {
             )),
             None => None,
         };
-        let linux = spec.linux().as_ref();
-        let plan = Plan::from_spec(linux)?;
         plan.join_pid()?;
-        let hooks = false;
-        let rootless = !nix::unistd::geteuid().is_root();
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        #[allow(deprecated)]
+        let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+            || hooks
+                .create_runtime()
+                .as_ref()
+                .is_some_and(|h| !h.is_empty());
         let (parent, child) = Channel::pair()?;
         let uid_maps = linux
             .and_then(|l| l.uid_mappings().clone())
@@ -208,16 +241,19 @@ impl Runtime {
         let Some(c) = cloned else {
             drop(parent);
             init::run(InitArgs {
+                id: &opts.id,
+                bundle: &bundle.dir,
                 spec,
                 rootfs: bundle.rootfs.clone(),
                 chan: child,
                 fifo,
                 console,
                 plan: &plan,
+                prepared: &prepared,
                 preserve_fds: opts.preserve_fds,
                 no_pivot: opts.no_pivot,
                 cgroup2_only: cgroup2_only(),
-                runtime_hooks: hooks,
+                runtime_hooks,
                 setgroups_allowed,
             });
         };
@@ -226,13 +262,30 @@ impl Runtime {
         drop(fifo);
         let pid = c.pid;
         guard.child = Some(c);
+        // Init waits for this: it is limited by the cgroup from its first instruction, and
+        // it is root of its user namespace only once the maps exist.
+        cgroup.add_task(pid)?;
         if plan.new_user() {
             namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
-            parent.mappings_written()?;
         }
+        parent.proceed()?;
         loop {
             match parent.wait_init_step()? {
-                Message::RunRuntimeHooks => parent.hooks_done()?,
+                Message::RunRuntimeHooks => {
+                    let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
+                    #[allow(deprecated)]
+                    hooks::run(
+                        HookKind::Prestart,
+                        hooks.prestart().as_deref().unwrap_or_default(),
+                        &st,
+                    )?;
+                    hooks::run(
+                        HookKind::CreateRuntime,
+                        hooks.create_runtime().as_deref().unwrap_or_default(),
+                        &st,
+                    )?;
+                    parent.hooks_done()?
+                }
                 _ => break,
             }
         }
@@ -248,7 +301,7 @@ impl Runtime {
             created: now_rfc3339(),
             annotations: spec.annotations().clone().unwrap_or_default(),
             rootless,
-            cgroup: None,
+            cgroup: Some(cgroup),
             owner: nix::unistd::geteuid().as_raw(),
         };
         self.store.save_spec(&opts.id, spec)?;
@@ -272,6 +325,8 @@ impl Runtime {
             Status::Stopped
         } else if self.store.fifo(id).exists() {
             Status::Created
+        } else if st.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
+            Status::Paused
         } else {
             Status::Running
         };
@@ -281,114 +336,6 @@ impl Runtime {
     pub fn state(&self, id: &str) -> Result<StateDoc, ContainerError> {
         let c = self.load(id)?;
         Ok(c.doc())
-    }
-
-    /// Releases a created container's init: opens the exec fifo for reading, which unblocks
-    /// init's open for writing, and reads its byte.
-    pub fn start(&self, id: &str) -> Result<(), ContainerError> {
-        let _lock = self.store.lock(id)?;
-        let c = self.load(id)?;
-        if c.status != Status::Created {
-            return Err(ContainerError::NotCreated {
-                id: id.into(),
-                status: c.status.as_str(),
-            });
-        }
-        let path = self.store.fifo(id);
-        let fifo = nix::fcntl::open(
-            &path,
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_NONBLOCK
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(sys_err("open exec fifo"))?;
-        loop {
-            let mut pfd = libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: poll on one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, 100) };
-            if n > 0 && pfd.revents & libc::POLLIN != 0 {
-                let mut b = [0u8; 1];
-                let _ = nix::unistd::read(&fifo, &mut b);
-                break;
-            }
-            if !state::is_alive(c.state.pid, c.state.pid_start) {
-                let _ = std::fs::remove_file(&path);
-                return Err(ContainerError::NotRunning(id.into()));
-            }
-        }
-        std::fs::remove_file(&path).map_err(io_err("remove exec fifo"))?;
-        Ok(())
-    }
-
-    /// Sends `sig` to init (or, with `all`, to every process of the container).
-    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
-        let c = self.load(id)?;
-        if c.status == Status::Stopped {
-            return Err(ContainerError::NotRunning(id.into()));
-        }
-        if all {
-            for pid in c.pids() {
-                if let Ok(fd) = namespaces::pidfd_open(pid) {
-                    let _ = namespaces::pidfd_signal(&fd, sig);
-                }
-            }
-            return Ok(());
-        }
-        let fd = namespaces::pidfd_open(c.state.pid)
-            .map_err(|_| ContainerError::NoSuchProcess { id: id.into(), sig })?;
-        // The pidfd pins the process: re-check that it is still init, not a recycled PID.
-        if !state::is_alive(c.state.pid, c.state.pid_start) {
-            return Err(ContainerError::NotRunning(id.into()));
-        }
-        namespaces::pidfd_signal(&fd, sig)
-            .map_err(|_| ContainerError::NoSuchProcess { id: id.into(), sig })
-    }
-
-    /// Deletes a stopped (or created) container; `force` kills a running one first. A missing
-    /// container is not an error with `force`.
-    pub fn delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
-        let _lock = match self.store.lock(id) {
-            Ok(l) => l,
-            Err(StateError::NotFound(_)) if force => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let c = match self.load(id) {
-            Ok(c) => c,
-            Err(ContainerError::State(StateError::NotFound(_))) if force => {
-                self.store.remove(id)?;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        match c.status {
-            Status::Stopped => {}
-            Status::Created => c.kill_and_wait()?,
-            Status::Running | Status::Paused if force => c.kill_and_wait()?,
-            s => {
-                return Err(ContainerError::NotStopped {
-                    id: id.into(),
-                    status: s.as_str(),
-                })
-            }
-        }
-        self.store.remove(id)?;
-        Ok(())
-    }
-
-    /// All containers under the root, with their status.
-    pub fn list(&self) -> Result<Vec<Container>, ContainerError> {
-        let mut out = Vec::new();
-        for id in self.store.ids()? {
-            if let Ok(c) = self.load(&id) {
-                out.push(c);
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -412,10 +359,23 @@ impl Container {
         }
     }
 
-    /// Host PIDs of the container's processes: those sharing init's pid namespace when it has
-    /// its own, else init alone.
+    /// The container's cgroup when it is in use.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.state
+            .cgroup
+            .as_ref()
+            .filter(|c| c.disabled().is_none())
+    }
+
+    /// Host PIDs of the container's processes: its cgroup's, or (without a cgroup) those
+    /// sharing init's pid namespace when it has its own, else init alone.
     pub fn pids(&self) -> Vec<i32> {
         let init = self.state.pid;
+        if let Some(cg) = self.cgroup() {
+            let mut pids = cg.pids();
+            pids.sort();
+            return pids;
+        }
         if !state::is_alive(init, self.state.pid_start) {
             return Vec::new();
         }
@@ -435,7 +395,7 @@ impl Container {
     }
 
     /// SIGKILL to init and wait (through a pidfd, since we may not be its parent) for it to go.
-    fn kill_and_wait(&self) -> Result<(), ContainerError> {
+    pub(crate) fn kill_and_wait(&self) -> Result<(), ContainerError> {
         let Ok(fd) = namespaces::pidfd_open(self.state.pid) else {
             return Ok(());
         };
@@ -484,5 +444,15 @@ pub fn wait_child(pid: i32) -> Result<i32, ContainerError> {
     }
 }
 
-#[allow(dead_code)]
-fn _unused(_: CloneFlags) {}
+/// The OCI state handed to hooks on stdin.
+pub fn oci_state(id: &str, status: ContainerState, pid: i32, bundle: &Path, spec: &Spec) -> State {
+    StateBuilder::default()
+        .version("1.2.0")
+        .id(id)
+        .status(status)
+        .pid(pid)
+        .bundle(bundle.to_path_buf())
+        .annotations(spec.annotations().clone().unwrap_or_default())
+        .build()
+        .expect("all fields set")
+}

@@ -8,6 +8,7 @@
 use super::console;
 use super::container::{wait_child, Container, ContainerError, Runtime};
 use super::namespaces::{self, clone_flag};
+use super::prepared::Prepared;
 use super::process;
 use super::state::{self, Status};
 use super::sync::Channel;
@@ -89,26 +90,42 @@ impl Runtime {
             )),
             None => None,
         };
-        let setgroups_allowed = !(c.state.rootless && join.contains(CloneFlags::CLONE_NEWUSER));
-        // SAFETY: prctl with integer arguments; makes orphaned descendants our children.
+        let spec = self.store.load_spec(id)?;
+        // The container's seccomp policy applies to every process in it, as in runc.
+        let prepared = Prepared::new(p, spec.linux().as_ref())?;
+        let args = HelperArgs {
+            join,
+            process: p,
+            prepared: &prepared,
+            console: console.as_ref(),
+            setgroups_allowed: !(c.state.rootless && join.contains(CloneFlags::CLONE_NEWUSER)),
+            preserve_fds: opts.preserve_fds,
+        };
+        // SAFETY: prctl with integer arguments; makes orphaned descendants our children, so
+        // the process (a grandchild) can be waited for.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let (parent, child) = Channel::pair()?;
         let helper = namespaces::clone3(CloneFlags::empty())?;
         let Some(helper) = helper else {
             drop(parent);
-            run_helper(
-                &child,
-                &pidfd,
-                join,
-                p,
-                console.as_ref(),
-                setgroups_allowed,
-                opts.preserve_fds,
-            );
+            run_helper(&child, &pidfd, &args);
         };
         drop(child);
         drop(console);
-        let pid = parent.wait_exec_pid();
+        // The helper joins the container's cgroup before it forks, so the process is limited
+        // and counted (ps, kill --all, pause) from its first instruction.
+        let joined = match &c.state.cgroup {
+            Some(cg) if cg.disabled().is_none() => {
+                cg.add_task(helper.pid).map_err(ContainerError::from)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = joined {
+            let _ = namespaces::pidfd_signal(&helper.pidfd, libc::SIGKILL);
+            let _ = wait_child(helper.pid);
+            return Err(e);
+        }
+        let pid = parent.proceed().and_then(|()| parent.wait_exec_pid());
         let _ = wait_child(helper.pid);
         let pid = pid?;
         parent.wait_exec_outcome()?;
@@ -132,57 +149,63 @@ impl Runtime {
     }
 }
 
-/// The helper: joins the container and forks the process. Never returns.
-fn run_helper(
-    chan: &Channel,
-    pidfd: &OwnedFd,
+/// What the helper needs, prepared in the runtime before the fork.
+struct HelperArgs<'a> {
     join: CloneFlags,
-    p: &Process,
-    console: Option<&OwnedFd>,
+    process: &'a Process,
+    prepared: &'a Prepared,
+    console: Option<&'a OwnedFd>,
     setgroups_allowed: bool,
     preserve_fds: u32,
-) -> ! {
+}
+
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit in a forked child skips the runtime's atexit handlers and stdio buffers.
+    unsafe { libc::_exit(code) }
+}
+
+/// The helper: joins the container and forks the process. Never returns.
+fn run_helper(chan: &Channel, pidfd: &OwnedFd, args: &HelperArgs<'_>) -> ! {
     // SAFETY: prctl with integer arguments. Non-dumpable before entering the container: its
     // processes must not open this (host) binary through /proc/<pid>/exe.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
     }
-    if let Err(e) = nix::sched::setns(pidfd, join) {
+    if let Err(e) = chan.wait_proceed() {
+        chan.fail(&e.to_string());
+        exit_now(1);
+    }
+    if let Err(e) = nix::sched::setns(pidfd, args.join) {
         chan.fail(&format!("join the container's namespaces: {e}"));
-        // SAFETY: _exit in a forked child.
-        unsafe { libc::_exit(1) };
+        exit_now(1);
     }
     match namespaces::clone3(CloneFlags::empty()) {
         Err(e) => {
             chan.fail(&e.to_string());
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) };
+            exit_now(1);
         }
         Ok(Some(proc_child)) => {
             let _ = chan.exec_pid(proc_child.pid);
-            // SAFETY: as above.
-            unsafe { libc::_exit(0) };
+            exit_now(0);
         }
         Ok(None) => {}
     }
-    let err = start_process(p, console, setgroups_allowed, preserve_fds);
+    let err = start_process(args);
     chan.fail(&err);
-    // SAFETY: as above.
-    unsafe { libc::_exit(127) }
+    exit_now(127)
 }
 
-fn start_process(
-    p: &Process,
-    console: Option<&OwnedFd>,
-    setgroups_allowed: bool,
-    preserve_fds: u32,
-) -> String {
+fn start_process(args: &HelperArgs<'_>) -> String {
+    let p = args.process;
     // The helper's death must not kill the process once it runs; the runtime watches it.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    if let Err(e) = args.prepared.apply_rlimits() {
+        return e.to_string();
+    }
     if p.terminal().unwrap_or(false) {
-        if let Some(sock) = console {
+        if let Some(sock) = args.console {
             let size = p
                 .console_size()
                 .as_ref()
@@ -193,7 +216,7 @@ fn start_process(
             }
         }
     }
-    match process::finish_and_exec(p, None, setgroups_allowed, preserve_fds) {
+    match process::finish_and_exec(p, args.prepared, args.setgroups_allowed, args.preserve_fds) {
         Err(e) => e.to_string(),
         Ok(never) => match never {},
     }

@@ -85,6 +85,16 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Which namespaces the container has of its own (created or joined), for sysctl checks.
+    pub fn sysctl_namespaces(&self) -> super::sysctl::Namespaces {
+        let has = |f: CloneFlags| self.new.contains(f) || self.join.iter().any(|(j, _, _)| *j == f);
+        super::sysctl::Namespaces {
+            net: has(CloneFlags::CLONE_NEWNET),
+            ipc: has(CloneFlags::CLONE_NEWIPC),
+            uts: has(CloneFlags::CLONE_NEWUTS),
+        }
+    }
+
     pub fn new_user(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUSER)
     }

@@ -4,8 +4,11 @@
 //! ones marked close-on-exec (CVE-2024-21626 class), then execve with a PATH lookup done in the
 //! container's environment, not the host's.
 
+use super::capabilities::CapsError;
+use super::prepared::Prepared;
+use super::seccomp::SeccompError;
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{Linux, Process};
+use oci_spec::runtime::Process;
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -19,6 +22,10 @@ pub enum ProcessError {
     NotFound(String),
     #[error("process.cwd {path}: {source}")]
     Cwd { path: PathBuf, source: nix::Error },
+    #[error(transparent)]
+    Caps(#[from] CapsError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("{0}")]
     Other(String),
 }
@@ -144,18 +151,29 @@ pub fn exec(process: &Process) -> Result<Infallible, ProcessError> {
     nix::unistd::execve(&prog, &argv, &envp).map_err(sys(format!("exec {}", program.display())))
 }
 
-/// The hardening tail both init and exec run, in the order of ARCHITECTURE.md: user, cwd,
-/// no_new_privs, capabilities, seccomp, close-on-exec sweep, execve.
+/// The hardening tail both init and exec run, in the order of ARCHITECTURE.md: user and
+/// groups (keeping the permitted capabilities across setuid), cwd, capabilities, no_new_privs,
+/// seccomp, close-on-exec sweep, execve. Without no_new_privs the kernel only accepts a
+/// seccomp filter from a holder of CAP_SYS_ADMIN, so then it goes in first, as runc does (the
+/// policy must allow the few calls made after it).
 pub fn finish_and_exec(
     process: &Process,
-    linux: Option<&Linux>,
+    prepared: &Prepared,
     setgroups_allowed: bool,
     preserve_fds: u32,
 ) -> Result<Infallible, ProcessError> {
-    let _ = linux;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        prepared.apply_seccomp()?;
+    }
+    prepared.before_setuid()?;
     set_user(process, setgroups_allowed)?;
     enter_cwd(process)?;
+    prepared.apply_caps()?;
     no_new_privs(process)?;
+    if nnp {
+        prepared.apply_seccomp()?;
+    }
     cloexec_from(3 + preserve_fds)?;
     exec(process)
 }

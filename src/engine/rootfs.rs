@@ -100,7 +100,7 @@ pub fn populate(spec: &Spec, root: &PreparedRoot, ctx: MountContext) -> Result<(
                 .any(|o| o == "bind" || o == "rbind")
     });
     if !dev_is_bound {
-        for d in default_devices() {
+        for d in super::devices::default_devices() {
             create_device(root, &d, ctx.in_userns)?;
         }
         let extra = spec.linux().as_ref().and_then(|l| l.devices().clone());
@@ -110,32 +110,6 @@ pub fn populate(spec: &Spec, root: &PreparedRoot, ctx: MountContext) -> Result<(
         dev_links(root)?;
     }
     Ok(())
-}
-
-/// The six devices every container gets (OCI runtime spec, "Default Devices").
-fn default_devices() -> Vec<LinuxDevice> {
-    [
-        ("/dev/null", 1, 3),
-        ("/dev/zero", 1, 5),
-        ("/dev/full", 1, 7),
-        ("/dev/random", 1, 8),
-        ("/dev/urandom", 1, 9),
-        ("/dev/tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(p, maj, min)| {
-        oci_spec::runtime::LinuxDeviceBuilder::default()
-            .path(p)
-            .typ(LinuxDeviceType::C)
-            .major(maj)
-            .minor(min)
-            .file_mode(0o666u32)
-            .uid(0u32)
-            .gid(0u32)
-            .build()
-            .expect("static device")
-    })
-    .collect()
 }
 
 /// Makes a device node; in a user namespace mknod is not allowed, so the host's node is bound

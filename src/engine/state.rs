@@ -58,9 +58,9 @@ pub struct Persisted {
     pub created: String,
     pub annotations: HashMap<String, String>,
     pub rootless: bool,
-    /// The container's cgroup, as the cgroup layer serialised it (None when disabled).
+    /// The container's cgroup, reopened by later commands exactly as created.
     #[serde(default)]
-    pub cgroup: Option<serde_json::Value>,
+    pub cgroup: Option<super::cgroups::Cgroup>,
     /// Host uid of the owner (for `list`).
     pub owner: u32,
 }

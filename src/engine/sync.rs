@@ -26,8 +26,8 @@ pub enum SyncError {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message {
-    /// Runtime -> child: uid/gid maps are written, the child may act as root of its namespace.
-    MappingsWritten,
+    /// Runtime -> child: ID maps are written and the child is in the container's cgroup; go on.
+    Proceed,
     /// Init -> runtime: namespaces and mounts are made, run the prestart/createRuntime hooks.
     RunRuntimeHooks,
     /// Runtime -> init: the runtime hooks ran.
@@ -104,8 +104,8 @@ impl Channel {
 
     // --- runtime side ---
 
-    pub fn mappings_written(&self) -> Result<(), SyncError> {
-        self.send(&Message::MappingsWritten)
+    pub fn proceed(&self) -> Result<(), SyncError> {
+        self.send(&Message::Proceed)
     }
 
     pub fn hooks_done(&self) -> Result<(), SyncError> {
@@ -149,11 +149,11 @@ impl Channel {
 
     // --- child side ---
 
-    pub fn wait_mappings(&self) -> Result<(), SyncError> {
+    pub fn wait_proceed(&self) -> Result<(), SyncError> {
         match self.recv_ok()? {
-            Message::MappingsWritten => Ok(()),
+            Message::Proceed => Ok(()),
             got => Err(SyncError::Unexpected {
-                expected: "MappingsWritten",
+                expected: "Proceed",
                 got,
             }),
         }

@@ -10,6 +10,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
-    g.runtime.delete(&args.id, args.force)?;
+    for w in g.runtime.delete(&args.id, args.force)? {
+        g.warn(&w);
+    }
     Ok(0)
 }

@@ -9,11 +9,13 @@ mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
 mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use crate::engine::container::{ContainerError, Runtime};
 use clap::{Parser, Subcommand};
@@ -86,6 +88,12 @@ pub enum Command {
     Ps(ps::Args),
     /// Run a process in a running container.
     Exec(exec::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(pause::Args),
+    /// Change the resource limits of a running container.
+    Update(update::Args),
 }
 
 /// An error as lasso-runc reports it.
@@ -106,6 +114,14 @@ pub enum RuncError {
 pub struct Globals {
     pub runtime: Runtime,
     pub rootless: bool,
+    log: Log,
+}
+
+impl Globals {
+    /// A warning: the command still succeeds (e.g. a failing poststart hook).
+    pub fn warn(&self, msg: &str) {
+        self.log.write("warning", msg);
+    }
 }
 
 fn default_root(rootless: bool) -> PathBuf {
@@ -127,10 +143,10 @@ impl Cli {
         let globals = Globals {
             runtime: Runtime::new(root),
             rootless,
-        };
-        let log = Log {
-            file: self.log.clone(),
-            json: self.log_format == LogFormat::Json,
+            log: Log {
+                file: self.log.clone(),
+                json: self.log_format == LogFormat::Json,
+            },
         };
         let result = match self.command {
             Command::Create(a) => create::run(a, &globals),
@@ -144,11 +160,14 @@ impl Cli {
             Command::Features(a) => features::run(a, &globals),
             Command::Ps(a) => ps::run(a, &globals),
             Command::Exec(a) => exec::run(a, &globals),
+            Command::Pause(a) => pause::pause(a, &globals),
+            Command::Resume(a) => pause::resume(a, &globals),
+            Command::Update(a) => update::run(a, &globals),
         };
         match result {
             Ok(code) => code,
             Err(e) => {
-                log.error(&e.to_string());
+                globals.log.write("error", &e.to_string());
                 1
             }
         }
@@ -163,16 +182,16 @@ struct Log {
 }
 
 impl Log {
-    fn error(&self, msg: &str) {
-        eprintln!("lasso-runc: error: {msg}");
+    fn write(&self, level: &str, msg: &str) {
+        eprintln!("lasso-runc: {level}: {msg}");
         let Some(path) = &self.file else { return };
         let line = if self.json {
             let time = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {
-            format!("error: {msg}")
+            format!("{level}: {msg}")
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

@@ -19,16 +19,21 @@ pub struct Args {
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
     let id = args.create.id.clone();
     let c = g.runtime.create(&args.create.options())?;
-    if let Err(e) = g.runtime.start(&id) {
-        let _ = g.runtime.delete(&id, true);
-        return Err(e.into());
+    match g.runtime.start(&id) {
+        Ok(warnings) => warnings.iter().for_each(|w| g.warn(w)),
+        Err(e) => {
+            let _ = g.runtime.delete(&id, true);
+            return Err(e.into());
+        }
     }
     if args.detach {
         return Ok(0);
     }
     let code = container::wait_child(c.state.pid);
     if !args.keep {
-        let _ = g.runtime.delete(&id, true);
+        if let Ok(warnings) = g.runtime.delete(&id, true) {
+            warnings.iter().for_each(|w| g.warn(w));
+        }
     }
     Ok(code? as u8)
 }

@@ -8,6 +8,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
-    g.runtime.start(&args.id)?;
+    for w in g.runtime.start(&args.id)? {
+        g.warn(&w);
+    }
     Ok(0)
 }

@@ -120,6 +120,9 @@ impl Bundle {
         );
         let b = Bundle { dir };
         b.edit(|s| {
+            // One top-level cgroup per container: under a shared parent (the default
+            // /lasso/<id>), parallel tests race over who removes the parent.
+            s["linux"]["cgroupsPath"] = Value::String(format!("/{}", unique_id("cg")));
             s["process"]["terminal"] = Value::Bool(false);
             s["process"]["args"] = serde_json::json!(["sh", "-c", script]);
         });
