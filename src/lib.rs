@@ -11,3 +11,4 @@ pub mod engine;
 pub mod paths;
 pub mod plan;
 pub mod policy;
+pub mod runc;
