@@ -12,3 +12,4 @@ pub mod paths;
 pub mod plan;
 pub mod policy;
 pub mod runc;
+pub mod sandbox;
