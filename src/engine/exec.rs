@@ -93,7 +93,10 @@ impl Runtime {
         let spec = self.store.load_spec(id)?;
         // The container's seccomp policy applies to every process in it, as in runc.
         let prepared = Prepared::new(p, spec.linux().as_ref())?;
+        let landlock =
+            super::confine::landlock_rules(&spec).map_err(ContainerError::Unsupported)?;
         let args = HelperArgs {
+            landlock: landlock.as_ref(),
             join,
             process: p,
             prepared: &prepared,
@@ -151,6 +154,7 @@ impl Runtime {
 
 /// What the helper needs, prepared in the runtime before the fork.
 struct HelperArgs<'a> {
+    landlock: Option<&'a super::landlock::LandlockRules>,
     join: CloneFlags,
     process: &'a Process,
     prepared: &'a Prepared,
@@ -215,6 +219,9 @@ fn start_process(args: &HelperArgs<'_>) -> String {
                 return e.to_string();
             }
         }
+    }
+    if let Err(e) = super::confine::enforce(args.landlock) {
+        return e;
     }
     match process::finish_and_exec(p, args.prepared, args.setgroups_allowed, args.preserve_fds) {
         Err(e) => e.to_string(),

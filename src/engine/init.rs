@@ -61,7 +61,11 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .process()
         .as_ref()
         .expect("validated by Bundle::load");
-    let err = match wait_for_start(&args).and_then(|()| start_container_hooks(&args, host_pid)) {
+    let err = match wait_for_start(&args)
+        .and_then(|()| start_container_hooks(&args, host_pid))
+        .and_then(|()| super::confine::landlock_rules(args.spec))
+        .and_then(|rules| super::confine::enforce(rules.as_ref()))
+    {
         Err(e) => e,
         Ok(()) => match process::finish_and_exec(
             process,
@@ -98,11 +102,13 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     args.chan.wait_proceed().map_err(|x| e(&x))?;
     if args.plan.new_user() {
         // The runtime's host uid may be unmapped here (root with a 0->100000 map): become the
-        // namespace's root explicitly.
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(|x| format!("setgid 0 in user namespace: {x}"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(|x| format!("setuid 0 in user namespace: {x}"))?;
+        // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
+        // agent ID instead, keeping the namespace's capabilities (see `confine`).
+        let (uid, gid) = super::confine::init_ids(spec);
+        nix::unistd::setresgid(gid.into(), gid.into(), gid.into())
+            .map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
+        nix::unistd::setresuid(uid.into(), uid.into(), uid.into())
+            .map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
     }
     args.plan.join_others().map_err(|x| e(&x))?;
     let ctx = MountContext {

@@ -13,6 +13,7 @@ pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
 pub mod bundle;
+pub mod confine;
 pub mod console;
 pub mod container;
 pub mod control;
