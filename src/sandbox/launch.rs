@@ -34,6 +34,30 @@ pub struct Launch {
     limits_asked: bool,
 }
 
+/// Run by root for a workspace whose owner has no home directory, the planner would create
+/// the agent's settings under a home that does not exist (`/nonexistent/.claude`): refuse.
+fn refuse_missing_home(planned: &PlannedSandbox) -> Result<(), SandboxError> {
+    let home = &planned.identity.host_home;
+    if home.is_dir() {
+        return Ok(());
+    }
+    let writes_there = planned.host_prep.iter().any(|p| match p {
+        plan::HostPrep::CreateDir { path, .. } | plan::HostPrep::CreateFile { path, .. } => {
+            path.starts_with(home)
+        }
+        _ => false,
+    });
+    if writes_there {
+        return Err(SandboxError::Refused(format!(
+            "agent {}: the workspace owner (uid {}) has no home directory ({}), where its settings would be created; run lasso as that user, or use --agent shell",
+            planned.agent.name,
+            planned.identity.host_uid,
+            home.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The engine's state root for lasso's sandboxes.
 pub fn engine_root(dirs: &Dirs) -> PathBuf {
     dirs.runtime.join("engine")
@@ -68,6 +92,7 @@ impl Launch {
             || input.resources.cpus.is_some()
             || input.resources.pids.is_some();
         let planned = plan::plan(&input)?;
+        refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
         std::fs::DirBuilder::new()
             .mode(0o755)
