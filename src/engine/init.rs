@@ -86,9 +86,6 @@ pub fn run(args: InitArgs<'_>) -> ! {
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     // SAFETY: prctl with integer arguments only.
     unsafe {
-        // Not dumpable: /proc/1/exe and /proc/1/mem of init stay closed to the container until
-        // execve replaces the host binary (execve resets it for the new program).
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // If the runtime dies during setup, init must not linger half-built.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
     }
@@ -100,6 +97,12 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         .and_then(|p| p.to_str()?.parse().ok())
         .unwrap_or(0);
     args.chan.wait_proceed().map_err(|x| e(&x))?;
+    // Not dumpable: /proc/1/exe and /proc/1/mem of init stay closed to the container until
+    // execve replaces the host binary (execve resets it for the new program). Only now: a
+    // non-dumpable process's /proc files belong to root, so an unprivileged runtime could not
+    // have written its uid_map. Nothing of the container runs before this point.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if args.plan.new_user() {
         // The runtime's host uid may be unmapped here (root with a 0->100000 map): become the
         // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
