@@ -2,6 +2,10 @@
 //! starts init, forwards the signals a user or CI runner sends (INT, TERM, HUP, QUIT, USR1,
 //! USR2) to it through a pidfd, reaps it, and cleans up on every path. The exit status is the
 //! command's, or 128 + the signal that killed it, as a shell reports it.
+//!
+//! The command is pid 1 of its namespace, and the kernel drops signals to a namespace's init
+//! that it has no handler for: a plain `sh` ignores a forwarded SIGINT. So a second SIGINT or
+//! SIGTERM kills the sandbox (SIGKILL always reaches it), as a user pressing ctrl-c twice expects.
 
 use super::launch::Launch;
 use super::signals::{poll, SignalPipe};
@@ -37,10 +41,15 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
     record.state = super::SandboxState::Running;
     record.save(&launch.dirs)?;
+    let mut interrupts = 0;
     loop {
         let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], -1)?;
         if ready[0] != 0 {
             for sig in signals.drain() {
+                if sig == libc::SIGINT || sig == libc::SIGTERM {
+                    interrupts += 1;
+                }
+                let sig = if interrupts >= 2 { libc::SIGKILL } else { sig };
                 let _ = pidfd_signal(&pidfd, sig);
             }
         }
