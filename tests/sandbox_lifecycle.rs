@@ -79,7 +79,7 @@ fn run_forwards_term_and_a_second_one_kills() {
         return;
     }
     let w = world(As::Root);
-    let child = w
+    let mut child = w
         .lasso(&[
             "run",
             "--",
@@ -91,15 +91,12 @@ fn run_forwards_term_and_a_second_one_kills() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
-    let mut stdout = child.stdout.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
     let mut b = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut b).unwrap();
     // SAFETY: signals the lasso process this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let mut st = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert_eq!(libc::WEXITSTATUS(st), 42);
+    assert_eq!(child.wait().unwrap().code(), Some(42));
 
     let mut child = w
         .lasso(&[
