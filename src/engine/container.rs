@@ -269,25 +269,20 @@ impl Runtime {
             namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
         }
         parent.proceed()?;
-        loop {
-            match parent.wait_init_step()? {
-                Message::RunRuntimeHooks => {
-                    let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
-                    #[allow(deprecated)]
-                    hooks::run(
-                        HookKind::Prestart,
-                        hooks.prestart().as_deref().unwrap_or_default(),
-                        &st,
-                    )?;
-                    hooks::run(
-                        HookKind::CreateRuntime,
-                        hooks.create_runtime().as_deref().unwrap_or_default(),
-                        &st,
-                    )?;
-                    parent.hooks_done()?
-                }
-                _ => break,
-            }
+        while let Message::RunRuntimeHooks = parent.wait_init_step()? {
+            let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
+            #[allow(deprecated)]
+            hooks::run(
+                HookKind::Prestart,
+                hooks.prestart().as_deref().unwrap_or_default(),
+                &st,
+            )?;
+            hooks::run(
+                HookKind::CreateRuntime,
+                hooks.create_runtime().as_deref().unwrap_or_default(),
+                &st,
+            )?;
+            parent.hooks_done()?
         }
         let pid_start = state::process_start_time(pid).ok_or_else(|| {
             ContainerError::Init(SyncError::Failed("init exited right after setup".into()))
