@@ -177,6 +177,39 @@ fn validate(spec: &Spec, file: &Path) -> Result<(), BundleError> {
             ));
         }
     }
+    // Fields the engine does not apply yet are refused, never silently ignored.
+    let unsupported = [
+        ("process.ioPriority", process.io_priority().is_some()),
+        ("process.scheduler", process.scheduler().is_some()),
+        (
+            "process.execCPUAffinity",
+            process.exec_cpu_affinity().is_some(),
+        ),
+    ];
+    let linux = spec.linux().as_ref();
+    let unsupported_linux = [
+        (
+            "linux.timeOffsets",
+            linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|t| !t.is_empty())),
+        ),
+        (
+            "linux.personality",
+            linux.is_some_and(|l| l.personality().is_some()),
+        ),
+        (
+            "linux.intelRdt",
+            linux.is_some_and(|l| l.intel_rdt().is_some()),
+        ),
+    ];
+    for (field, present) in unsupported.into_iter().chain(unsupported_linux) {
+        if present {
+            return Err(invalid(
+                file,
+                field,
+                "not supported by lasso-runc yet: remove it from config.json",
+            ));
+        }
+    }
     let mut seen = HashSet::new();
     let namespaces = spec
         .linux()
@@ -228,6 +261,17 @@ fn validate(spec: &Spec, file: &Path) -> Result<(), BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_field_is_refused_by_name() {
+        let text = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},
+            "linux":{"timeOffsets":{"monotonic":{"secs":1,"nanosecs":0}}}}"#;
+        let spec = parse_spec(text, Path::new("config.json")).unwrap();
+        let err = validate(&spec, Path::new("config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linux.timeOffsets"), "{err}");
+    }
 
     #[test]
     fn malformed_field_is_named_with_its_path() {

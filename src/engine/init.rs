@@ -84,10 +84,16 @@ pub fn run(args: InitArgs<'_>) -> ! {
 
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
+    // If the runtime dies during setup, init must not linger half-built.
     // SAFETY: prctl with integer arguments only.
-    unsafe {
-        // If the runtime dies during setup, init must not linger half-built.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve
+    // replaces the host binary (execve resets the flag for the new program). A non-dumpable
+    // process's /proc files belong to root, so an unprivileged runtime could no longer write
+    // its uid_map: then the flag is set once the maps are written, still before anything of
+    // the container can run.
+    if !args.plan.new_user() {
+        set_not_dumpable();
     }
     let spec = args.spec;
     let e = |x: &dyn std::fmt::Display| x.to_string();
@@ -97,13 +103,8 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         .and_then(|p| p.to_str()?.parse().ok())
         .unwrap_or(0);
     args.chan.wait_proceed().map_err(|x| e(&x))?;
-    // Not dumpable: /proc/1/exe and /proc/1/mem of init stay closed to the container until
-    // execve replaces the host binary (execve resets it for the new program). Only now: a
-    // non-dumpable process's /proc files belong to root, so an unprivileged runtime could not
-    // have written its uid_map. Nothing of the container runs before this point.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if args.plan.new_user() {
+        set_not_dumpable();
         // The runtime's host uid may be unmapped here (root with a 0->100000 map): become the
         // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
         // agent ID instead, keeping the namespace's capabilities (see `confine`).
@@ -190,6 +191,11 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
+}
+
+fn set_not_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 }
 
 fn set_domainname(name: &str) -> Result<(), nix::Error> {

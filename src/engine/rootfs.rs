@@ -227,7 +227,7 @@ pub fn move_root(root: &PreparedRoot) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// After pivot: the spec's rootfsPropagation, masked paths, read-only paths, read-only root.
+/// After pivot: the spec's rootfsPropagation, read-only paths, masked paths, read-only root.
 pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -238,19 +238,20 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
                 .map_err(sys("rootfsPropagation", Path::new("/")))?;
         }
     }
-    for p in linux
-        .and_then(|l| l.masked_paths().clone())
-        .iter()
-        .flatten()
-    {
-        mask(Path::new(p))?;
-    }
+    // Read-only paths first, then masks, as runc does: the same mount table either way.
     for p in linux
         .and_then(|l| l.readonly_paths().clone())
         .iter()
         .flatten()
     {
         readonly(Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .iter()
+        .flatten()
+    {
+        mask(Path::new(p))?;
     }
     if spec
         .root()
