@@ -2,6 +2,7 @@
 //! Nothing here decides anything a test or the dashboard would need; each subcommand lives in
 //! its own file.
 
+pub mod audit;
 pub mod error;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +25,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Read, verify and manage the tamper-evident audit logs.
+    Audit(audit::AuditArgs),
+}
 
 impl Cli {
     /// Runs the chosen subcommand and returns the process exit status.
     pub fn run(self) -> CliResult {
-        match self.command {}
+        match self.command {
+            Command::Audit(args) => args.run(),
+        }
     }
 }
 
@@ -45,8 +51,9 @@ pub fn init_logging(verbose: u8, level: Option<&str>) -> Result<(), CliError> {
         (None, _) => "trace".into(),
     };
     let filter = EnvFilter::try_new(&directive).map_err(|e| {
-        CliError::usage(format!("invalid log level {directive:?}: {e}"))
-            .hint("use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)")
+        CliError::usage(format!("invalid log level {directive:?}: {e}")).hint(
+            "use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)",
+        )
     })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
