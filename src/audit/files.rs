@@ -225,7 +225,8 @@ pub(crate) fn write_head(files: &LogFiles, key: &Key, head: &Head) -> Result<(),
     res.map_err(AuditError::io(path))
 }
 
-pub(crate) fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditError> {
+/// Reads the head file of a log and checks its MAC against the ring.
+pub fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditError> {
     read_head_with(files, |id| ring.get(id))
 }
 

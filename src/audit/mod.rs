@@ -15,7 +15,7 @@ mod writer;
 
 pub use error::AuditError;
 pub use event::{Event, ExecDetails, Genesis, Kind, Outcome};
-pub use files::{list_logs, Head, HeadState, LogFiles};
+pub use files::{list_logs, read_head, Head, HeadState, LogFiles};
 pub use keys::{Key, KeyRing};
 pub use line::MAX_LINE;
 pub use read::{summarize, Entry, EntryReader, LogSummary};

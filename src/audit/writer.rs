@@ -75,6 +75,7 @@ struct Shared {
     host: String,
     max_segment: u64,
     state: Mutex<State>,
+    slot: Mutex<FlushSlot>,
     tick: Condvar,
 }
 
@@ -88,13 +89,25 @@ struct State {
     next_seq: u64,
     last_mac: [u8; 64],
     sealed: bool,
+    buf: Vec<u8>,
+}
+
+/// What the flusher needs, behind its own lock. Appenders hold the state lock almost all the
+/// time under load and std's mutex is not fair, so a flusher waiting for the state lock could
+/// starve; this lock is held only for a few stores per append.
+struct FlushSlot {
+    file: Arc<File>,
+    key: Key,
+    segment: u32,
+    /// `seq` and MAC of the last entry written, if any.
+    last: Option<(u64, [u8; 64])>,
+    sealed: bool,
     dirty: bool,
     dir_dirty: bool,
     stop: bool,
     /// Segments left by rotation that still need their final `fdatasync`.
     retired: Vec<Arc<File>>,
-    buf: Vec<u8>,
-    flush_error: Option<String>,
+    error: Option<String>,
 }
 
 /// An exclusive `flock` on a segment, released on drop.
@@ -128,7 +141,7 @@ fn open_segment(path: &Path) -> Result<File, AuditError> {
         .map_err(AuditError::io(path))
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another appending thread leaves the state consistent (every field is
     // updated after the write it describes), so the poison flag carries no meaning here.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -176,6 +189,18 @@ impl Writer {
             .nodename()
             .to_string_lossy()
             .into_owned();
+        let slot = FlushSlot {
+            file: file.clone(),
+            key: keyring.current().clone(),
+            segment,
+            last: None,
+            sealed: false,
+            dirty: false,
+            dir_dirty: true,
+            stop: false,
+            retired: Vec::new(),
+            error: None,
+        };
         let state = State {
             key: keyring.current().clone(),
             file,
@@ -184,12 +209,7 @@ impl Writer {
             next_seq: 0,
             last_mac: ZERO_MAC,
             sealed: false,
-            dirty: true,
-            dir_dirty: true,
-            stop: false,
-            retired: Vec::new(),
             buf: Vec::with_capacity(1024),
-            flush_error: None,
         };
         let shared = Arc::new(Shared {
             files,
@@ -198,6 +218,7 @@ impl Writer {
             host,
             max_segment: opts.max_segment_bytes.max(1),
             state: Mutex::new(state),
+            slot: Mutex::new(slot),
             tick: Condvar::new(),
         });
         {
@@ -293,6 +314,7 @@ impl Writer {
             let details = json!({"rotate": false});
             sh.write_entry(&mut st, Kind::Seal, Outcome::Info, "log sealed", &details)?;
             st.sealed = true;
+            sh.publish(&st);
             drop(guard);
             SealedLog {
                 files: sh.files.clone(),
@@ -304,7 +326,7 @@ impl Writer {
         };
         self.stop_flusher();
         self.shared.flush_now()?;
-        if let Some(e) = lock(&self.shared.state).flush_error.take() {
+        if let Some(e) = lock(&self.shared.slot).error.take() {
             return Err(AuditError::Io {
                 path: self.path(),
                 source: std::io::Error::other(e),
@@ -315,7 +337,7 @@ impl Writer {
 
     fn stop_flusher(&mut self) {
         if let Some(h) = self.flusher.take() {
-            lock(&self.shared.state).stop = true;
+            lock(&self.shared.slot).stop = true;
             self.shared.tick.notify_all();
             let _ = h.join();
         }
@@ -384,21 +406,18 @@ impl Shared {
             st.end = Some(size);
             st.next_seq = env.seq + 1;
             st.last_mac.copy_from_slice(env.mac.as_bytes());
-            st.dirty = true;
-            if env.kind != Kind::Seal.as_str() {
-                return Ok(guard);
-            }
-            let rotate = DetailsOf::<SealDetails>::parse(&last).is_some_and(|d| d.rotate);
+            let rotate = env.kind == Kind::Seal.as_str()
+                && DetailsOf::<SealDetails>::parse(&last).is_some_and(|d| d.rotate);
+            st.sealed = env.kind == Kind::Seal.as_str() && !rotate;
+            self.publish(st);
             if !rotate {
-                st.sealed = true;
                 return Ok(guard);
             }
             // Rotated by another process: follow it into the next segment.
             let next = Arc::new(open_segment(&self.files.segment_path(st.segment + 1))?);
-            st.retired.push(std::mem::replace(&mut st.file, next));
+            self.retire(std::mem::replace(&mut st.file, next));
             st.segment += 1;
             st.end = None;
-            st.dir_dirty = true;
             drop(guard);
             let next_path = self.files.segment_path(st.segment);
             if fs::metadata(&next_path)
@@ -472,7 +491,6 @@ impl Shared {
                 why: "the next segment exists already and is not empty".into(),
             });
         }
-        st.dir_dirty = true;
         if write_seal {
             let details = json!({"next_segment": st.segment + 1, "rotate": true});
             self.write_entry(
@@ -484,7 +502,7 @@ impl Shared {
             )?;
         }
         let continues = (st.segment, st.next_seq - 1, st.last_mac);
-        st.retired.push(std::mem::replace(&mut st.file, file));
+        self.retire(std::mem::replace(&mut st.file, file));
         st.segment += 1;
         st.end = Some(0);
         drop(old);
@@ -585,59 +603,82 @@ impl Shared {
         st.end = st.end.map(|e| e + len);
         st.next_seq = seq + 1;
         st.last_mac = mac;
-        st.dirty = true;
+        self.publish(st);
         Ok(())
     }
 
+    /// Tells the flusher what was written last.
+    fn publish(&self, st: &State) {
+        let mut slot = lock(&self.slot);
+        if slot.segment != st.segment || !Arc::ptr_eq(&slot.file, &st.file) {
+            slot.file = st.file.clone();
+            slot.segment = st.segment;
+        }
+        if slot.key.id() != st.key.id() {
+            slot.key = st.key.clone();
+        }
+        slot.last = st.next_seq.checked_sub(1).map(|seq| (seq, st.last_mac));
+        slot.sealed = st.sealed;
+        slot.dirty = true;
+    }
+
+    /// Hands a finished segment to the flusher for its last `fdatasync`.
+    fn retire(&self, file: Arc<File>) {
+        let mut slot = lock(&self.slot);
+        slot.retired.push(file);
+        slot.dir_dirty = true;
+    }
+
     fn flush_loop(&self) {
-        let mut st = lock(&self.state);
+        let mut slot = lock(&self.slot);
         loop {
-            if st.stop {
+            if slot.stop {
                 return;
             }
-            st = self
+            slot = self
                 .tick
-                .wait_timeout(st, FLUSH_INTERVAL)
+                .wait_timeout(slot, FLUSH_INTERVAL)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-            if st.stop {
+            if slot.stop {
                 return;
             }
-            if !st.dirty && st.retired.is_empty() && !st.dir_dirty {
+            if !slot.dirty && slot.retired.is_empty() && !slot.dir_dirty {
                 continue;
             }
-            drop(st);
-            if let Err(e) = self.flush_now() {
+            drop(slot);
+            let res = self.flush_now();
+            slot = lock(&self.slot);
+            if let Err(e) = res {
                 tracing::error!("audit log flush failed: {e}");
-                lock(&self.state).flush_error.get_or_insert(e.to_string());
+                slot.error.get_or_insert(e.to_string());
             }
-            st = lock(&self.state);
         }
     }
 
-    /// `fdatasync` of every segment written since the last flush, then the head. Runs without
-    /// holding the state lock during the disk wait, so appends go on meanwhile.
+    /// `fdatasync` of every segment written since the last flush, then the head. Holds no lock
+    /// during the disk wait, so appends go on meanwhile.
     fn flush_now(&self) -> Result<(), AuditError> {
         let (file, retired, dir, head, key) = {
-            let mut st = lock(&self.state);
-            let head = (st.end.is_some() && st.next_seq > 0).then(|| Head {
-                key_id: st.key.id().to_string(),
-                last: String::from_utf8_lossy(&st.last_mac).into_owned(),
+            let mut slot = lock(&self.slot);
+            let head = slot.last.map(|(seq, mac)| Head {
+                key_id: slot.key.id().to_string(),
+                last: String::from_utf8_lossy(&mac).into_owned(),
                 sandbox: self.files.sandbox_id().to_string(),
-                sealed: st.sealed,
-                segment: st.segment,
-                seq: st.next_seq - 1,
+                sealed: slot.sealed,
+                segment: slot.segment,
+                seq,
                 v: 1,
                 mac: String::new(),
             });
-            st.dirty = false;
-            let dir = std::mem::take(&mut st.dir_dirty);
+            slot.dirty = false;
+            let dir = std::mem::take(&mut slot.dir_dirty);
             (
-                st.file.clone(),
-                std::mem::take(&mut st.retired),
+                slot.file.clone(),
+                std::mem::take(&mut slot.retired),
                 dir,
                 head,
-                st.key.clone(),
+                slot.key.clone(),
             )
         };
         let seg_path = || self.files.segment_path(0);
