@@ -36,8 +36,12 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), AuditError> {
             out.push(b']');
         }
         Value::Object(map) => {
+            // serde_json's map is usually already sorted (a BTreeMap); it is an insertion-order
+            // map when some crate enables its `preserve_order` feature, so check, don't assume.
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
+            if !keys.is_sorted() {
+                keys.sort_unstable();
+            }
             out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {

@@ -80,8 +80,145 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    /// Parses a line. Lines lasso wrote are canonical, so a scanner that expects the members in
+    /// canonical order reads them without a general JSON parser (the verifier's hot path);
+    /// anything else falls back to serde_json.
     pub fn parse(line: &'a [u8]) -> Option<Envelope<'a>> {
-        serde_json::from_slice(line).ok()
+        parse_canonical(line).or_else(|| serde_json::from_slice(line).ok())
+    }
+}
+
+/// The canonical layout: `{"details":<value>,"kind":"..","outcome":"..","prev":"..",
+/// "reason":<string>,"sandbox":"..","seq":N,"ts":"..","v":N,"mac":".."}`. Returns `None` on any
+/// deviation (escapes in the short strings included), leaving the case to serde_json.
+fn parse_canonical(line: &[u8]) -> Option<Envelope<'_>> {
+    let mut c = Cursor { b: line, i: 0 };
+    c.lit(b"{\"details\":")?;
+    c.skip_value()?;
+    c.lit(b",\"kind\":")?;
+    let kind = c.plain_str()?;
+    c.lit(b",\"outcome\":")?;
+    let outcome = c.plain_str()?;
+    c.lit(b",\"prev\":")?;
+    let prev = c.plain_str()?;
+    c.lit(b",\"reason\":")?;
+    let r0 = c.i;
+    c.skip_value()?;
+    let reason_raw = &line[r0..c.i];
+    if reason_raw.len() < 2 || reason_raw[0] != b'"' {
+        return None;
+    }
+    c.lit(b",\"sandbox\":")?;
+    let sandbox = c.plain_str()?;
+    c.lit(b",\"seq\":")?;
+    let seq = c.uint()?;
+    c.lit(b",\"ts\":")?;
+    let ts = c.plain_str()?;
+    c.lit(b",\"v\":")?;
+    let v = u32::try_from(c.uint()?).ok()?;
+    c.lit(b",\"mac\":")?;
+    let mac = c.plain_str()?;
+    c.lit(b"}")?;
+    if c.i != line.len() {
+        return None;
+    }
+    // The reason is the only free text of the envelope; borrow it when it has no escapes.
+    let reason = match reason_raw.contains(&b'\\') {
+        false => Cow::Borrowed(std::str::from_utf8(&reason_raw[1..reason_raw.len() - 1]).ok()?),
+        true => Cow::Owned(serde_json::from_slice(reason_raw).ok()?),
+    };
+    Some(Envelope {
+        details: serde::de::IgnoredAny,
+        kind: Cow::Borrowed(kind),
+        outcome: Cow::Borrowed(outcome),
+        prev: Cow::Borrowed(prev),
+        reason,
+        sandbox: Cow::Borrowed(sandbox),
+        seq,
+        ts: Cow::Borrowed(ts),
+        v,
+        mac: Cow::Borrowed(mac),
+    })
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(s).then(|| self.i += s.len())
+    }
+
+    /// A string of printable ASCII without escapes; returns its content.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        let len = self.b[start..].iter().position(|&b| b == b'"')?;
+        let s = &self.b[start..start + len];
+        if !s.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
+            return None;
+        }
+        self.i = start + len + 1;
+        std::str::from_utf8(s).ok()
+    }
+
+    /// Decimal digits, no leading zeros.
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        let len = self.b[start..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(self.b.len() - start);
+        let digits = &self.b[start..start + len];
+        if len == 0 || (len > 1 && digits[0] == b'0') {
+            return None;
+        }
+        self.i += len;
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    }
+
+    /// Skips one JSON value, checking only the structure a skip needs (strings and nesting):
+    /// the MAC already vouched for the bytes, this only has to find where the value ends.
+    fn skip_value(&mut self) -> Option<()> {
+        let mut depth = 0usize;
+        loop {
+            let b = *self.b.get(self.i)?;
+            match b {
+                b'"' => {
+                    self.i += 1;
+                    loop {
+                        match *self.b.get(self.i)? {
+                            b'\\' => self.i += 2,
+                            b'"' => break,
+                            _ => self.i += 1,
+                        }
+                    }
+                    self.i += 1;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.i += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    self.i += 1;
+                }
+                b',' | b':' if depth > 0 => self.i += 1,
+                _ if depth == 0 => {
+                    // A scalar at the top: runs to the next ',' or '}'.
+                    while !matches!(self.b.get(self.i)?, b',' | b'}') {
+                        self.i += 1;
+                    }
+                    return Some(());
+                }
+                _ => self.i += 1,
+            }
+            if depth == 0 {
+                return Some(());
+            }
+        }
     }
 }
 
@@ -122,4 +259,48 @@ pub(crate) struct Continues {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct SealDetails {
     pub rotate: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_scanner_agrees_with_serde_json() {
+        let lines: [&[u8]; 3] = [
+            br#"{"details":{"a":[1,{"b":"x\"}]"}],"c":null},"kind":"exec","outcome":"blocked","prev":"00","reason":"r \"q\" \\","sandbox":"s-1","seq":12,"ts":"2026-01-01T00:00:00.000000001Z","v":1,"mac":"ab"}"#,
+            br#"{"details":{},"kind":"seal","outcome":"info","prev":"00","reason":"","sandbox":"s","seq":0,"ts":"t","v":1,"mac":"ab"}"#,
+            br#"{"details":7,"kind":"dns","outcome":"info","prev":"00","reason":"caf\u00e9","sandbox":"s","seq":3,"ts":"t","v":1,"mac":"ab"}"#,
+        ];
+        for l in lines {
+            let fast = parse_canonical(l).expect("canonical line");
+            let slow: Envelope = serde_json::from_slice(l).unwrap();
+            assert_eq!(
+                (
+                    &fast.kind,
+                    &fast.outcome,
+                    &fast.prev,
+                    &fast.reason,
+                    &fast.sandbox,
+                    fast.seq,
+                    &fast.ts,
+                    fast.v,
+                    &fast.mac
+                ),
+                (
+                    &slow.kind,
+                    &slow.outcome,
+                    &slow.prev,
+                    &slow.reason,
+                    &slow.sandbox,
+                    slow.seq,
+                    &slow.ts,
+                    slow.v,
+                    &slow.mac
+                )
+            );
+        }
+        // Out of canonical order: left to serde_json.
+        assert!(parse_canonical(br#"{"kind":"x","details":{}}"#).is_none());
+    }
 }
