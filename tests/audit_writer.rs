@@ -116,6 +116,7 @@ fn two_processes_appending_to_one_log_never_break_a_line_or_the_chain() {
                     "--test-threads=1",
                 ])
                 .env(CHILD_ENV, &spec)
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
