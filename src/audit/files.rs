@@ -254,7 +254,10 @@ fn read_head_with<'k>(
         return Ok(HeadState::Invalid("its MAC does not verify".into()));
     }
     if head.sandbox != files.id {
-        return Ok(HeadState::Invalid(format!("it belongs to sandbox {:?}", head.sandbox)));
+        return Ok(HeadState::Invalid(format!(
+            "it belongs to sandbox {:?}",
+            head.sandbox
+        )));
     }
     head.mac = String::from_utf8_lossy(&text[text.len() - 66..text.len() - 2]).into_owned();
     Ok(HeadState::Valid(head))
