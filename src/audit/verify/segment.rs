@@ -77,14 +77,14 @@ impl<'a> SegmentCheck<'a> {
         class: DamageClass,
         seq: u64,
         line: u64,
-        detail: String,
+        detail: impl Into<String>,
     ) -> Result<Option<SegmentEnd>, AuditError> {
         self.rep.damage = Some(Damage {
             class,
             segment: self.n,
             seq,
             line,
-            detail,
+            detail: detail.into(),
         });
         Ok(None)
     }
@@ -144,15 +144,14 @@ impl<'a> SegmentCheck<'a> {
                             DamageClass::Modified,
                             expected,
                             lineno,
-                            "the newline after the last entry was replaced".into(),
+                            "the newline after the last entry was replaced",
                         );
                     }
+                    torn = true;
                     if !line::mac_ok(&key, &buf) {
-                        torn = true;
                         break;
                     }
-                    // A whole entry that only lacks its newline: check it, then call it torn.
-                    torn = true;
+                    // A whole entry that only lacks its newline: check it like the others.
                 }
                 Read1::Whole => {}
             }
@@ -161,7 +160,7 @@ impl<'a> SegmentCheck<'a> {
                     DamageClass::Inserted,
                     expected,
                     lineno,
-                    "a line follows the seal".into(),
+                    "a line follows the seal",
                 );
             }
             if !line::mac_ok(&key, &buf) {
@@ -181,14 +180,14 @@ impl<'a> SegmentCheck<'a> {
                 } else {
                     DamageClass::Modified
                 };
-                return self.damage(class, expected, lineno, detail.into());
+                return self.damage(class, expected, lineno, detail);
             }
             let Some(env) = Envelope::parse(&buf) else {
                 return self.damage(
                     DamageClass::Modified,
                     expected,
                     lineno,
-                    "the MAC verifies but the line is not an entry of this format".into(),
+                    "the MAC verifies but the line is not an entry of this format",
                 );
             };
             if env.v != 1 {
@@ -251,7 +250,7 @@ impl<'a> SegmentCheck<'a> {
                     DamageClass::Inserted,
                     expected,
                     lineno,
-                    "a genesis entry must be the first entry, and only it".into(),
+                    "a genesis entry must be the first entry, and only it",
                 );
             }
             if is_genesis {
@@ -286,7 +285,7 @@ impl<'a> SegmentCheck<'a> {
                         DamageClass::Modified,
                         expected,
                         lineno,
-                        "the head file names a different entry at this seq".into(),
+                        "the head file names a different entry at this seq",
                     );
                 }
             }

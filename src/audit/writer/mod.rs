@@ -208,8 +208,8 @@ impl Writer {
             if st.sealed {
                 // Continue a closed log: a new segment, under the current key.
                 st.key = shared.ring.current().clone();
-                let _next = shared.next_segment(&mut st, guard, false)?;
                 st.sealed = false;
+                let _next = shared.next_segment(&mut st, guard, false)?;
             }
         }
         let flusher = {
