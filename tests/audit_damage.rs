@@ -98,6 +98,26 @@ fn entry_spliced_from_another_sandbox_log_is_inserted() {
 }
 
 #[test]
+fn entry_from_another_log_of_the_same_sandbox_id_is_inserted() {
+    // Same key, same sandbox id, same seq (say, a log of an earlier run kept elsewhere): only the
+    // prev link tells the entries apart.
+    let env = Env::new();
+    let path = env.log("sb1", 6, true);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let w = Writer::create(elsewhere.path(), &env.ring, genesis("sb1")).unwrap();
+    for i in 0..6 {
+        w.append(event(i)).unwrap();
+    }
+    let other = w.seal().unwrap().path();
+    let mut ls = lines(&path);
+    ls[3] = lines(&other)[3].clone();
+    write_lines(&path, &ls);
+    let d = verify(&path, &env.ring).unwrap().damage.unwrap();
+    assert_eq!((d.class, d.seq), (DamageClass::Inserted, 3));
+    assert!(d.detail.contains("another chain"), "{}", d.detail);
+}
+
+#[test]
 fn deleted_middle_line_is_deleted() {
     let env = Env::new();
     let path = env.log("sb1", 8, true);
