@@ -235,7 +235,7 @@ fn shebang_scripts_decide_their_interpreter() {
     c.write("split", "#!/usr/bin/env -S rm victim\n", 0o755);
     c.assert_stopped(&c.gated(&["./split"]), "env -S shebang");
     // A nested chain: a script whose interpreter is a script run by sh.
-    c.write("inner", "#!/bin/sh\nexec \"$@\"\n", 0o755);
+    c.write("inner", "#!/bin/sh\nshift\nexec \"$@\"\n", 0o755);
     c.write("outer", &format!("#!{}\n", c.path("inner").display()), 0o755);
     let r = c.gated(&["./outer", "rm", "victim"]);
     c.assert_stopped(&r, "nested shebang");

@@ -58,7 +58,7 @@ pub fn run(dir: &Path, argv: &[&str], block: &[&Path], gated: bool) -> Run {
     let out = dir.join(format!("out-{}", unique()));
     let err = dir.join(format!("err-{}", unique()));
     let block: Vec<String> = block.iter().map(|p| p.display().to_string()).collect();
-    let status = Command::new(std::env::current_exe().unwrap())
+    let mut helper = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_process", "--nocapture", "--test-threads=1"])
         .env("LASSO_GATE_HELPER", "1")
         .env("LASSO_GATE_ARGV", serde_json::to_string(argv).unwrap())
@@ -69,8 +69,22 @@ pub fn run(dir: &Path, argv: &[&str], block: &[&Path], gated: bool) -> Run {
         .env("LASSO_GATE_BLOCK", serde_json::to_string(&block).unwrap())
         .env("LASSO_GATE_ON", if gated { "1" } else { "0" })
         .stdout(std::process::Stdio::null())
-        .status()
+        .spawn()
         .expect("run the helper");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = helper.try_wait().unwrap() {
+            break st;
+        }
+        // A hung tree must not hang the suite: killing the helper (the tracer) kills every
+        // tracee with it (PTRACE_O_EXITKILL).
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            let _ = helper.kill();
+            let _ = helper.wait();
+            panic!("the gated command {argv:?} did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let run = Run {
         code: status.code().unwrap_or(-1),
