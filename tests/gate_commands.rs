@@ -42,7 +42,10 @@ impl Case {
     }
     /// The victim survived and the audit holds a refusal (or kill) naming it in its argv.
     fn assert_stopped(&self, r: &Run, what: &str) {
-        assert!(self.path("victim").exists(), "{what}: the victim was deleted: {r:#?}");
+        assert!(
+            self.path("victim").exists(),
+            "{what}: the victim was deleted: {r:#?}"
+        );
         assert!(
             !r.stopped_with("victim").is_empty(),
             "{what}: no refusal with the real argv in the audit: {r:#?}"
@@ -60,10 +63,17 @@ fn allowed_commands_behave_exactly_as_outside() {
     let inside = c.sh(script);
     let outside = run(c.dir.path(), &["/bin/sh", "-c", script], &[], false);
     assert_eq!(inside.code, 7);
-    assert_eq!((inside.code, &inside.stdout, &inside.stderr), (outside.code, &outside.stdout, &outside.stderr));
+    assert_eq!(
+        (inside.code, &inside.stdout, &inside.stderr),
+        (outside.code, &outside.stdout, &outside.stderr)
+    );
     assert!(outside.audit.is_empty());
     // One "ran" entry per exec, each with the argv the kernel used.
-    let ran: Vec<_> = inside.entries("ran").iter().map(|e| e["argv"].clone()).collect();
+    let ran: Vec<_> = inside
+        .entries("ran")
+        .iter()
+        .map(|e| e["argv"].clone())
+        .collect();
     for want in [
         serde_json::json!(["/bin/sh", "-c", script]),
         serde_json::json!(["ls", "/"]),
@@ -85,8 +95,15 @@ fn rm_typed_into_a_shell_is_refused_with_a_reason() {
     let r = c.sh("rm victim; echo status=$?");
     c.assert_stopped(&r, "sh");
     assert!(r.stdout.contains("status=126"), "{r:#?}");
-    assert!(r.stderr.contains("lasso: blocked: /usr/bin/rm is a blocked program"), "{r:#?}");
-    assert!(r.stderr.contains("Permission denied"), "EACCES reaches the caller: {r:#?}");
+    assert!(
+        r.stderr
+            .contains("lasso: blocked: /usr/bin/rm is a blocked program"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stderr.contains("Permission denied"),
+        "EACCES reaches the caller: {r:#?}"
+    );
     let e = &r.stopped_with("victim")[0];
     assert_eq!(e["argv"], serde_json::json!(["rm", "victim"]));
     assert_eq!(e["exe"], "/usr/bin/rm");
@@ -137,7 +154,10 @@ fn rm_from_python_subprocess_is_refused() {
     ]);
     c.assert_stopped(&r, "python");
     assert_eq!(r.code, 3, "{r:#?}");
-    assert!(r.stdout.contains("refused 13"), "EACCES is errno 13: {r:#?}");
+    assert!(
+        r.stdout.contains("refused 13"),
+        "EACCES is errno 13: {r:#?}"
+    );
 }
 
 #[test]
@@ -145,12 +165,20 @@ fn rm_from_node_child_process_is_refused() {
     if !require_root() {
         return;
     }
-    if std::process::Command::new("node").arg("--version").output().is_err() {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: node is not installed");
         return;
     }
     let c = Case::new();
-    let r = c.gated(&["node", "-e", "require('child_process').execSync('rm victim')"]);
+    let r = c.gated(&[
+        "node",
+        "-e",
+        "require('child_process').execSync('rm victim')",
+    ]);
     c.assert_stopped(&r, "node");
 }
 
@@ -159,14 +187,21 @@ fn busybox_rm_applet_is_refused_by_name_link_and_renamed_copy() {
     if !require_root() {
         return;
     }
-    let Some(bb) = ["/usr/bin/busybox", "/bin/busybox"].into_iter().find(|p| Path::new(p).exists()) else {
+    let Some(bb) = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
         eprintln!("skipped: busybox is not installed");
         return;
     };
     let c = Case::new();
     std::os::unix::fs::symlink(bb, c.path("rm")).unwrap();
     std::fs::copy(bb, c.path("bb")).unwrap();
-    for argv in [vec![bb, "rm", "victim"], vec!["./rm", "victim"], vec!["./bb", "rm", "victim"]] {
+    for argv in [
+        vec![bb, "rm", "victim"],
+        vec!["./rm", "victim"],
+        vec!["./bb", "rm", "victim"],
+    ] {
         let r = c.gated(&argv);
         c.assert_stopped(&r, &argv.join(" "));
         assert_eq!(r.stopped_with("victim")[0]["applet"], "rm");
@@ -231,12 +266,19 @@ fn shebang_scripts_decide_their_interpreter() {
     c.write("self-deleting", "#!/usr/bin/rm\n", 0o755);
     let r = c.gated(&["./self-deleting"]);
     assert!(c.path("self-deleting").exists(), "{r:#?}");
-    assert_eq!(r.entries("refused")[0]["interpreters"], serde_json::json!(["/usr/bin/rm"]));
+    assert_eq!(
+        r.entries("refused")[0]["interpreters"],
+        serde_json::json!(["/usr/bin/rm"])
+    );
     c.write("split", "#!/usr/bin/env -S rm victim\n", 0o755);
     c.assert_stopped(&c.gated(&["./split"]), "env -S shebang");
     // A nested chain: a script whose interpreter is a script run by sh.
     c.write("inner", "#!/bin/sh\nshift\nexec \"$@\"\n", 0o755);
-    c.write("outer", &format!("#!{}\n", c.path("inner").display()), 0o755);
+    c.write(
+        "outer",
+        &format!("#!{}\n", c.path("inner").display()),
+        0o755,
+    );
     let r = c.gated(&["./outer", "rm", "victim"]);
     c.assert_stopped(&r, "nested shebang");
     let r = c.gated(&["./outer", "echo", "chain ok"]);

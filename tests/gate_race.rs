@@ -27,8 +27,16 @@ fn race(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let marker_dir = format!("-DMARKER_DIR=\"{}\"", d.display());
-    compile("target.c", &d.join("okprog"), &[marker_dir.clone()]);
-    compile("target.c", &d.join("marker"), &[marker_dir, "-DBLOCKED".into()]);
+    compile(
+        "target.c",
+        &d.join("okprog"),
+        std::slice::from_ref(&marker_dir),
+    );
+    compile(
+        "target.c",
+        &d.join("marker"),
+        &[marker_dir, "-DBLOCKED".into()],
+    );
     compile("racer.c", &d.join("racer"), &[]);
     let (ok, bad) = (d.join("okprog"), d.join("marker"));
     let r = run(
@@ -46,8 +54,14 @@ fn race(mode: &str) {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     eprintln!("{mode}: {}", r.stdout.trim());
-    assert!(!d.join("ran-marker").exists(), "the blocked program ran ({mode})");
-    assert!(!d.join("ran-forbidden-arg").exists(), "the forbidden argv ran ({mode})");
+    assert!(
+        !d.join("ran-marker").exists(),
+        "the blocked program ran ({mode})"
+    );
+    assert!(
+        !d.join("ran-forbidden-arg").exists(),
+        "the forbidden argv ran ({mode})"
+    );
 
     // Tally the racer's own view of its children.
     let field = |k: &str| -> usize {
@@ -57,7 +71,12 @@ fn race(mode: &str) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {:?}", r.stdout))
     };
-    let (exited0, refused, killed, other) = (field("exited0"), field("refused"), field("killed"), field("other"));
+    let (exited0, refused, killed, other) = (
+        field("exited0"),
+        field("refused"),
+        field("killed"),
+        field("other"),
+    );
     assert_eq!(exited0 + refused + killed + other, ATTEMPTS);
     assert_eq!(other, 0, "every attempt ran, was refused or was killed");
 
@@ -78,10 +97,23 @@ fn race(mode: &str) {
     for e in r.entries("ran") {
         assert_ne!(e["exe"], bad.to_str().unwrap(), "{e}");
         let argv = e["argv"].as_array().unwrap();
-        assert!(!argv.iter().any(|a| a.as_str().unwrap().starts_with("forbidden")), "{e}");
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a.as_str().unwrap().starts_with("forbidden")),
+            "{e}"
+        );
     }
-    assert_eq!(r.entries("killed_mismatch").len(), killed, "one kill entry per SIGKILL");
-    assert_eq!(r.entries("refused").len(), refused, "one refusal entry per EACCES");
+    assert_eq!(
+        r.entries("killed_mismatch").len(),
+        killed,
+        "one kill entry per SIGKILL"
+    );
+    assert_eq!(
+        r.entries("refused").len(),
+        refused,
+        "one refusal entry per EACCES"
+    );
 }
 
 #[test]

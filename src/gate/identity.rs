@@ -136,7 +136,10 @@ impl Identifier {
         argv: &[Vec<u8>],
     ) -> io::Result<(ExeIdentity, Expected)> {
         let (file, filename) = match how {
-            ExecPath::Fd(fd) => (open_magic(vp.pid, fd)?, format!("/dev/fd/{fd}").into_bytes()),
+            ExecPath::Fd(fd) => (
+                open_magic(vp.pid, fd)?,
+                format!("/dev/fd/{fd}").into_bytes(),
+            ),
             ExecPath::Path { dirfd, path } => {
                 let f = open_in_view(vp, dirfd, path)?;
                 let name = match dirfd {
@@ -258,7 +261,12 @@ impl Identifier {
     /// Content facts of a regular file, from the cache when its stamp is unchanged.
     fn facts(&self, file: &File, stamp: Stamp) -> io::Result<Facts> {
         let key = (stamp.dev, stamp.ino);
-        if let Some((s, f)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((s, f)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             if *s == stamp {
                 return Ok(*f);
             }
@@ -450,7 +458,11 @@ fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io::Result<Fi
             Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::XDEV) => {
                 let mut full = format!("/proc/{pid}/root").into_bytes();
                 full.extend_from_slice(path);
-                rustix::fs::open(Path::new(std::ffi::OsStr::from_bytes(&full)), o, Mode::empty())
+                rustix::fs::open(
+                    Path::new(std::ffi::OsStr::from_bytes(&full)),
+                    o,
+                    Mode::empty(),
+                )
             }
             r => r,
         }
@@ -515,22 +527,38 @@ mod tests {
             parse_shebang(b"#!/usr/bin/env -S rm -f  \nx"),
             Some((b"/usr/bin/env".to_vec(), Some(b"-S rm -f".to_vec())))
         );
-        assert_eq!(parse_shebang(b"#! /bin/sh\n"), Some((b"/bin/sh".to_vec(), None)));
+        assert_eq!(
+            parse_shebang(b"#! /bin/sh\n"),
+            Some((b"/bin/sh".to_vec(), None))
+        );
         assert_eq!(parse_shebang(b"#!\n"), None);
         assert_eq!(parse_shebang(b"echo"), None);
     }
 
     #[test]
     fn busybox_applet_is_the_command() {
-        assert_eq!(applet(&v(&["/bin/busybox", "rm", "x"]), b"busybox").as_deref(), Some("rm"));
-        assert_eq!(applet(&v(&["/tmp/rm", "-f", "x"]), b"busybox").as_deref(), Some("rm"));
+        assert_eq!(
+            applet(&v(&["/bin/busybox", "rm", "x"]), b"busybox").as_deref(),
+            Some("rm")
+        );
+        assert_eq!(
+            applet(&v(&["/tmp/rm", "-f", "x"]), b"busybox").as_deref(),
+            Some("rm")
+        );
         assert_eq!(applet(&v(&["/tmp/bb", "rm"]), b"bb").as_deref(), Some("rm"));
     }
 
     #[test]
     fn loader_options_are_skipped_to_find_the_program() {
         assert_eq!(
-            loader_target(&v(&["ld.so", "--library-path", "/x", "--inhibit-cache", "/usr/bin/rm", "a"])),
+            loader_target(&v(&[
+                "ld.so",
+                "--library-path",
+                "/x",
+                "--inhibit-cache",
+                "/usr/bin/rm",
+                "a"
+            ])),
             Some((4, b"/usr/bin/rm".to_vec()))
         );
         assert_eq!(loader_target(&v(&["ld.so", "--list"])), None);

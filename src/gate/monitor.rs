@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::identity::{Expected, Identifier};
-use super::{notify, trace, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateError, GateVerdict};
+use super::{
+    notify, trace, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateError, GateVerdict,
+};
 
 /// An exec the notification side allowed, waiting for its exec event. Keyed by the calling
 /// thread's id, which the kernel reports at the event (PTRACE_GETEVENTMSG) even when a non-leader

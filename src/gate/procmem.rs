@@ -106,4 +106,3 @@ pub(crate) fn cmdline(pid: i32) -> io::Result<Vec<Vec<u8>>> {
     }
     Ok(args)
 }
-

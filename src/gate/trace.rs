@@ -137,7 +137,9 @@ fn on_exec(pid: i32, shared: &Shared) -> bool {
     }
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
     kill(pid);
-    shared.audit.exec(&req, &verdict, ExecOutcome::KilledMismatch);
+    shared
+        .audit
+        .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
     false
 }
@@ -149,8 +151,13 @@ fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> bool {
         pid,
         ..ExecRequest::default()
     };
-    let verdict = GateVerdict::block(format!("the exec gate could not verify pid {pid}: {why}"), None);
-    shared.audit.exec(&req, &verdict, ExecOutcome::KilledMismatch);
+    let verdict = GateVerdict::block(
+        format!("the exec gate could not verify pid {pid}: {why}"),
+        None,
+    );
+    shared
+        .audit
+        .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
     false
 }

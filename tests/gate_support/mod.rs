@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use lasso::gate::{self, ExeIdentity, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateVerdict};
+use lasso::gate::{
+    self, ExeIdentity, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateVerdict,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,7 +37,10 @@ pub struct Run {
 
 impl Run {
     pub fn entries(&self, outcome: &str) -> Vec<&Value> {
-        self.audit.iter().filter(|e| e["outcome"] == outcome).collect()
+        self.audit
+            .iter()
+            .filter(|e| e["outcome"] == outcome)
+            .collect()
     }
     /// Audit entries (refused or killed) whose argv mentions `needle`.
     pub fn stopped_with(&self, needle: &str) -> Vec<&Value> {
@@ -43,9 +48,10 @@ impl Run {
             .iter()
             .filter(|e| e["outcome"] != "ran")
             .filter(|e| {
-                e["argv"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.contains(needle))))
+                e["argv"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|s| s.as_str().is_some_and(|s| s.contains(needle)))
+                })
             })
             .collect()
     }
@@ -59,7 +65,12 @@ pub fn run(dir: &Path, argv: &[&str], block: &[&Path], gated: bool) -> Run {
     let err = dir.join(format!("err-{}", unique()));
     let block: Vec<String> = block.iter().map(|p| p.display().to_string()).collect();
     let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LASSO_GATE_HELPER", "1")
         .env("LASSO_GATE_ARGV", serde_json::to_string(argv).unwrap())
         .env("LASSO_GATE_DIR", dir)
@@ -104,7 +115,11 @@ pub fn run(dir: &Path, argv: &[&str], block: &[&Path], gated: bool) -> Run {
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn require_root() -> bool {
@@ -117,7 +132,9 @@ pub fn require_root() -> bool {
 
 /// Compiles one of the C programs under tests/gate_progs into `out`.
 pub fn compile(src: &str, out: &Path, defines: &[String]) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gate_progs").join(src);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/gate_progs")
+        .join(src);
     let st = Command::new("cc")
         .args(["-O2", "-pthread", "-o"])
         .arg(out)
@@ -144,8 +161,10 @@ pub fn helper_main() {
 
 fn helper() -> Result<i32, String> {
     let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} missing"));
-    let argv: Vec<String> = serde_json::from_str(&var("LASSO_GATE_ARGV")?).map_err(|e| e.to_string())?;
-    let block: Vec<String> = serde_json::from_str(&var("LASSO_GATE_BLOCK")?).map_err(|e| e.to_string())?;
+    let argv: Vec<String> =
+        serde_json::from_str(&var("LASSO_GATE_ARGV")?).map_err(|e| e.to_string())?;
+    let block: Vec<String> =
+        serde_json::from_str(&var("LASSO_GATE_BLOCK")?).map_err(|e| e.to_string())?;
     let gated = var("LASSO_GATE_ON")? == "1";
     let dir = CString::new(var("LASSO_GATE_DIR")?).unwrap();
     let out = File::create(var("LASSO_GATE_OUT")?).map_err(|e| e.to_string())?;
@@ -154,7 +173,10 @@ fn helper() -> Result<i32, String> {
         File::create(var("LASSO_GATE_AUDIT")?).map_err(|e| e.to_string())?,
     )));
     let decider = Arc::new(BlockFiles::new(&block));
-    let cargv: Vec<CString> = argv.iter().map(|a| CString::new(a.as_str()).unwrap()).collect();
+    let cargv: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_str()).unwrap())
+        .collect();
     let mut ptrs: Vec<*const libc::c_char> = cargv.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let (ours, theirs) = nix::sys::socket::socketpair(
@@ -180,7 +202,9 @@ fn helper() -> Result<i32, String> {
                 libc::_exit(124);
             }
             if gated {
-                let Ok(listener) = gate::install_in_child() else { libc::_exit(120) };
+                let Ok(listener) = gate::install_in_child() else {
+                    libc::_exit(120)
+                };
                 if gate::send_listener(theirs.as_fd(), listener).is_err() {
                     libc::_exit(121);
                 }
@@ -192,9 +216,11 @@ fn helper() -> Result<i32, String> {
     drop(theirs);
     let status = if gated {
         let listener = gate::recv_listener(ours.as_fd()).map_err(|e| e.to_string())?;
-        gate::Monitor::run(pid, listener, decider, audit, || gate::ack_traced(ours.as_fd()))
-            .map_err(|e| e.to_string())?
-            .ok_or("the root's status was not seen")?
+        gate::Monitor::run(pid, listener, decider, audit, || {
+            gate::ack_traced(ours.as_fd())
+        })
+        .map_err(|e| e.to_string())?
+        .ok_or("the root's status was not seen")?
     } else {
         let mut st = 0;
         // SAFETY: waits for the child we just forked.
@@ -231,22 +257,34 @@ impl BlockFiles {
         for p in paths {
             let m = std::fs::metadata(p).expect("blocked file exists");
             b.ids.insert((m.dev(), m.ino()));
-            b.hashes.insert(Sha256::digest(std::fs::read(p).unwrap()).into());
-            b.names.insert(PathBuf::from(p).file_name().unwrap().as_bytes().to_vec());
+            b.hashes
+                .insert(Sha256::digest(std::fs::read(p).unwrap()).into());
+            b.names
+                .insert(PathBuf::from(p).file_name().unwrap().as_bytes().to_vec());
         }
         b
     }
 
     fn why(&self, e: &ExeIdentity) -> Option<String> {
-        let name = e.resolved.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        let name = e
+            .resolved
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default();
         if self.ids.contains(&(e.dev, e.ino)) {
             return Some(format!("{} is a blocked program", e.resolved.display()));
         }
         if e.sha256.is_some_and(|h| self.hashes.contains(&h)) {
-            return Some(format!("{} has the content of a blocked program", e.resolved.display()));
+            return Some(format!(
+                "{} has the content of a blocked program",
+                e.resolved.display()
+            ));
         }
         if self.names.contains(&name) {
-            return Some(format!("{} is named like a blocked program", e.resolved.display()));
+            return Some(format!(
+                "{} is named like a blocked program",
+                e.resolved.display()
+            ));
         }
         if let Some(a) = &e.applet {
             if self.names.contains(a.as_bytes()) {
@@ -273,7 +311,11 @@ impl ExecDecider for BlockFiles {
         if let Some(w) = self.why(&req.exe) {
             return GateVerdict::block(w, Some("test:block-files".into()));
         }
-        if req.argv.iter().any(|a| a.starts_with(BLOCKED_ARG.as_bytes())) {
+        if req
+            .argv
+            .iter()
+            .any(|a| a.starts_with(BLOCKED_ARG.as_bytes()))
+        {
             return GateVerdict::block("forbidden argument", Some("test:forbidden-arg".into()));
         }
         GateVerdict::allow("not blocked", None)
