@@ -215,3 +215,49 @@ pub fn ack_traced(sock: BorrowedFd<'_>) -> Result<(), GateError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the program the way the kernel would on one (arch, nr) pair: enough of classic BPF
+    /// for the three instructions it uses.
+    fn verdict(arch: u32, nr: i32) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let i = PROGRAM[pc];
+            match i.code {
+                LD_W_ABS => acc = if i.k == OFF_ARCH { arch } else { nr as u32 },
+                JEQ_K => {
+                    pc += if acc == i.k { i.jt } else { i.jf } as usize;
+                }
+                RET_K => return i.k,
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn every_exec_entry_point_is_notified() {
+        let notif = libc::SECCOMP_RET_USER_NOTIF;
+        assert_eq!(verdict(ARCH_X86_64, NR_EXECVE), notif);
+        assert_eq!(verdict(ARCH_X86_64, NR_EXECVEAT), notif);
+        assert_eq!(verdict(ARCH_X86_64, NR_X32_EXECVE), notif);
+        assert_eq!(verdict(ARCH_X86_64, NR_X32_EXECVEAT), notif);
+        assert_eq!(verdict(ARCH_I386, NR_I386_EXECVE), notif);
+        assert_eq!(verdict(ARCH_I386, NR_I386_EXECVEAT), notif);
+    }
+
+    #[test]
+    fn other_system_calls_never_reach_the_monitor() {
+        let allow = libc::SECCOMP_RET_ALLOW;
+        for nr in [0, 1, 2, 57, 58, 60, 231, 321, 323, 435] {
+            assert_eq!(verdict(ARCH_X86_64, nr), allow, "x86_64 nr {nr}");
+        }
+        // i386's 59 is not execve; an unknown arch passes untouched.
+        assert_eq!(verdict(ARCH_I386, 59), allow);
+        assert_eq!(verdict(0xC000_00B7, NR_EXECVE), allow);
+    }
+}

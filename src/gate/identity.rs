@@ -156,13 +156,15 @@ impl Identifier {
         self.identify_open(vp, file, &filename, argv, 0)
     }
 
+    /// The stamp of the image a process is running now: all the exec-event check needs when the
+    /// exec went as expected, without reading the file.
+    pub(crate) fn stamp_running(&self, pid: i32) -> io::Result<Stamp> {
+        Ok(Stamp::of(&std::fs::metadata(format!("/proc/{pid}/exe"))?))
+    }
+
     /// Identifies the image a process is running now (at the exec event): /proc/PID/exe is the
     /// file the kernel mapped, whatever any path says.
-    pub(crate) fn identify_running(
-        &self,
-        pid: i32,
-        argv: &[Vec<u8>],
-    ) -> io::Result<(ExeIdentity, Stamp)> {
+    pub(crate) fn identify_running(&self, pid: i32, argv: &[Vec<u8>]) -> io::Result<ExeIdentity> {
         let file = reopen_regular(
             rustix::fs::open(
                 format!("/proc/{pid}/exe"),
@@ -172,8 +174,11 @@ impl Identifier {
             .map_err(io::Error::from)?,
         )?;
         let filename = argv.first().cloned().unwrap_or_default();
-        let (id, exp) = self.identify_open(Viewpoint { pid }, file, &filename, argv, MAX_DEPTH)?;
-        Ok((id, exp.image))
+        // Depth 0: /proc/PID/exe is never a script (the kernel resolved the `#!` chain), but
+        // it may be the loader, whose target is still to identify.
+        Ok(self
+            .identify_open(Viewpoint { pid }, file, &filename, argv, 0)?
+            .0)
     }
 
     fn identify_open(

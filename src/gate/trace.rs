@@ -107,11 +107,7 @@ fn on_exec(pid: i32, shared: &Shared) -> bool {
         Ok(a) => a,
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),
     };
-    let (exe, stamp) = match shared.ident.identify_running(pid, &argv) {
-        Ok(x) => x,
-        Err(_) => return kill_unidentified(pid, shared, "its executable cannot be read"),
-    };
-    if let Some(p) = &pending {
+    if let (Some(p), Ok(stamp)) = (&pending, shared.ident.stamp_running(pid)) {
         if p.expected.image == stamp && p.expected.argv == argv {
             let mut req = p.request.clone();
             req.pid = pid;
@@ -120,6 +116,10 @@ fn on_exec(pid: i32, shared: &Shared) -> bool {
             return true;
         }
     }
+    let exe = match shared.ident.identify_running(pid, &argv) {
+        Ok(exe) => exe,
+        Err(_) => return kill_unidentified(pid, shared, "its executable cannot be read"),
+    };
     let req = ExecRequest {
         pid,
         ppid: procmem::ppid(pid),
