@@ -300,3 +300,21 @@ fn rm_copied_into_a_memfd_is_refused() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "from memfd\n"), "{r:#?}");
     assert_eq!(r.entries("ran").last().unwrap()["memfd"], true);
 }
+
+#[test]
+fn a_sandboxed_process_cannot_install_a_listener_to_answer_for_the_monitor() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    compile("own_listener.c", &c.path("own_listener"), &[]);
+    let r = c.gated(&["./own_listener", "/usr/bin/rm", "rm", "victim"]);
+    // A newer filter's notification would win over the monitor's; the kernel refuses a second
+    // listener in a filter tree that already has one (EBUSY), which closes that door.
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert!(
+        r.stderr.contains("seccomp: Device or resource busy"),
+        "{r:#?}"
+    );
+    assert!(c.path("victim").exists());
+}
