@@ -4,6 +4,8 @@
 #   1. a shell loop of N (2,000) /bin/true execs: the added cost per exec (goal: < 50 µs median);
 #   2. a syscall-heavy workload without execs (dd, 1 byte at a time): should show no difference,
 #      since only execve/execveat reach the monitor.
+# Both sides carry an allow-all seccomp filter standing in for the sandbox's baseline filter, so the
+# comparison is "sandbox" vs "sandbox + gate" rather than "no seccomp at all" vs "gate".
 # Needs root and hyperfine. Usage: benches/gate.sh   (N=2000 RUNS=10 to change the sizes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ trap 'rm -rf "$out"' EXIT
 
 # One command line for hyperfine: the helper forks the workload, gated when ON=1.
 helper() { # ON ARGV_JSON
-  printf 'env LASSO_GATE_HELPER=1 LASSO_GATE_ON=%s LASSO_GATE_DIR=/tmp LASSO_GATE_AUDIT=/dev/null LASSO_GATE_OUT=/dev/null LASSO_GATE_ERR=/dev/null LASSO_GATE_BLOCK=[] LASSO_GATE_ARGV=%q %q --exact helper_process --nocapture --test-threads=1' "$1" "$2" "$bin"
+  printf 'env LASSO_GATE_HELPER=1 LASSO_GATE_BASELINE=1 LASSO_GATE_ON=%s LASSO_GATE_DIR=/tmp LASSO_GATE_AUDIT=/dev/null LASSO_GATE_OUT=/dev/null LASSO_GATE_ERR=/dev/null LASSO_GATE_BLOCK=[] LASSO_GATE_ARGV=%q %q --exact helper_process --nocapture --test-threads=1' "$1" "$2" "$bin"
 }
 
 loop_argv="[\"/bin/sh\",\"-c\",\"i=0; while [ \$i -lt $N ]; do /bin/true; i=\$((i+1)); done\"]"

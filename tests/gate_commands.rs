@@ -318,3 +318,32 @@ fn a_sandboxed_process_cannot_install_a_listener_to_answer_for_the_monitor() {
     );
     assert!(c.path("victim").exists());
 }
+
+#[test]
+fn signals_and_job_control_reach_gated_processes_unchanged() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // A real-time signal, a classic one, and a stopped-then-continued child (a group-stop,
+    // which the tracer must leave stopped until SIGCONT).
+    let py = "import os,signal\n\
+              signal.signal(signal.SIGRTMIN+2, lambda *a: print('rt'))\n\
+              signal.signal(signal.SIGUSR1, lambda *a: print('usr1'))\n\
+              os.kill(os.getpid(), signal.SIGRTMIN+2)\n\
+              os.kill(os.getpid(), signal.SIGUSR1)\n\
+              print('done')";
+    // ps shows a stopped tracee as "t" rather than "T": the one visible trace of the tracer.
+    let sh = "sleep 1 & kill -STOP $!; sleep 0.2; \
+              case $(ps -o stat= -p $!) in [Tt]*) echo stopped;; esac; \
+              kill -CONT $!; wait; echo resumed";
+    for argv in [vec!["python3", "-c", py], vec!["/bin/sh", "-c", sh]] {
+        let inside = c.gated(&argv);
+        let outside = run(c.dir.path(), &argv, &[], false);
+        assert_eq!(
+            (inside.code, &inside.stdout),
+            (outside.code, &outside.stdout),
+            "{inside:#?}"
+        );
+    }
+}

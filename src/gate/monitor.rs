@@ -98,6 +98,7 @@ impl Monitor {
         let tracer = std::thread::Builder::new()
             .name("lasso-gate-trace".into())
             .spawn(move || {
+                raise_priority();
                 let r = trace::trace(root, &s, tx);
                 s.done.store(true, Ordering::Release);
                 r
@@ -117,7 +118,10 @@ impl Monitor {
         let s = shared.clone();
         let notifier = std::thread::Builder::new()
             .name("lasso-gate-notify".into())
-            .spawn(move || notify::serve(listener, &s))
+            .spawn(move || {
+                raise_priority();
+                notify::serve(listener, &s)
+            })
             .map_err(|source| GateError::Thread {
                 thread: "notification",
                 source,
@@ -171,5 +175,17 @@ impl Monitor {
         let status = m.wait();
         released?;
         status
+    }
+}
+
+/// Every exec in the sandbox waits for these threads, several times (notification, fork and exec
+/// stops, exit): on a busy machine, scheduling latency rather than work is their cost. A higher
+/// priority than the sandbox's also keeps a busy agent from starving its own gate. Best effort:
+/// an unprivileged monitor keeps the default.
+fn raise_priority() {
+    // SAFETY: gettid and setpriority take and return integers only.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
     }
 }

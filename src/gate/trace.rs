@@ -89,9 +89,10 @@ pub(crate) fn trace(
                 unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid, 0, 0) };
             }
             _ => {
-                // A signal-delivery stop: deliver the signal unchanged.
-                let s = nix::sys::signal::Signal::try_from(sig).ok();
-                let _ = ptrace::cont(p, s);
+                // A signal-delivery stop: deliver the signal unchanged (by number: nix's Signal
+                // has no real-time signals, which must not be dropped).
+                // SAFETY: PTRACE_CONT takes the signal number as its data argument, no pointers.
+                unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig as libc::c_long) };
             }
         }
     }

@@ -166,6 +166,7 @@ fn helper() -> Result<i32, String> {
     let block: Vec<String> =
         serde_json::from_str(&var("LASSO_GATE_BLOCK")?).map_err(|e| e.to_string())?;
     let gated = var("LASSO_GATE_ON")? == "1";
+    let baseline = std::env::var("LASSO_GATE_BASELINE").is_ok_and(|v| v == "1");
     let dir = CString::new(var("LASSO_GATE_DIR")?).unwrap();
     let out = File::create(var("LASSO_GATE_OUT")?).map_err(|e| e.to_string())?;
     let err = File::create(var("LASSO_GATE_ERR")?).map_err(|e| e.to_string())?;
@@ -200,6 +201,25 @@ fn helper() -> Result<i32, String> {
             libc::dup2(err.as_raw_fd(), 2);
             if libc::chdir(dir.as_ptr()) != 0 {
                 libc::_exit(124);
+            }
+            if baseline {
+                // The sandbox's own seccomp baseline, reduced to its cost: an allow-all filter,
+                // so that benchmarks compare the gate against a sandbox that already pays the
+                // kernel's seccomp entry path.
+                let allow = [libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                }];
+                let prog = libc::sock_fprog {
+                    len: 1,
+                    filter: allow.as_ptr() as *mut libc::sock_filter,
+                };
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0 {
+                    libc::_exit(122);
+                }
             }
             if gated {
                 let Ok(listener) = gate::install_in_child() else {
