@@ -38,10 +38,14 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/dd.json" \
 python3 - "$out" "$N" <<'PY'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
-loop = [r["median"] for r in json.load(open(f"{out}/loop.json"))["results"]]
-dd = [r["median"] for r in json.load(open(f"{out}/dd.json"))["results"]]
-print(f"exec loop: median {loop[0]*1e3:.1f} ms ungated, {loop[1]*1e3:.1f} ms gated: "
-      f"{(loop[1]-loop[0])/n*1e6:.1f} µs added per exec (goal < 50 µs)")
-print(f"syscall-heavy, no exec: median {dd[0]*1e3:.1f} ms ungated, {dd[1]*1e3:.1f} ms gated "
-      f"({(dd[1]/dd[0]-1)*100:+.1f} %)")
+def load(name):
+    return json.load(open(f"{out}/{name}.json"))["results"]
+loop, dd = load("loop"), load("dd")
+med = lambda r: r["median"]
+cpu = lambda r: r["user"] + r["system"]  # mean CPU of the whole tree, monitor threads included
+print(f"exec loop: median {med(loop[0])*1e3:.1f} ms ungated, {med(loop[1])*1e3:.1f} ms gated: "
+      f"{(med(loop[1])-med(loop[0]))/n*1e6:.1f} µs added per exec, wall clock (goal < 50 µs); "
+      f"CPU added {(cpu(loop[1])-cpu(loop[0]))/n*1e6:.1f} µs per exec")
+print(f"syscall-heavy, no exec: median {med(dd[0])*1e3:.1f} ms ungated, {med(dd[1])*1e3:.1f} ms gated "
+      f"({(med(dd[1])/med(dd[0])-1)*100:+.1f} %); CPU {cpu(dd[0])*1e3:.0f} ms vs {cpu(dd[1])*1e3:.0f} ms")
 PY

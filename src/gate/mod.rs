@@ -10,10 +10,12 @@
 //! and the monitor calls [`Monitor::start`].
 
 mod filter;
+mod formats;
 mod identity;
 mod monitor;
 mod notify;
 mod procmem;
+mod resolve;
 mod trace;
 
 use std::path::PathBuf;
