@@ -347,3 +347,22 @@ fn signals_and_job_control_reach_gated_processes_unchanged() {
         );
     }
 }
+
+#[test]
+fn a_child_made_untraceable_cannot_exec() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    compile("untraced.c", &c.path("untraced"), &[]);
+    // Even an allowed program: without the tracer, its exec could not be verified.
+    let r = c.gated(&["./untraced", "/bin/echo", "echo", "victim"]);
+    assert_eq!(r.code, 126, "{r:#?}");
+    assert!(r.stdout.is_empty(), "{r:#?}");
+    let refused = r.stopped_with("victim");
+    assert_eq!(refused.len(), 1, "{r:#?}");
+    assert!(refused[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("does not trace"));
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub ident: Identifier,
     pending: Mutex<HashMap<i32, Pending>>,
     pub done: AtomicBool,
+    /// Thread id of the tracer; an exec from a process it does not trace is refused.
+    pub tracer_tid: AtomicI32,
     ran: AtomicU64,
     refused: AtomicU64,
     killed: AtomicU64,
@@ -89,6 +91,7 @@ impl Monitor {
             ident: Identifier::new(),
             pending: Mutex::new(HashMap::new()),
             done: AtomicBool::new(false),
+            tracer_tid: AtomicI32::new(0),
             ran: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),

@@ -14,7 +14,7 @@ use super::filter::{
 };
 use super::identity::{ExecPath, Viewpoint};
 use super::monitor::{Pending, Shared};
-use super::{procmem, ExecOutcome, ExecRequest};
+use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
 
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_FDCWD: i32 = -100;
@@ -183,7 +183,18 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     if !still_valid(fd, req.id) {
         return;
     }
-    let verdict = shared.decider.decide(&request);
+    // Only a traced process gets its exec verified at the exec event. A child made with
+    // clone(CLONE_UNTRACED) escapes the tracer's automatic attach; its execs fail closed.
+    let traced =
+        procmem::tracer(pid) == shared.tracer_tid.load(std::sync::atomic::Ordering::Acquire);
+    let verdict = if traced {
+        shared.decider.decide(&request)
+    } else {
+        GateVerdict::block(
+            "exec from a process the gate does not trace (made with CLONE_UNTRACED?)",
+            None,
+        )
+    };
     if verdict.allow {
         shared.pending_insert(
             pid,

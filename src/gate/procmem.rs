@@ -106,3 +106,15 @@ pub(crate) fn cmdline(pid: i32) -> io::Result<Vec<Vec<u8>>> {
     }
     Ok(args)
 }
+
+/// The thread tracing `pid` (TracerPid in /proc/PID/status; 0 when untraced).
+pub(crate) fn tracer(pid: i32) -> i32 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -38,6 +38,11 @@ pub(crate) fn trace(
         let _ = seized.send(Err(io::Error::from(e)));
         return Err(io::Error::from(e));
     }
+    // SAFETY: gettid has no arguments.
+    shared.tracer_tid.store(
+        unsafe { libc::gettid() },
+        std::sync::atomic::Ordering::Release,
+    );
     let _ = seized.send(Ok(()));
     let mut root_status = None;
     loop {
