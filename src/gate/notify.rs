@@ -171,10 +171,11 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         respond(fd, req.id, None);
         return;
     };
+    let status = procmem::status(pid);
     let request = ExecRequest {
         pid,
-        ppid: procmem::ppid(pid),
-        uid: procmem::uid(pid),
+        ppid: status.ppid,
+        uid: status.euid,
         cwd: procmem::cwd(pid),
         path,
         exe,
@@ -185,8 +186,7 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     }
     // Only a traced process gets its exec verified at the exec event. A child made with
     // clone(CLONE_UNTRACED) escapes the tracer's automatic attach; its execs fail closed.
-    let traced =
-        procmem::tracer(pid) == shared.tracer_tid.load(std::sync::atomic::Ordering::Acquire);
+    let traced = status.tracer == shared.tracer_tid.load(std::sync::atomic::Ordering::Acquire);
     let verdict = if traced {
         shared.decider.decide(&request)
     } else {

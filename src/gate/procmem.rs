@@ -1,10 +1,10 @@
 //! Reading another process's view through /proc: strings and pointer arrays from its memory
-//! (`/proc/PID/mem`), and its parent, uid, working directory and command line. Bounded reads
-//! only: the sandbox controls these bytes and may make them as large as it likes.
+//! (`/proc/PID/mem`), and its status (parent, uid, tracer), working directory and command line.
+//! Bounded reads only: the sandbox controls these bytes and may make them as large as it likes.
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 /// Longest single string read (the kernel's MAX_ARG_STRLEN).
@@ -68,28 +68,39 @@ pub(crate) fn read_argv(mem: &File, addr: u64, width: usize) -> io::Result<(Vec<
     Ok((out, true))
 }
 
-/// Parent pid of `pid` (field 4 of /proc/PID/stat, after the parenthesised command name, which
-/// may itself contain spaces and parentheses).
-pub(crate) fn ppid(pid: i32) -> i32 {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return 0;
-    };
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    rest.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+/// What /proc/PID/status says about a process, read once per exec.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Status {
+    pub ppid: i32,
+    /// Effective uid (second field of `Uid:`).
+    pub euid: u32,
+    /// The thread tracing it; 0 when untraced.
+    pub tracer: i32,
 }
 
-/// Effective uid: the owner of /proc/PID is the process's euid while it is dumpable, which it
-/// is under no_new_privs.
-pub(crate) fn uid(pid: i32) -> u32 {
-    std::fs::metadata(format!("/proc/{pid}"))
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+/// Reads /proc/PID/status. A vanished process reads as all zeros, with an impossible uid.
+pub(crate) fn status(pid: i32) -> Status {
+    let mut st = Status {
+        euid: u32::MAX,
+        ..Status::default()
+    };
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return st;
+    };
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("PPid:") {
+            st.ppid = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Uid:") {
+            st.euid = v
+                .split_whitespace()
+                .nth(1)
+                .and_then(|u| u.parse().ok())
+                .unwrap_or(u32::MAX);
+        } else if let Some(v) = line.strip_prefix("TracerPid:") {
+            st.tracer = v.trim().parse().unwrap_or(0);
+        }
+    }
+    st
 }
 
 pub(crate) fn cwd(pid: i32) -> PathBuf {
@@ -105,16 +116,4 @@ pub(crate) fn cmdline(pid: i32) -> io::Result<Vec<Vec<u8>>> {
         args.pop();
     }
     Ok(args)
-}
-
-/// The thread tracing `pid` (TracerPid in /proc/PID/status; 0 when untraced).
-pub(crate) fn tracer(pid: i32) -> i32 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }

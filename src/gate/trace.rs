@@ -126,10 +126,11 @@ fn on_exec(pid: i32, shared: &Shared) -> bool {
         Ok(exe) => exe,
         Err(_) => return kill_unidentified(pid, shared, "its executable cannot be read"),
     };
+    let status = procmem::status(pid);
     let req = ExecRequest {
         pid,
-        ppid: procmem::ppid(pid),
-        uid: procmem::uid(pid),
+        ppid: status.ppid,
+        uid: status.euid,
         cwd: procmem::cwd(pid),
         path: exe.resolved.as_os_str().as_bytes().to_vec(),
         exe,
