@@ -366,3 +366,39 @@ fn a_child_made_untraceable_cannot_exec() {
         .unwrap()
         .contains("does not trace"));
 }
+
+#[test]
+fn rm_through_execveat_relative_to_a_directory_fd_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    let py = "import ctypes, os, sys\n\
+              libc = ctypes.CDLL(None, use_errno=True)\n\
+              fd = os.open('/usr/bin', os.O_PATH)\n\
+              argv = (ctypes.c_char_p * 3)(b'rm', b'victim', None)\n\
+              envp = (ctypes.c_char_p * 1)(None)\n\
+              libc.syscall(322, fd, b'rm', argv, envp, 0)\n\
+              print('errno', ctypes.get_errno())";
+    let r = c.gated(&["python3", "-c", py]);
+    c.assert_stopped(&r, "execveat");
+    assert_eq!(r.stdout, "errno 13\n", "{r:#?}");
+    assert_eq!(r.stopped_with("victim")[0]["exe"], "/usr/bin/rm");
+}
+
+#[test]
+fn the_refusal_message_never_writes_through_a_read_only_stderr() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    c.write("readonly-log", "untouched\n", 0o444);
+    // fd 2 is open read-only: reopening /proc/PID/fd/2 as root would get write access; the
+    // gate writes through the process's own file description, whose mode forbids it.
+    let r = c.sh("exec 2<readonly-log; rm victim");
+    c.assert_stopped(&r, "read-only stderr");
+    assert_eq!(
+        std::fs::read_to_string(c.path("readonly-log")).unwrap(),
+        "untouched\n"
+    );
+}
