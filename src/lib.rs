@@ -8,6 +8,7 @@ pub mod agents;
 pub mod audit;
 pub mod cli;
 pub mod engine;
+pub mod gate;
 pub mod paths;
 pub mod plan;
 pub mod policy;

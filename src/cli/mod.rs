@@ -3,6 +3,7 @@
 //! its own file.
 
 pub mod agents;
+pub mod audit;
 pub mod doctor;
 pub mod error;
 pub mod sandbox;
@@ -49,6 +50,8 @@ pub enum Command {
     Stop(sandbox::StopArgs),
     /// Stop every sandbox.
     Down(sandbox::DownArgs),
+    /// Read, verify and manage the tamper-evident audit logs.
+    Audit(audit::AuditArgs),
 }
 
 impl Cli {
@@ -65,6 +68,7 @@ impl Cli {
             Command::Status(args) => sandbox::status(args),
             Command::Stop(args) => sandbox::stop(args),
             Command::Down(args) => sandbox::down(args),
+            Command::Audit(args) => args.run(),
         }
     }
 }
