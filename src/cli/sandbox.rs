@@ -120,9 +120,22 @@ pub fn plan_input(
     Ok(input)
 }
 
+/// lasso's directories, with the audit overrides `lasso audit` also reads, so that the log a
+/// sandbox writes is the one `lasso audit verify` finds.
+fn dirs() -> Dirs {
+    let mut d = Dirs::current();
+    if let Some(p) = std::env::var_os("LASSO_AUDIT_DIR").filter(|p| !p.is_empty()) {
+        d.audit_logs = p.into();
+    }
+    if let Some(p) = std::env::var_os("LASSO_CONFIG_DIR").filter(|p| !p.is_empty()) {
+        d.config = p.into();
+    }
+    d
+}
+
 fn launch_options() -> LaunchOptions {
     LaunchOptions {
-        dirs: Dirs::current(),
+        dirs: dirs(),
         // Limits given on the command line are demands: refuse rather than run unlimited.
         require_limits: true,
     }
@@ -238,13 +251,13 @@ pub fn up(args: UpArgs) -> CliResult {
 }
 
 pub fn attach(args: AttachArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     sandbox::control::find(&dirs, &args.id).map_err(cli_err)?;
     attach_to(&dirs, &args.id)
 }
 
 pub fn shell(args: ShellArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     match args.id {
         Some(id) => {
             let code = sandbox::control::shell(&dirs, &id, &["/bin/sh".into(), "-l".into()])
@@ -261,7 +274,7 @@ pub fn shell(args: ShellArgs) -> CliResult {
 }
 
 pub fn exec(args: ExecArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     let code = sandbox::control::exec(&dirs, &args.id, &args.command).map_err(cli_err)?;
     Ok(exit_status(code))
 }
@@ -288,7 +301,7 @@ fn uptime(secs: i64) -> String {
 }
 
 pub fn status(args: StatusArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     let records = sandbox::control::list(&dirs);
     let rows: Vec<StatusRow> = records
         .iter()
@@ -333,14 +346,14 @@ pub fn status(args: StatusArgs) -> CliResult {
 }
 
 pub fn stop(args: StopArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     sandbox::control::stop(&dirs, &args.id, std::time::Duration::from_secs(args.time))
         .map_err(cli_err)?;
     Ok(exit::OK)
 }
 
 pub fn down(args: DownArgs) -> CliResult {
-    let dirs = Dirs::current();
+    let dirs = dirs();
     let mut failed = None;
     for r in sandbox::control::list(&dirs) {
         if let Err(e) =

@@ -9,6 +9,7 @@
 //! it) and never reads profiles itself: the CLI hands it a `PlanInput`.
 
 pub mod attach;
+pub mod audit_log;
 pub mod control;
 pub mod launch;
 pub mod monitor;
@@ -43,6 +44,8 @@ pub enum SandboxError {
     MountedTree { path: PathBuf },
     #[error("{0}")]
     Protocol(String),
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("{0}")]
     Refused(String),
 }

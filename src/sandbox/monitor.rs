@@ -117,12 +117,15 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
         .map_err(io_err("chmod attach socket"))?;
     let pidfd = pidfd_open(init).map_err(sys_err("pidfd_open of the sandbox's init"))?;
     launch.start()?;
+    let log = super::audit_log::start(launch, init)?;
     record.init_pid = init;
     record.init_start = crate::engine::state::process_start_time(init).unwrap_or(0);
     record.state = SandboxState::Running;
     record.save(&dirs)?;
     report(ready, "ok");
-    pump(&master, &listener, &pidfd, init)
+    let status = pump(&master, &listener, &pidfd, init)?;
+    super::audit_log::stop(log, status)?;
+    Ok(status)
 }
 
 /// Moves bytes between the PTY master and the attached client until init exits.

@@ -36,6 +36,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     let pid = launch.create(None)?;
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     launch.start()?;
+    let log = super::audit_log::start(launch, pid)?;
     let mut record = launch.record();
     record.init_pid = pid;
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
@@ -54,7 +55,9 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
             }
         }
         if ready[1] != 0 {
-            return Ok(wait_child(pid)?);
+            let status = wait_child(pid)?;
+            super::audit_log::stop(log, status)?;
+            return Ok(status);
         }
     }
 }

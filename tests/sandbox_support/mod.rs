@@ -104,13 +104,22 @@ impl World {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", &self.home)
-            .env("XDG_RUNTIME_DIR", self.base.join("xdg-run"));
+            .env("XDG_RUNTIME_DIR", self.base.join("xdg-run"))
+            .env("LASSO_AUDIT_DIR", self.audit_dir())
+            .env("LASSO_CONFIG_DIR", self.base.join("config"));
         if self.who == As::Nobody {
-            let run = self.base.join("xdg-run");
-            std::fs::create_dir_all(&run).unwrap();
-            chown_r(&run, NOBODY);
+            for d in ["xdg-run", "audit", "config"] {
+                let d = self.base.join(d);
+                std::fs::create_dir_all(&d).unwrap();
+                chown_r(&d, NOBODY);
+            }
         }
         c
+    }
+
+    /// Where this world's sandboxes write their audit logs.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.base.join("audit")
     }
 
     /// Where this world's lasso keeps sandbox records.
