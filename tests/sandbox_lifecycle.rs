@@ -225,6 +225,17 @@ fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
         "{s}"
     );
 
+    let name3 = format!("{name}-sh");
+    let _t3 = tmux(&name3, &format!("{LASSO} shell {id}"), &w);
+    keys(&name3, &["echo $((6*7)) $(id -u) $(tty)", "Enter"]);
+    wait_until("the shell's answer", || {
+        screen(&name3).contains("42 1000 /dev/pts/")
+    });
+    keys(&name3, &["exit 3", "Enter"]);
+    wait_until("the shell's exit status", || {
+        screen(&name3).contains("EXIT=3")
+    });
+
     let name2 = format!("{name}-2");
     let _t2 = tmux(&name2, &format!("{LASSO} attach {id}"), &w);
     wait_until("replayed output", || screen(&name2).contains("got:hello"));
