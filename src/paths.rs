@@ -85,7 +85,10 @@ mod tests {
         let d = Dirs::for_user(&env, 1000);
         assert_eq!(d.config, PathBuf::from("/cfg/lasso"));
         assert_eq!(d.state, PathBuf::from("/home/u/.local/state/lasso"));
-        assert_eq!(d.audit_logs, PathBuf::from("/home/u/.local/state/lasso/audit"));
+        assert_eq!(
+            d.audit_logs,
+            PathBuf::from("/home/u/.local/state/lasso/audit")
+        );
         assert_eq!(d.data, PathBuf::from("/home/u/.local/share/lasso"));
         assert_eq!(d.runtime, PathBuf::from("/run/user/1000/lasso"));
     }

@@ -3,6 +3,8 @@
 //! its own file.
 
 pub mod error;
+pub mod profile;
+pub mod why;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
@@ -24,12 +26,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Show whether a command would be allowed, by which rule and why (exit 0 allowed, 1 blocked).
+    Why(why::WhyArgs),
+    /// List, show, validate and compare security profiles.
+    Profile(profile::ProfileArgs),
+}
 
 impl Cli {
     /// Runs the chosen subcommand and returns the process exit status.
     pub fn run(self) -> CliResult {
-        match self.command {}
+        match self.command {
+            Command::Why(a) => why::run(a),
+            Command::Profile(a) => profile::run(a),
+        }
     }
 }
 
@@ -45,8 +55,9 @@ pub fn init_logging(verbose: u8, level: Option<&str>) -> Result<(), CliError> {
         (None, _) => "trace".into(),
     };
     let filter = EnvFilter::try_new(&directive).map_err(|e| {
-        CliError::usage(format!("invalid log level {directive:?}: {e}"))
-            .hint("use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)")
+        CliError::usage(format!("invalid log level {directive:?}: {e}")).hint(
+            "use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)",
+        )
     })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
