@@ -62,6 +62,8 @@ struct Split<'a> {
     flags: Vec<&'a str>,
     positionals: Vec<&'a str>,
     dynamic: bool,
+    /// A run-time word came before the first positional, so even the subcommand is unknown.
+    dynamic_first: bool,
 }
 
 fn split<'a>(tool: &str, args: &'a [Arg]) -> Split<'a> {
@@ -70,12 +72,14 @@ fn split<'a>(tool: &str, args: &'a [Arg]) -> Split<'a> {
         flags: Vec::new(),
         positionals: Vec::new(),
         dynamic: false,
+        dynamic_first: false,
     };
     let mut options_end = false;
     let mut skip_value = false;
     for a in args {
         let Some(t) = a.lit() else {
             s.dynamic = true;
+            s.dynamic_first |= s.positionals.is_empty();
             skip_value = false;
             continue;
         };
@@ -144,17 +148,20 @@ pub fn matches(tool: &str, pattern: &str, args: &[Arg]) -> Match {
     let flags_ok = want_flags
         .iter()
         .all(|f| s.flags.iter().any(|t| flag_matches(tool, f, t)));
-    let pos_ok = match want_pos.split_first() {
+    let first_ok = match want_pos.first() {
         None => true,
-        Some((first, rest)) => {
-            s.positionals.first().is_some_and(|p| glob(first, p))
-                && rest
-                    .iter()
-                    .all(|w| s.positionals.iter().skip(1).any(|p| glob(w, p)))
-        }
+        Some(first) => s.positionals.first().is_some_and(|p| glob(first, p)),
     };
+    let pos_ok = first_ok
+        && want_pos
+            .iter()
+            .skip(1)
+            .all(|w| s.positionals.iter().skip(1).any(|p| glob(w, p)));
     if flags_ok && pos_ok {
         Match::Yes
+    } else if !first_ok && !s.positionals.is_empty() && !s.dynamic_first {
+        // The subcommand is written out and is another one: run-time words cannot change that.
+        Match::No
     } else if s.dynamic {
         Match::Unknown
     } else {

@@ -81,8 +81,9 @@ pub fn expand(raw: &str, options: &ParserOptions) -> Expanded {
     out
 }
 
+/// `*`, `?` or a `[...]` class: the shell may replace the word with file names.
 fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    s.contains(['*', '?']) || s.find('[').is_some_and(|i| s[i + 1..].contains(']'))
 }
 
 fn collect(
@@ -124,8 +125,13 @@ fn collect(
                 // `${x:-$(cmd)}` and `$(( $(cmd) ))` run cmd: find it in the piece's own text.
                 let src = raw.get(p.start_index..p.end_index).unwrap_or("");
                 if src.contains("$(") || src.contains('`') {
-                    let inner = src.trim_start_matches('$').trim_start_matches(['{', '(']);
-                    let inner = inner.trim_end_matches(['}', ')']);
+                    let inner = if let Some(x) = src.strip_prefix("${") {
+                        x.strip_suffix('}').unwrap_or(x)
+                    } else if let Some(x) = src.strip_prefix("$((") {
+                        x.strip_suffix("))").unwrap_or(x)
+                    } else {
+                        src
+                    };
                     scan_nested(inner, nested);
                 }
             }
