@@ -26,12 +26,7 @@ pub struct WhyArgs {
     pub json: bool,
 
     /// The command, as a shell string or as words (joined with spaces and parsed as shell).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
