@@ -83,6 +83,9 @@ pub fn decide_shell(profile: &ResolvedProfile, command: &str) -> Verdict {
 
 /// Decides the argv the kernel is about to exec (bytes, perhaps not UTF-8). Returns the decisive
 /// decision: the first blocked one, else the first undecidable one, else the innermost allowed.
+///
+/// `argv[0]` must be the path the kernel executes (execve's filename), not the process's chosen
+/// `argv[0]`: `exec -a ls /bin/rm` runs rm with an argv[0] of `ls`.
 pub fn decide_argv(profile: &ResolvedProfile, argv: &[Vec<u8>]) -> Decision {
     let args: Vec<Arg> = argv
         .iter()
@@ -92,7 +95,7 @@ pub fn decide_argv(profile: &ResolvedProfile, argv: &[Vec<u8>]) -> Decision {
         p: profile,
         out: Vec::new(),
     };
-    d.argv(&args, &args_text(&args), &[], 0);
+    d.argv(&args, &args_text(&args), None, &[], 0);
     let pick = d
         .out
         .iter()
@@ -170,7 +173,9 @@ impl Decider<'_> {
         shell::find_commands(code, depth, &mut found);
         for f in found {
             match f {
-                Found::Command { args, text } => self.argv(&args, &text, via, depth),
+                Found::Command { args, text, stdin } => {
+                    self.argv(&args, &text, stdin.as_ref(), via, depth)
+                }
                 Found::Unreadable { text, reason } => self.push(
                     Outcome::Blocked,
                     &text,
@@ -184,7 +189,14 @@ impl Decider<'_> {
         }
     }
 
-    fn argv(&mut self, args: &[Arg], text: &str, via: &[String], depth: usize) {
+    fn argv(
+        &mut self,
+        args: &[Arg],
+        text: &str,
+        stdin: Option<&Arg>,
+        via: &[String],
+        depth: usize,
+    ) {
         if depth > shell::MAX_DEPTH {
             self.push(
                 Outcome::Blocked,
@@ -237,7 +249,7 @@ impl Decider<'_> {
             return;
         }
 
-        let step = unwrap::step(name, rest);
+        let step = unwrap::step(name, rest, stdin);
         let pure = match &step {
             Step::Runs { pure, .. } | Step::Shell { pure, .. } => *pure,
             _ => false,
@@ -260,7 +272,7 @@ impl Decider<'_> {
             }
             Step::Runs { inner, .. } => {
                 for argv in inner {
-                    self.argv(&argv, text, &inner_via, depth + 1);
+                    self.argv(&argv, text, stdin, &inner_via, depth + 1);
                 }
             }
             Step::Shell { code, .. } => self.shell(&code, &inner_via, depth + 1),

@@ -19,8 +19,16 @@ pub const MAX_COMMANDS: usize = 10_000;
 /// What the walk found: a command with its words, or a piece it could not read.
 #[derive(Debug, Clone)]
 pub enum Found {
-    Command { args: Vec<Arg>, text: String },
-    Unreadable { text: String, reason: String },
+    Command {
+        args: Vec<Arg>,
+        text: String,
+        /// What a here-document or here-string feeds the command (a shell reads it as code).
+        stdin: Option<Arg>,
+    },
+    Unreadable {
+        text: String,
+        reason: String,
+    },
 }
 
 pub fn options() -> ParserOptions {
@@ -95,6 +103,39 @@ fn excerpt(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The text a here-document or here-string gives the command on its standard input, if static.
+fn here_input(s: &SimpleCommand) -> Option<Arg> {
+    let prefix = s.prefix.iter().flat_map(|p| p.0.iter());
+    let suffix = s.suffix.iter().flat_map(|p| p.0.iter());
+    let mut input = None;
+    for item in prefix.chain(suffix) {
+        match item {
+            CommandPrefixOrSuffixItem::IoRedirect(IoRedirect::HereDocument(
+                None | Some(0),
+                doc,
+            )) => {
+                let body = &doc.doc.value;
+                input = Some(
+                    if doc.requires_expansion && (body.contains('$') || body.contains('`')) {
+                        Arg::Dyn(body.clone())
+                    } else {
+                        Arg::Lit(body.clone())
+                    },
+                );
+            }
+            CommandPrefixOrSuffixItem::IoRedirect(IoRedirect::HereString(None | Some(0), w)) => {
+                let e = words::expand(&w.value, &options());
+                input = Some(match e.args.as_slice() {
+                    [Arg::Lit(s)] => Arg::Lit(s.clone()),
+                    _ => Arg::Dyn(w.value.clone()),
+                });
+            }
+            _ => {}
+        }
+    }
+    input
 }
 
 struct Walker<'a> {
@@ -274,9 +315,11 @@ impl Walker<'_> {
             }
         }
         if !args.is_empty() && self.out.len() < MAX_COMMANDS {
+            let stdin = here_input(s);
             self.out.push(Found::Command {
                 args,
                 text: excerpt(&text.join(" ")),
+                stdin,
             });
         }
     }

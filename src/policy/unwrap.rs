@@ -79,7 +79,7 @@ fn join_lit(args: &[Arg]) -> Option<String> {
 }
 
 /// `name` is the program's file name; `args` the words after it.
-pub fn step(name: &str, args: &[Arg]) -> Step {
+pub fn step(name: &str, args: &[Arg], stdin: Option<&Arg>) -> Step {
     let runs = |inner: Vec<Vec<Arg>>| Step::Runs { inner, pure: true };
     match name {
         "env" => env(args),
@@ -208,7 +208,35 @@ pub fn step(name: &str, args: &[Arg]) -> Step {
                 pure: false,
             }
         }
-        _ if SHELLS.contains(&name) => shell(name, args),
+        "trap" => match args.first().and_then(lit) {
+            // `trap CODE SIGNAL...` runs CODE later; `trap - SIG` and `trap '' SIG` run nothing.
+            Some(code) if !code.starts_with('-') && args.len() > 1 => Step::Shell {
+                code: code.to_string(),
+                pure: true,
+            },
+            Some(_) | None if args.first().is_some_and(|a| a.lit().is_none()) => {
+                Step::Unknown("trap installs code known only at run time".into())
+            }
+            _ => Step::Plain,
+        },
+        "alias" => {
+            // An alias body runs wherever the alias is used later; decide it as if it ran now.
+            let bodies: Vec<String> = args
+                .iter()
+                .filter_map(|a| a.text().split_once('=').map(|(_, v)| v.to_string()))
+                .collect();
+            if args.iter().any(|a| a.lit().is_none()) {
+                Step::Unknown("alias defines code known only at run time".into())
+            } else if bodies.is_empty() {
+                Step::Plain
+            } else {
+                Step::Shell {
+                    code: bodies.join("\n"),
+                    pure: true,
+                }
+            }
+        }
+        _ if SHELLS.contains(&name) => shell(name, args, stdin),
         _ => interpreter(name, args),
     }
 }
@@ -226,7 +254,7 @@ fn shell_arg(a: Option<&Arg>, pure: bool) -> Step {
     }
 }
 
-fn shell(name: &str, args: &[Arg]) -> Step {
+fn shell(name: &str, args: &[Arg], stdin: Option<&Arg>) -> Step {
     let mut i = 0;
     let mut dash_c = false;
     while i < args.len() {
@@ -255,12 +283,17 @@ fn shell(name: &str, args: &[Arg]) -> Step {
     if dash_c {
         return shell_arg(args.get(i), true);
     }
-    match args.get(i) {
-        Some(script) => Step::Unknown(format!(
+    match (args.get(i), stdin) {
+        (Some(script), _) => Step::Unknown(format!(
             "{name} runs the script `{}`, read at run time",
             script.text()
         )),
-        None => Step::Unknown(format!("{name} reads commands from its input at run time")),
+        // `bash <<EOF ... EOF` and `bash <<< 'cmd'`: the code is right there.
+        (None, Some(Arg::Lit(code))) => Step::Shell {
+            code: code.clone(),
+            pure: true,
+        },
+        (None, _) => Step::Unknown(format!("{name} reads commands from its input at run time")),
     }
 }
 
