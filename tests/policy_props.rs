@@ -260,3 +260,23 @@ fn non_utf8_argv_is_decided_by_its_bytes() {
         "globs still match the readable prefix"
     );
 }
+
+/// Found by `cargo fuzz`: unclosed `(` around a `)` sent the grammar's backtracking exponential
+/// (depth 14 took over a minute). Such input can never parse and is now refused after the
+/// linear tokenizer; a regression shows up as this test not finishing.
+#[test]
+fn unclosed_subshells_are_refused_without_exponential_parsing() {
+    let p = &profiles()[0];
+    for (n, k) in [(14, 14), (30, 30), (2, 60)] {
+        let s = format!("{}) {}", "( ".repeat(n), "( ".repeat(k));
+        let v = policy::decide_shell(p, &s);
+        assert!(!v.allowed());
+        assert!(
+            v.decisions[0].reason.contains("never closed"),
+            "{}",
+            v.decisions[0].reason
+        );
+    }
+    let fuzzed = "((((((((((((((((((((()((((((((((((((((())$())git))))))))))))))))\n))((((((((";
+    assert!(!policy::decide_shell(p, fuzzed).allowed());
+}

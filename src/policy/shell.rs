@@ -65,8 +65,25 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
         )));
         return;
     }
-    let mut parser = brush_parser::Parser::new(std::io::Cursor::new(src.as_bytes()), &options());
-    match parser.parse_program() {
+    // Tokenize first (linear, and aware of quotes, comments and here-documents), so that input
+    // which can never parse is refused before the grammar's backtracking sees it: unclosed `(`
+    // on both sides of a `)` makes the PEG parser take exponential time (found by fuzzing).
+    let opts = options();
+    let tokens = match brush_parser::uncached_tokenize_str(src, &opts.tokenizer_options()) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(unreadable(format!("not valid shell syntax: {e}")));
+            return;
+        }
+    };
+    if let Some(open) = unclosed_paren(&tokens) {
+        out.push(unreadable(format!(
+            "not valid shell syntax: `(` at line {} column {} is never closed",
+            open.0, open.1
+        )));
+        return;
+    }
+    match brush_parser::parse_tokens(&tokens, &opts) {
         Ok(program) => {
             let mut w = Walker { out, depth };
             for list in &program.complete_commands {
@@ -75,6 +92,24 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
         }
         Err(e) => out.push(unreadable(format!("not valid shell syntax: {e}"))),
     }
+}
+
+/// The first `(` operator without a matching `)`, as (line, column). A `)` with no open `(`
+/// is left alone: `case` patterns are written that way.
+fn unclosed_paren(tokens: &[brush_parser::Token]) -> Option<(usize, usize)> {
+    let mut open = Vec::new();
+    for t in tokens {
+        if let brush_parser::Token::Operator(op, span) = t {
+            match op.as_str() {
+                "(" => open.push((span.start.line, span.start.column)),
+                ")" => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.first().copied()
 }
 
 /// An upper bound of bracket nesting, ignoring quotes (so it can only over-count).
