@@ -280,3 +280,29 @@ fn unclosed_subshells_are_refused_without_exponential_parsing() {
     let fuzzed = "((((((((((((((((((((()((((((((((((((((())$())git))))))))))))))))\n))((((((((";
     assert!(!policy::decide_shell(p, fuzzed).allowed());
 }
+
+/// Found by `cargo fuzz`: a here-document with no delimiter inside `$(...)`, then a comment,
+/// loops brush-parser's tokenizer forever while it allocates (over 2 GB in 20 s). It is a syntax
+/// error in any shell, and is refused before tokenizing; a regression shows as this test hanging.
+#[test]
+fn heredoc_without_delimiter_is_refused_before_the_tokenizer_loops() {
+    let p = &profiles()[0];
+    for s in [
+        "echo $(<< <#",
+        "echo $(<< |#",
+        "echo $(cat << <# ",
+        "ls > $(<<<<< <<<#<<<j<<<<<;<<ust a com[<<<<ment<<<ls ",
+    ] {
+        let v = policy::decide_shell(p, s);
+        assert!(!v.allowed(), "{s}");
+        assert!(
+            v.decisions[0].reason.contains("no delimiter"),
+            "{s}: {}",
+            v.decisions[0].reason
+        );
+    }
+    assert!(
+        policy::decide_shell(p, "cat <<<'x' <<EOF\na\nEOF").allowed(),
+        "here-strings and real here-docs still parse"
+    );
+}

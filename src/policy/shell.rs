@@ -65,6 +65,12 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
         )));
         return;
     }
+    if let Some(at) = heredoc_without_delimiter(src) {
+        out.push(unreadable(format!(
+            "not valid shell syntax: here-document `<<` at byte {at} has no delimiter word"
+        )));
+        return;
+    }
     // Tokenize first (linear, and aware of quotes, comments and here-documents), so that input
     // which can never parse is refused before the grammar's backtracking sees it: unclosed `(`
     // on both sides of a `)` makes the PEG parser take exponential time (found by fuzzing).
@@ -92,6 +98,48 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
         }
         Err(e) => out.push(unreadable(format!("not valid shell syntax: {e}"))),
     }
+}
+
+/// A `<<` followed by an operator instead of its delimiter word is always a syntax error, and
+/// inside `$(...)` followed by a comment it sends brush-parser 0.4's tokenizer into an endless,
+/// memory-hungry loop (found by fuzzing: `echo $(<< <#`). Refuse it before tokenizing. Quotes are
+/// tracked roughly (single quotes hide it, double quotes do not, since `"$(...)"` holds code), so
+/// this can only over-refuse literal text such as `echo "a << |"`.
+fn heredoc_without_delimiter(src: &str) -> Option<usize> {
+    let b = src.as_bytes();
+    let (mut i, mut single, mut double) = (0, false, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' if !single => i += 1,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'<' if !single => {
+                // Operators are matched greedily: a run of `<` is `<<<` here-strings, then a
+                // `<<` here-document when two are left over.
+                let run = b[i..].iter().take_while(|c| **c == b'<').count();
+                let mut j = i + run;
+                if run % 3 == 2 {
+                    if b.get(j) == Some(&b'-') {
+                        j += 1;
+                    }
+                    while matches!(b.get(j), Some(b' ' | b'\t')) {
+                        j += 1;
+                    }
+                    if matches!(
+                        b.get(j),
+                        None | Some(b'<' | b'>' | b'|' | b'&' | b';' | b'(' | b')' | b'\n')
+                    ) {
+                        return Some(i + run - 2);
+                    }
+                }
+                i += run;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The first `(` operator without a matching `)`, as (line, column). A `)` with no open `(`
