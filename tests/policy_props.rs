@@ -306,3 +306,24 @@ fn heredoc_without_delimiter_is_refused_before_the_tokenizer_loops() {
         "here-strings and real here-docs still parse"
     );
 }
+
+/// Found by `cargo fuzz`: unclosed `{` in one word made brace expansion backtrack exponentially.
+/// Such a word is now left undecidable; a regression shows as this test hanging.
+#[test]
+fn many_unclosed_braces_in_a_word_are_undecidable_not_slow() {
+    let std = &profiles()[0];
+    let strict = &profiles()[3];
+    let word = format!("a{},x}}", "{b".repeat(40));
+    assert!(
+        policy::decide_shell(std, &format!("echo {word}")).allowed(),
+        "an argument stays an argument"
+    );
+    assert!(
+        !policy::decide_shell(strict, &word).allowed(),
+        "as a program name it is undecidable"
+    );
+    assert_eq!(
+        policy::decide_shell(std, &word).decisions[0].outcome,
+        Outcome::Undecidable
+    );
+}
