@@ -277,8 +277,16 @@ fn unclosed_subshells_are_refused_without_exponential_parsing() {
             v.decisions[0].reason
         );
     }
-    let fuzzed = "((((((((((((((((((((()((((((((((((((((())$())git))))))))))))))))\n))((((((((";
-    assert!(!policy::decide_shell(p, fuzzed).allowed());
+    for fuzzed in [
+        "((((((((((((((((((((()((((((((((((((((())$())git))))))))))))))))\n))((((((((",
+        "((((((((((((((((((((()(?((((((((((((((());)))))))))))))))))))5))))))))))))))(((((((((((ls))))))))))))))-))))))))))))))))))))",
+    ] {
+        assert!(!policy::decide_shell(p, fuzzed).allowed());
+    }
+    assert!(
+        policy::decide_shell(p, "case x in a) ls;; b|c) pwd;; esac").allowed(),
+        "case patterns still parse"
+    );
 }
 
 /// Found by `cargo fuzz`: a here-document with no delimiter inside `$(...)`, then a comment,

@@ -82,10 +82,9 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
             return;
         }
     };
-    if let Some(open) = unclosed_paren(&tokens) {
+    if let Some((line, column, what)) = unpaired_paren(&tokens) {
         out.push(unreadable(format!(
-            "not valid shell syntax: `(` at line {} column {} is never closed",
-            open.0, open.1
+            "not valid shell syntax: {what} (line {line}, column {column})"
         )));
         return;
     }
@@ -142,24 +141,6 @@ fn heredoc_without_delimiter(src: &str) -> Option<usize> {
     None
 }
 
-/// The first `(` operator without a matching `)`, as (line, column). A `)` with no open `(`
-/// is left alone: `case` patterns are written that way.
-fn unclosed_paren(tokens: &[brush_parser::Token]) -> Option<(usize, usize)> {
-    let mut open = Vec::new();
-    for t in tokens {
-        if let brush_parser::Token::Operator(op, span) = t {
-            match op.as_str() {
-                "(" => open.push((span.start.line, span.start.column)),
-                ")" => {
-                    open.pop();
-                }
-                _ => {}
-            }
-        }
-    }
-    open.first().copied()
-}
-
 /// An upper bound of bracket nesting, ignoring quotes (so it can only over-count).
 fn nesting(src: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
@@ -186,6 +167,43 @@ fn excerpt(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The first parenthesis that cannot pair up, as (line, column, what). Unpaired parentheses
+/// never parse, and around `((` they send the grammar's backtracking exponential (found by
+/// fuzzing), so they are refused after the linear tokenizer. A `)` with no open `(` is accepted
+/// only where it closes a `case` pattern (`in a)`, `;; b)`, `a|b)`).
+fn unpaired_paren(tokens: &[brush_parser::Token]) -> Option<(usize, usize, &'static str)> {
+    use brush_parser::Token;
+    let mut open = Vec::new();
+    let mut cases = 0usize;
+    for (n, t) in tokens.iter().enumerate() {
+        match t {
+            Token::Word(w, _) if w == "case" => cases += 1,
+            Token::Word(w, _) if w == "esac" => cases = cases.saturating_sub(1),
+            Token::Operator(op, span) if op == "(" => {
+                open.push((span.start.line, span.start.column))
+            }
+            Token::Operator(op, span) if op == ")" => {
+                if open.pop().is_none() {
+                    let pattern_end = cases > 0
+                        && n >= 2
+                        && matches!(tokens[n - 1], Token::Word(..))
+                        && match &tokens[n - 2] {
+                            Token::Word(w, _) => w == "in",
+                            Token::Operator(o, _) => {
+                                matches!(o.as_str(), ";;" | ";&" | ";;&" | "|" | "\n")
+                            }
+                        };
+                    if !pattern_end {
+                        return Some((span.start.line, span.start.column, "`)` closes nothing"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    open.first().map(|(l, c)| (*l, *c, "`(` is never closed"))
 }
 
 /// The text a here-document or here-string gives the command on its standard input, if static.
