@@ -335,3 +335,17 @@ fn many_unclosed_braces_in_a_word_are_undecidable_not_slow() {
         Outcome::Undecidable
     );
 }
+
+/// Found by `cargo fuzz`: a parameter expansion whose text re-parsed to itself made the search
+/// for `$(...)` inside `${...}` recurse until the stack overflowed.
+#[test]
+fn self_similar_parameter_expansions_do_not_overflow_the_stack() {
+    let p = &profiles()[0];
+    let fuzzed = "$[[ !,nmr$( x.2x$'\\X\0\0\0162\\$\\162\\${C\x01s}r-r\"=\"f x'\\162\\1) ]]";
+    let _ = policy::decide_shell(p, fuzzed);
+    let deep = format!("echo {}$(rm x){}", "${a:-".repeat(50), "}".repeat(50));
+    assert!(
+        !policy::decide_shell(p, &deep).allowed(),
+        "code deep inside defaults is still found"
+    );
+}

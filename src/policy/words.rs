@@ -39,6 +39,9 @@ pub struct Expanded {
     pub nested: Vec<String>,
 }
 
+/// Deepest `${x:-${y:-$(...)}}` nesting searched for code inside one word.
+const MAX_WORD_DEPTH: usize = 8;
+
 /// Brace lists larger than this are not expanded (the command is then undecidable, not slow).
 const MAX_BRACE_WORDS: usize = 256;
 
@@ -51,19 +54,20 @@ pub fn expand(raw: &str, options: &ParserOptions) -> Expanded {
             return out;
         }
     };
-    let mut text = String::new();
-    let mut dynamic = false;
-    let mut unquoted_specials = false;
     let only_plain_text = pieces.iter().all(|p| matches!(p.piece, WordPiece::Text(_)));
-    collect(
-        &pieces,
-        raw,
-        &mut text,
-        &mut dynamic,
-        &mut unquoted_specials,
-        &mut out.nested,
-        false,
-    );
+    let mut acc = Acc {
+        text: String::new(),
+        dynamic: false,
+        specials: false,
+        nested: &mut out.nested,
+    };
+    collect(&pieces, raw, &mut acc, false, 0);
+    let Acc {
+        text,
+        dynamic,
+        specials: unquoted_specials,
+        ..
+    } = acc;
     if dynamic {
         out.args.push(Arg::Dyn(raw.to_string()));
     } else if unquoted_specials && only_plain_text && raw.contains('{') {
@@ -86,42 +90,43 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?']) || s.find('[').is_some_and(|i| s[i + 1..].contains(']'))
 }
 
-fn collect(
-    pieces: &[WordPieceWithSource],
-    raw: &str,
-    text: &mut String,
-    dynamic: &mut bool,
-    specials: &mut bool,
-    nested: &mut Vec<String>,
-    quoted: bool,
-) {
+/// What `collect` gathers from a word's pieces.
+struct Acc<'a> {
+    text: String,
+    dynamic: bool,
+    /// Unquoted glob or brace characters: the shell may change the word.
+    specials: bool,
+    nested: &'a mut Vec<String>,
+}
+
+fn collect(pieces: &[WordPieceWithSource], raw: &str, acc: &mut Acc, quoted: bool, depth: usize) {
     for p in pieces {
         match &p.piece {
             WordPiece::Text(s) => {
                 // Unquoted glob or brace characters change the word at run time.
                 if !quoted && (has_glob(s) || (s.contains('{') && s.contains('}'))) {
-                    *specials = true;
+                    acc.specials = true;
                 }
-                text.push_str(s);
+                acc.text.push_str(s);
             }
-            WordPiece::SingleQuotedText(s) => text.push_str(s),
-            WordPiece::AnsiCQuotedText(s) => text.push_str(&ansi_c(s)),
+            WordPiece::SingleQuotedText(s) => acc.text.push_str(s),
+            WordPiece::AnsiCQuotedText(s) => acc.text.push_str(&ansi_c(s)),
             WordPiece::DoubleQuotedSequence(inner)
             | WordPiece::GettextDoubleQuotedSequence(inner) => {
-                collect(inner, raw, text, dynamic, specials, nested, true)
+                collect(inner, raw, acc, true, depth)
             }
             WordPiece::EscapeSequence(s) => {
                 let s = s.strip_prefix('\\').unwrap_or(s);
                 if s != "\n" {
-                    text.push_str(s);
+                    acc.text.push_str(s);
                 }
             }
             WordPiece::TildeExpansion(_) => {
-                text.push('~');
-                *dynamic = true;
+                acc.text.push('~');
+                acc.dynamic = true;
             }
             WordPiece::ParameterExpansion(_) | WordPiece::ArithmeticExpression(_) => {
-                *dynamic = true;
+                acc.dynamic = true;
                 // `${x:-$(cmd)}` and `$(( $(cmd) ))` run cmd: find it in the piece's own text.
                 let src = raw.get(p.start_index..p.end_index).unwrap_or("");
                 if src.contains("$(") || src.contains('`') {
@@ -132,12 +137,18 @@ fn collect(
                     } else {
                         src
                     };
-                    scan_nested(inner, nested);
+                    if inner.len() < src.len() && depth < MAX_WORD_DEPTH {
+                        scan_nested(inner, acc.nested, depth + 1);
+                    } else {
+                        // No progress or too deep: hand the text over as shell code, which has
+                        // its own depth limit, rather than recurse here without end.
+                        acc.nested.push(inner.to_string());
+                    }
                 }
             }
             WordPiece::CommandSubstitution(s) | WordPiece::BackquotedCommandSubstitution(s) => {
-                *dynamic = true;
-                nested.push(s.clone());
+                acc.dynamic = true;
+                acc.nested.push(s.clone());
             }
         }
     }
@@ -145,10 +156,15 @@ fn collect(
 
 /// Finds `$(...)` and backticks inside text that is not a plain word (a parameter default, an
 /// arithmetic expression) by parsing it as a word of its own.
-fn scan_nested(src: &str, nested: &mut Vec<String>) {
+fn scan_nested(src: &str, nested: &mut Vec<String>, depth: usize) {
     if let Ok(pieces) = word::parse(src, &ParserOptions::default()) {
-        let (mut t, mut d, mut s) = (String::new(), false, false);
-        collect(&pieces, src, &mut t, &mut d, &mut s, nested, false);
+        let mut acc = Acc {
+            text: String::new(),
+            dynamic: false,
+            specials: false,
+            nested,
+        };
+        collect(&pieces, src, &mut acc, false, depth);
     } else {
         // Unparseable nested code is still code: let the caller treat it as a command string.
         nested.push(src.to_string());
