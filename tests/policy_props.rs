@@ -341,7 +341,7 @@ fn many_unclosed_braces_in_a_word_are_undecidable_not_slow() {
 #[test]
 fn self_similar_parameter_expansions_do_not_overflow_the_stack() {
     let p = &profiles()[0];
-    let fuzzed = "$[[ !,nmr$( x.2x$'\\X\0\0\0162\\$\\162\\${C\x01s}r-r\"=\"f x'\\162\\1) ]]";
+    let fuzzed = "$[[ !,nmr$( x.2x$'\\X\x00\x00\x00162\\$\\162\\${C\x01s}r-r\"=\"f x'\\162\\1) ]]";
     let _ = policy::decide_shell(p, fuzzed);
     let deep = format!("echo {}$(rm x){}", "${a:-".repeat(50), "}".repeat(50));
     assert!(

@@ -63,7 +63,7 @@ pub fn memory_bytes(v: &SizeOrNumber) -> Result<u64, String> {
             n * mult
         }
     };
-    if !(bytes >= 1.0 && bytes < 1.0e18) {
+    if !(1.0..1.0e18).contains(&bytes) {
         return Err(format!("memory size out of range; {fix}"));
     }
     Ok(bytes as u64)
@@ -84,7 +84,7 @@ pub fn cpu_millis(v: &SizeOrNumber) -> Result<u32, String> {
             .map_err(|_| format!("cannot read {s:?} as a CPU quota; {fix}"))?
         }
     };
-    if !(cpus >= 0.001 && cpus <= 4096.0) {
+    if !(0.001..=4096.0).contains(&cpus) {
         return Err(format!(
             "CPU quota must be between 0.001 and 4096 CPUs; {fix}"
         ));

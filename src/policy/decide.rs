@@ -129,6 +129,13 @@ fn args_text(args: &[Arg]) -> String {
     t
 }
 
+/// Where a decision applies: the command as written, the program, the wrappers around it.
+struct At<'a> {
+    command: &'a str,
+    program: &'a str,
+    via: &'a [String],
+}
+
 struct Decider<'a> {
     p: &'a ResolvedProfile,
     out: Vec<Decision>,
@@ -138,9 +145,7 @@ impl Decider<'_> {
     fn push(
         &mut self,
         outcome: Outcome,
-        command: &str,
-        program: &str,
-        via: &[String],
+        at: At,
         rule: Option<RuleRef>,
         category: Option<String>,
         reason: String,
@@ -159,9 +164,9 @@ impl Decider<'_> {
         };
         self.out.push(Decision {
             outcome,
-            command: command.to_string(),
-            program: program.to_string(),
-            via: via.to_vec(),
+            command: at.command.to_string(),
+            program: at.program.to_string(),
+            via: at.via.to_vec(),
             category,
             rule,
             reason,
@@ -178,9 +183,11 @@ impl Decider<'_> {
                 }
                 Found::Unreadable { text, reason } => self.push(
                     Outcome::Blocked,
-                    &text,
-                    "",
-                    via,
+                    At {
+                        command: &text,
+                        program: "",
+                        via,
+                    },
                     None,
                     Some("unreadable".into()),
                     format!("{reason}; lasso does not run what it cannot read"),
@@ -200,9 +207,11 @@ impl Decider<'_> {
         if depth > shell::MAX_DEPTH {
             self.push(
                 Outcome::Blocked,
-                text,
-                "",
-                via,
+                At {
+                    command: text,
+                    program: "",
+                    via,
+                },
                 None,
                 Some("unreadable".into()),
                 format!("wrappers nested more than {} deep", shell::MAX_DEPTH),
@@ -217,9 +226,11 @@ impl Decider<'_> {
             );
             self.push(
                 Outcome::Undecidable,
-                text,
-                first.text(),
-                via,
+                At {
+                    command: text,
+                    program: first.text(),
+                    via,
+                },
                 None,
                 Some("dynamic".into()),
                 why,
@@ -239,9 +250,11 @@ impl Decider<'_> {
             );
             self.push(
                 Outcome::Blocked,
-                text,
-                name,
-                via,
+                At {
+                    command: text,
+                    program: name,
+                    via,
+                },
                 Some(src),
                 Some(cat),
                 reason,
@@ -261,9 +274,11 @@ impl Decider<'_> {
             Step::Unknown(why) => {
                 self.push(
                     Outcome::Undecidable,
-                    text,
-                    name,
-                    via,
+                    At {
+                        command: text,
+                        program: name,
+                        via,
+                    },
                     None,
                     Some("dynamic".into()),
                     why,
@@ -297,9 +312,11 @@ impl Decider<'_> {
                     );
                     self.push(
                         Outcome::Blocked,
-                        text,
-                        name,
-                        via,
+                        At {
+                            command: text,
+                            program: name,
+                            via,
+                        },
                         cmds.mode_source.clone(),
                         Some("not-allowed".into()),
                         why,
@@ -331,9 +348,11 @@ impl Decider<'_> {
                     };
                     self.push(
                         outcome,
-                        text,
-                        name,
-                        via,
+                        At {
+                            command: text,
+                            program: name,
+                            via,
+                        },
                         src,
                         Some("not-allowed".into()),
                         why,
@@ -350,9 +369,11 @@ impl Decider<'_> {
                         let why = format!("{name} {}: {}", p.pattern, p.reason);
                         self.push(
                             Outcome::Blocked,
-                            text,
-                            name,
-                            via,
+                            At {
+                                command: text,
+                                program: name,
+                                via,
+                            },
                             Some(p.source.clone()),
                             Some("arguments".into()),
                             why,
@@ -370,9 +391,11 @@ impl Decider<'_> {
                 );
                 self.push(
                     Outcome::Undecidable,
-                    text,
-                    name,
-                    via,
+                    At {
+                        command: text,
+                        program: name,
+                        via,
+                    },
                     Some(p.source.clone()),
                     Some("arguments".into()),
                     why,
@@ -392,6 +415,16 @@ impl Decider<'_> {
                 format!("{name} is not blocked by profile {}", self.p.name),
             ),
         };
-        self.push(Outcome::Allowed, text, name, via, rule, category, why);
+        self.push(
+            Outcome::Allowed,
+            At {
+                command: text,
+                program: name,
+                via,
+            },
+            rule,
+            category,
+            why,
+        );
     }
 }

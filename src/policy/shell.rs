@@ -185,19 +185,20 @@ fn unpaired_paren(tokens: &[brush_parser::Token]) -> Option<(usize, usize, &'sta
                 open.push((span.start.line, span.start.column))
             }
             Token::Operator(op, span) if op == ")" => {
-                if open.pop().is_none() {
-                    let pattern_end = cases > 0
-                        && n >= 2
-                        && matches!(tokens[n - 1], Token::Word(..))
-                        && match &tokens[n - 2] {
-                            Token::Word(w, _) => w == "in",
-                            Token::Operator(o, _) => {
-                                matches!(o.as_str(), ";;" | ";&" | ";;&" | "|" | "\n")
-                            }
-                        };
-                    if !pattern_end {
-                        return Some((span.start.line, span.start.column, "`)` closes nothing"));
-                    }
+                if open.pop().is_some() {
+                    continue;
+                }
+                let pattern_end = cases > 0
+                    && n >= 2
+                    && matches!(tokens[n - 1], Token::Word(..))
+                    && match &tokens[n - 2] {
+                        Token::Word(w, _) => w == "in",
+                        Token::Operator(o, _) => {
+                            matches!(o.as_str(), ";;" | ";&" | ";;&" | "|" | "\n")
+                        }
+                    };
+                if !pattern_end {
+                    return Some((span.start.line, span.start.column, "`)` closes nothing"));
                 }
             }
             _ => {}

@@ -57,7 +57,7 @@ fn skip_options(args: &[Arg], with_value: &[&str], plus_digits: bool) -> usize {
             i += 1;
             continue;
         }
-        let takes = with_value.iter().any(|v| t == *v);
+        let takes = with_value.contains(&t);
         i += if takes { 2 } else { 1 };
     }
     i
