@@ -349,3 +349,18 @@ fn self_similar_parameter_expansions_do_not_overflow_the_stack() {
         "code deep inside defaults is still found"
     );
 }
+
+/// Found by `cargo fuzz`: brush-parser panics (an `unwrap` of an i32) on a redirection with a
+/// file descriptor that does not fit. It is refused before the parser sees it.
+#[test]
+fn oversized_file_descriptors_are_refused_not_a_panic() {
+    let p = &profiles()[0];
+    let v = policy::decide_shell(p, "7777727777<7|\t77\x03f");
+    assert!(!v.allowed());
+    assert!(
+        v.decisions[0].reason.contains("too large"),
+        "{}",
+        v.decisions[0].reason
+    );
+    assert!(policy::decide_shell(p, "ls 2>/dev/null 10>x").allowed());
+}

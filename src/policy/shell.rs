@@ -75,28 +75,66 @@ pub fn find_commands(src: &str, depth: usize, out: &mut Vec<Found>) {
     // which can never parse is refused before the grammar's backtracking sees it: unclosed `(`
     // on both sides of a `)` makes the PEG parser take exponential time (found by fuzzing).
     let opts = options();
-    let tokens = match brush_parser::uncached_tokenize_str(src, &opts.tokenizer_options()) {
-        Ok(t) => t,
-        Err(e) => {
-            out.push(unreadable(format!("not valid shell syntax: {e}")));
-            return;
-        }
-    };
+    let tokens =
+        match guarded(|| brush_parser::uncached_tokenize_str(src, &opts.tokenizer_options())) {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                out.push(unreadable(format!("not valid shell syntax: {e}")));
+                return;
+            }
+            None => {
+                out.push(unreadable(
+                    "the shell tokenizer failed on this input".into(),
+                ));
+                return;
+            }
+        };
+    if let Some(fd) = oversized_fd(&tokens) {
+        out.push(unreadable(format!(
+            "not valid shell syntax: file descriptor {fd} is too large"
+        )));
+        return;
+    }
     if let Some((line, column, what)) = unpaired_paren(&tokens) {
         out.push(unreadable(format!(
             "not valid shell syntax: {what} (line {line}, column {column})"
         )));
         return;
     }
-    match brush_parser::parse_tokens(&tokens, &opts) {
-        Ok(program) => {
+    match guarded(|| brush_parser::parse_tokens(&tokens, &opts)) {
+        None => out.push(unreadable("the shell parser failed on this input".into())),
+        Some(Ok(program)) => {
             let mut w = Walker { out, depth };
             for list in &program.complete_commands {
                 w.list(list);
             }
         }
-        Err(e) => out.push(unreadable(format!("not valid shell syntax: {e}"))),
+        Some(Err(e)) => out.push(unreadable(format!("not valid shell syntax: {e}"))),
     }
+}
+
+/// Runs a brush-parser call, turning a panic inside it into `None`. The parser is a dependency
+/// we do not control and has panicked on odd input (an `unwrap` of a file descriptor number);
+/// a refusal is the right answer to input that crashes the grammar, a crash of the gate is not.
+pub fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// `7777727777<x`: brush-parser 0.4 unwraps the descriptor number as an i32 and panics on larger
+/// ones (found by fuzzing); no shell accepts such a descriptor either.
+fn oversized_fd(tokens: &[brush_parser::Token]) -> Option<&str> {
+    use brush_parser::Token;
+    tokens.windows(2).find_map(|w| match (&w[0], &w[1]) {
+        (Token::Word(n, _), Token::Operator(op, _))
+            if !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<i32>().is_err()
+                && (op.starts_with('<') || op.starts_with('>')) =>
+        {
+            Some(n.as_str())
+        }
+        _ => None,
+    })
 }
 
 /// A `<<` followed by an operator instead of its delimiter word is always a syntax error, and

@@ -47,9 +47,9 @@ const MAX_BRACE_WORDS: usize = 256;
 
 pub fn expand(raw: &str, options: &ParserOptions) -> Expanded {
     let mut out = Expanded::default();
-    let pieces = match word::parse(raw, options) {
-        Ok(p) => p,
-        Err(_) => {
+    let pieces = match super::shell::guarded(|| word::parse(raw, options)) {
+        Some(Ok(p)) => p,
+        _ => {
             out.args.push(Arg::Dyn(raw.to_string()));
             return out;
         }
@@ -157,7 +157,8 @@ fn collect(pieces: &[WordPieceWithSource], raw: &str, acc: &mut Acc, quoted: boo
 /// Finds `$(...)` and backticks inside text that is not a plain word (a parameter default, an
 /// arithmetic expression) by parsing it as a word of its own.
 fn scan_nested(src: &str, nested: &mut Vec<String>, depth: usize) {
-    if let Ok(pieces) = word::parse(src, &ParserOptions::default()) {
+    if let Some(Ok(pieces)) = super::shell::guarded(|| word::parse(src, &ParserOptions::default()))
+    {
         let mut acc = Acc {
             text: String::new(),
             dynamic: false,
@@ -232,7 +233,7 @@ fn brace_words(raw: &str, options: &ParserOptions) -> Option<Vec<String>> {
     if raw.matches('{').count() > MAX_BRACES {
         return None;
     }
-    let parts = word::parse_brace_expansions(raw, options).ok()??;
+    let parts = super::shell::guarded(|| word::parse_brace_expansions(raw, options))?.ok()??;
     let words = expand_seq(&parts)?;
     (words.len() <= MAX_BRACE_WORDS).then_some(words)
 }
