@@ -364,3 +364,16 @@ fn oversized_file_descriptors_are_refused_not_a_panic() {
     );
     assert!(policy::decide_shell(p, "ls 2>/dev/null 10>x").allowed());
 }
+
+/// Found by `cargo fuzz`: brush-parser panics on brace sequences past i64; such words stay
+/// dynamic (undecidable) and never reach it.
+#[test]
+fn huge_brace_sequences_are_undecidable_not_a_panic() {
+    let p = &profiles()[0];
+    let w = format!("{{6{}6-{{6mx}}", "0".repeat(60));
+    assert_eq!(
+        policy::decide_shell(p, &w).decisions[0].outcome,
+        Outcome::Undecidable
+    );
+    assert!(policy::decide_shell(p, &format!("echo {w}")).allowed());
+}

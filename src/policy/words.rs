@@ -233,6 +233,16 @@ fn brace_words(raw: &str, options: &ParserOptions) -> Option<Vec<String>> {
     if raw.matches('{').count() > MAX_BRACES {
         return None;
     }
+    // brush-parser unwraps sequence bounds (`{1..N}`) as i64 and panics past that (found by
+    // fuzzing); such a word is left dynamic rather than handed to it.
+    let longest_digits = raw
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_digits > 18 {
+        return None;
+    }
     let parts = super::shell::guarded(|| word::parse_brace_expansions(raw, options))?.ok()??;
     let words = expand_seq(&parts)?;
     (words.len() <= MAX_BRACE_WORDS).then_some(words)
