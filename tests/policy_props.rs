@@ -377,3 +377,15 @@ fn huge_brace_sequences_are_undecidable_not_a_panic() {
     );
     assert!(policy::decide_shell(p, &format!("echo {w}")).allowed());
 }
+
+/// Found by `cargo fuzz`: brush-parser panics on `~N` with N past its integer type.
+#[test]
+fn huge_directory_stack_tildes_are_dynamic_not_a_panic() {
+    let p = &profiles()[0];
+    let w = format!("~{}<8s", "8".repeat(40));
+    let _ = policy::decide_shell(p, &w);
+    assert_eq!(
+        policy::decide_shell(p, &format!("~-{}", "9".repeat(30))).decisions[0].outcome,
+        Outcome::Undecidable
+    );
+}

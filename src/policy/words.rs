@@ -47,6 +47,10 @@ const MAX_BRACE_WORDS: usize = 256;
 
 pub fn expand(raw: &str, options: &ParserOptions) -> Expanded {
     let mut out = Expanded::default();
+    if huge_tilde_number(raw) {
+        out.args.push(Arg::Dyn(raw.to_string()));
+        return out;
+    }
     let pieces = match super::shell::guarded(|| word::parse(raw, options)) {
         Some(Ok(p)) => p,
         _ => {
@@ -83,6 +87,15 @@ pub fn expand(raw: &str, options: &ParserOptions) -> Expanded {
         out.args.push(Arg::Lit(text));
     }
     out
+}
+
+/// `~N` / `~+N` / `~-N` (directory-stack entries) with a number too large for brush-parser,
+/// which unwraps it and panics (found by fuzzing). No directory stack is that deep.
+fn huge_tilde_number(s: &str) -> bool {
+    s.match_indices('~').any(|(i, _)| {
+        let rest = s[i + 1..].trim_start_matches(['+', '-']);
+        rest.bytes().take_while(u8::is_ascii_digit).count() > 18
+    })
 }
 
 /// `*`, `?` or a `[...]` class: the shell may replace the word with file names.
@@ -157,6 +170,10 @@ fn collect(pieces: &[WordPieceWithSource], raw: &str, acc: &mut Acc, quoted: boo
 /// Finds `$(...)` and backticks inside text that is not a plain word (a parameter default, an
 /// arithmetic expression) by parsing it as a word of its own.
 fn scan_nested(src: &str, nested: &mut Vec<String>, depth: usize) {
+    if huge_tilde_number(src) {
+        nested.push(src.to_string());
+        return;
+    }
     if let Some(Ok(pieces)) = super::shell::guarded(|| word::parse(src, &ParserOptions::default()))
     {
         let mut acc = Acc {
