@@ -389,3 +389,18 @@ fn huge_directory_stack_tildes_are_dynamic_not_a_panic() {
         Outcome::Undecidable
     );
 }
+
+/// Found by `cargo fuzz` (minimised): `<<''` then a blank at the end of input loops
+/// brush-parser's tokenizer while it allocates. An empty quoted delimiter is refused up front.
+#[test]
+fn empty_quoted_heredoc_delimiters_are_refused_before_the_tokenizer_loops() {
+    let p = &profiles()[0];
+    for s in [
+        "<<'' ",
+        "<<''\t",
+        "cat <<\"\" ",
+        "gs|ho x |\t&m x<<<~~rub~~<\tig~~<<<<<''''''<<y <<Ahh<<\t.\0c t \0\tx\t",
+    ] {
+        assert!(!policy::decide_shell(p, s).allowed(), "{s:?}");
+    }
+}

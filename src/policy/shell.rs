@@ -168,6 +168,14 @@ fn heredoc_without_delimiter(src: &str) -> Option<usize> {
                     ) {
                         return Some(i + run - 2);
                     }
+                    // An empty quoted delimiter (`<<''`) followed by a blank or the end loops
+                    // brush-parser's tokenizer forever (found by fuzzing).
+                    let quoted_empty = matches!(b.get(j..j + 2), Some(b"''") | Some(b"\"\""));
+                    if quoted_empty
+                        && !matches!(b.get(j + 2), Some(c) if c.is_ascii_alphanumeric() || *c == b'_')
+                    {
+                        return Some(i + run - 2);
+                    }
                 }
                 i += run;
                 continue;
