@@ -36,6 +36,10 @@ fn value_options(tool: &str) -> &'static [&'static str] {
 
 /// Glob match with `*` and `?`, as used for command names (`mkfs*`) and positional patterns.
 pub fn glob(pattern: &str, text: &str) -> bool {
+    // Most rules are plain names; comparing them directly keeps a decision allocation-free.
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
