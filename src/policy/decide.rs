@@ -130,6 +130,7 @@ fn args_text(args: &[Arg]) -> String {
 }
 
 /// Where a decision applies: the command as written, the program, the wrappers around it.
+#[derive(Clone, Copy)]
 struct At<'a> {
     command: &'a str,
     program: &'a str,
@@ -239,6 +240,11 @@ impl Decider<'_> {
         };
         // The kernel runs a file; rules name programs, so `/usr/bin/rm`, `./rm` and `rm` are one.
         let name = path.rsplit('/').next().unwrap_or(path);
+        let here = At {
+            command: text,
+            program: name,
+            via,
+        };
         let rest = &args[1..];
         let cmds = &self.p.commands;
 
@@ -248,17 +254,7 @@ impl Decider<'_> {
                 rule.category.clone(),
                 format!("{name}: {}", rule.reason),
             );
-            self.push(
-                Outcome::Blocked,
-                At {
-                    command: text,
-                    program: name,
-                    via,
-                },
-                Some(src),
-                Some(cat),
-                reason,
-            );
+            self.push(Outcome::Blocked, here, Some(src), Some(cat), reason);
             return;
         }
 
@@ -274,11 +270,7 @@ impl Decider<'_> {
             Step::Unknown(why) => {
                 self.push(
                     Outcome::Undecidable,
-                    At {
-                        command: text,
-                        program: name,
-                        via,
-                    },
+                    here,
                     None,
                     Some("dynamic".into()),
                     why,
@@ -300,6 +292,11 @@ impl Decider<'_> {
 
     /// The allowlist and the argument rules for the program itself.
     fn own_rules(&mut self, name: &str, rest: &[Arg], text: &str, via: &[String]) {
+        let here = At {
+            command: text,
+            program: name,
+            via,
+        };
         let cmds = &self.p.commands;
         let mut allowed_by = None;
         if cmds.mode == CommandMode::Allowlist {
@@ -312,11 +309,7 @@ impl Decider<'_> {
                     );
                     self.push(
                         Outcome::Blocked,
-                        At {
-                            command: text,
-                            program: name,
-                            via,
-                        },
+                        here,
                         cmds.mode_source.clone(),
                         Some("not-allowed".into()),
                         why,
@@ -346,17 +339,7 @@ impl Decider<'_> {
                             format!("{name} is allowed only as: {}", list.join(", ")),
                         )
                     };
-                    self.push(
-                        outcome,
-                        At {
-                            command: text,
-                            program: name,
-                            via,
-                        },
-                        src,
-                        Some("not-allowed".into()),
-                        why,
-                    );
+                    self.push(outcome, here, src, Some("not-allowed".into()), why);
                     return;
                 }
             }
@@ -369,11 +352,7 @@ impl Decider<'_> {
                         let why = format!("{name} {}: {}", p.pattern, p.reason);
                         self.push(
                             Outcome::Blocked,
-                            At {
-                                command: text,
-                                program: name,
-                                via,
-                            },
+                            here,
                             Some(p.source.clone()),
                             Some("arguments".into()),
                             why,
@@ -391,11 +370,7 @@ impl Decider<'_> {
                 );
                 self.push(
                     Outcome::Undecidable,
-                    At {
-                        command: text,
-                        program: name,
-                        via,
-                    },
+                    here,
                     Some(p.source.clone()),
                     Some("arguments".into()),
                     why,
@@ -415,16 +390,6 @@ impl Decider<'_> {
                 format!("{name} is not blocked by profile {}", self.p.name),
             ),
         };
-        self.push(
-            Outcome::Allowed,
-            At {
-                command: text,
-                program: name,
-                via,
-            },
-            rule,
-            category,
-            why,
-        );
+        self.push(Outcome::Allowed, here, rule, category, why);
     }
 }

@@ -4,6 +4,12 @@
 
 use super::words::Arg;
 
+mod git;
+mod runners;
+
+use git::git;
+use runners::{env, find, xargs};
+
 /// What a program does with the rest of its argv.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -22,28 +28,13 @@ const SHELLS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "rbash", "fish", "pdksh", "oksh",
 ];
 
-/// Git configuration keys whose values git runs as commands.
-const GIT_EXEC_KEYS: &[&str] = &[
-    "core.sshcommand",
-    "core.pager",
-    "core.editor",
-    "core.fsmonitor",
-    "sequence.editor",
-    "diff.external",
-    "pager.",
-    "gpg.program",
-    "credential.helper",
-    "core.askpass",
-    "uploadpack.packobjectshook",
-];
-
-fn lit(a: &Arg) -> Option<&str> {
+pub(crate) fn lit(a: &Arg) -> Option<&str> {
     a.lit()
 }
 
 /// Skips options of a wrapper: `with_value` options consume the next word unless written
 /// `-xVALUE` / `--opt=VALUE`; returns the index of the first non-option word.
-fn skip_options(args: &[Arg], with_value: &[&str], plus_digits: bool) -> usize {
+pub(crate) fn skip_options(args: &[Arg], with_value: &[&str], plus_digits: bool) -> usize {
     let mut i = 0;
     while i < args.len() {
         let Some(t) = lit(&args[i]) else { return i };
@@ -63,7 +54,7 @@ fn skip_options(args: &[Arg], with_value: &[&str], plus_digits: bool) -> usize {
     i
 }
 
-fn rest(args: &[Arg], from: usize) -> Vec<Vec<Arg>> {
+pub(crate) fn rest(args: &[Arg], from: usize) -> Vec<Vec<Arg>> {
     if from < args.len() {
         vec![args[from..].to_vec()]
     } else {
@@ -71,7 +62,7 @@ fn rest(args: &[Arg], from: usize) -> Vec<Vec<Arg>> {
     }
 }
 
-fn join_lit(args: &[Arg]) -> Option<String> {
+pub(crate) fn join_lit(args: &[Arg]) -> Option<String> {
     args.iter()
         .map(|a| a.lit().map(str::to_string))
         .collect::<Option<Vec<_>>>()
@@ -241,7 +232,7 @@ pub fn step(name: &str, args: &[Arg], stdin: Option<&Arg>) -> Step {
     }
 }
 
-fn shell_arg(a: Option<&Arg>, pure: bool) -> Step {
+pub(crate) fn shell_arg(a: Option<&Arg>, pure: bool) -> Step {
     match a {
         Some(Arg::Lit(code)) => Step::Shell {
             code: code.clone(),
@@ -294,235 +285,6 @@ fn shell(name: &str, args: &[Arg], stdin: Option<&Arg>) -> Step {
             pure: true,
         },
         (None, _) => Step::Unknown(format!("{name} reads commands from its input at run time")),
-    }
-}
-
-fn env(args: &[Arg]) -> Step {
-    let mut i = 0;
-    while i < args.len() {
-        let Some(t) = lit(&args[i]) else {
-            return Step::Unknown(format!(
-                "env runs `{}`, known only at run time",
-                args[i].text()
-            ));
-        };
-        if t == "--" {
-            i += 1;
-            break;
-        }
-        if let Some(s) = t.strip_prefix("--split-string=") {
-            return split_string(s, &args[i + 1..]);
-        }
-        if t == "--split-string" {
-            return split_string(
-                args.get(i + 1).and_then(lit).unwrap_or(""),
-                args.get(i + 2..).unwrap_or(&[]),
-            );
-        }
-        if t.starts_with("--") {
-            i += if matches!(t, "--unset" | "--chdir" | "--argv0") {
-                2
-            } else {
-                1
-            };
-            continue;
-        }
-        if t.starts_with('-') && t.len() > 1 {
-            let body = &t[1..];
-            // In a cluster like -iS'cmd', the first value-taking letter ends the options.
-            if let Some(p) = body.find(['u', 'C', 'P', 'a', 'S']) {
-                let letter = body.as_bytes()[p];
-                let attached = &body[p + 1..];
-                if letter == b'S' {
-                    return if attached.is_empty() {
-                        split_string(
-                            args.get(i + 1).and_then(lit).unwrap_or(""),
-                            args.get(i + 2..).unwrap_or(&[]),
-                        )
-                    } else {
-                        split_string(attached, &args[i + 1..])
-                    };
-                }
-                i += if attached.is_empty() { 2 } else { 1 };
-            } else {
-                i += 1;
-            }
-            continue;
-        }
-        if t.contains('=') && !t.starts_with('=') {
-            i += 1; // NAME=VALUE
-            continue;
-        }
-        break;
-    }
-    Step::Runs {
-        inner: rest(args, i),
-        pure: true,
-    }
-}
-
-/// `env -S` splits its string into words much like a shell does; parsing it as shell code sees
-/// at least every word env would produce.
-fn split_string(s: &str, more: &[Arg]) -> Step {
-    match join_lit(more) {
-        Some(m) if m.is_empty() => Step::Shell {
-            code: s.to_string(),
-            pure: true,
-        },
-        Some(m) => Step::Shell {
-            code: format!("{s} {m}"),
-            pure: true,
-        },
-        None => Step::Unknown("env -S with arguments known only at run time".into()),
-    }
-}
-
-fn xargs(args: &[Arg]) -> Step {
-    let with_value = [
-        "-a",
-        "-d",
-        "-E",
-        "-I",
-        "-L",
-        "-n",
-        "-P",
-        "-s",
-        "--arg-file",
-        "--delimiter",
-        "--max-lines",
-        "--max-args",
-        "--max-procs",
-        "--max-chars",
-        "--process-slot-var",
-    ];
-    let i = skip_options(args, &with_value, false);
-    let mut inner: Vec<Arg> = if i < args.len() {
-        args[i..].to_vec()
-    } else {
-        vec![Arg::Lit("echo".into())]
-    };
-    // xargs appends words read from its input: they may be any flag.
-    inner.push(Arg::Dyn("<words from xargs input>".into()));
-    Step::Runs {
-        inner: vec![inner],
-        pure: true,
-    }
-}
-
-fn find(args: &[Arg]) -> Step {
-    let mut inner = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if matches!(args[i].lit(), Some("-exec" | "-execdir" | "-ok" | "-okdir")) {
-            let start = i + 1;
-            let mut end = start;
-            while end < args.len() && !matches!(args[end].lit(), Some(";" | "+")) {
-                end += 1;
-            }
-            if start < end {
-                inner.push(args[start..end].to_vec());
-            }
-            i = end;
-        }
-        i += 1;
-    }
-    if inner.is_empty() {
-        Step::Plain
-    } else {
-        Step::Runs { inner, pure: false }
-    }
-}
-
-fn git(args: &[Arg]) -> Step {
-    let mut i = 0;
-    let mut aliases: Vec<(String, String)> = Vec::new();
-    let mut shell_code = Vec::new();
-    while i < args.len() {
-        let Some(t) = lit(&args[i]) else { break };
-        if !t.starts_with('-') {
-            break;
-        }
-        if t.starts_with("--exec-path=") {
-            return Step::Unknown(
-                "git --exec-path runs git commands from a directory chosen at run time".into(),
-            );
-        }
-        let value = match t {
-            "-c" => args.get(i + 1).map(|a| a.text().to_string()),
-            _ => None,
-        };
-        if let Some(kv) = value {
-            if let Some((k, v)) = kv.split_once('=') {
-                let key = k.to_ascii_lowercase();
-                if let Some(alias) = key.strip_prefix("alias.") {
-                    aliases.push((alias.to_string(), v.to_string()));
-                } else if GIT_EXEC_KEYS
-                    .iter()
-                    .any(|e| key == *e || (e.ends_with('.') && key.starts_with(e)))
-                {
-                    shell_code.push(v.trim_start_matches('!').to_string());
-                } else if key == "core.hookspath" {
-                    return Step::Unknown(
-                        "git -c core.hooksPath runs hooks from a directory chosen at run time"
-                            .into(),
-                    );
-                }
-            }
-        }
-        i += if matches!(
-            t,
-            "-c" | "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--config-env"
-        ) {
-            2
-        } else {
-            1
-        };
-    }
-    let sub = args.get(i).and_then(lit).unwrap_or("");
-    if let Some((_, v)) = aliases.iter().find(|(a, _)| a == sub) {
-        let tail = join_lit(&args[i + 1..]).unwrap_or_default();
-        return Step::Shell {
-            code: match v.strip_prefix('!') {
-                Some(sh) => format!("{sh} {tail}"),
-                None => format!("git {v} {tail}"),
-            },
-            pure: true,
-        };
-    }
-    if sub == "submodule" && args.get(i + 1).and_then(lit) == Some("foreach") {
-        let j = skip_options(&args[i + 2..], &[], false) + i + 2;
-        return shell_arg(args.get(j), false);
-    }
-    if sub == "rebase" {
-        let mut j = i + 1;
-        while j < args.len() {
-            match args[j].lit() {
-                Some("-x" | "--exec") => shell_code.push(
-                    args.get(j + 1)
-                        .map(|a| a.text().to_string())
-                        .unwrap_or_default(),
-                ),
-                Some(t) if t.starts_with("--exec=") => {
-                    shell_code.push(t["--exec=".len()..].to_string())
-                }
-                _ => {}
-            }
-            j += 1;
-        }
-    }
-    if sub == "bisect" && args.get(i + 1).and_then(lit) == Some("run") {
-        return Step::Runs {
-            inner: rest(args, i + 2),
-            pure: false,
-        };
-    }
-    if shell_code.is_empty() {
-        Step::Plain
-    } else {
-        Step::Shell {
-            code: shell_code.join("\n"),
-            pure: false,
-        }
     }
 }
 
