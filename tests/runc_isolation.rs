@@ -309,3 +309,36 @@ fn process_user_groups_umask_cwd_env_and_no_new_privs_apply() {
     assert!(out.contains("/tmp\nhello\n"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
 }
+
+#[test]
+fn no_pivot_still_shows_only_the_rootfs() {
+    if !can_run() {
+        return;
+    }
+    let runc = Runc::new();
+    let b = Bundle::new("ls /");
+    let id = unique_id("nopivot");
+    let _g = Guard::new(&runc, &id);
+    let out = runc
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        entries,
+        ["bin", "dev", "etc", "proc", "sys", "tmp"],
+        "host root visible"
+    );
+}
