@@ -1,0 +1,6 @@
+//! OCI images: the content-addressed store, import of archives and layouts, pulls from
+//! registries, and safe unpacking of layers. This module owns everything under the image store
+//! root and nothing else; it never runs a container (the engine does, from the layer
+//! directories the store hands out) and never reads profiles.
+
+pub mod unpack;
