@@ -3,6 +3,7 @@
 //! its own file.
 
 pub mod error;
+pub mod image;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
@@ -24,12 +25,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Manage OCI images: pull, import, list, inspect, rm, prune, unpack.
+    Image(image::ImageArgs),
+}
 
 impl Cli {
     /// Runs the chosen subcommand and returns the process exit status.
     pub fn run(self) -> CliResult {
-        match self.command {}
+        match self.command {
+            Command::Image(args) => image::run(args),
+        }
     }
 }
 

@@ -3,4 +3,13 @@
 //! root and nothing else; it never runs a container (the engine does, from the layer
 //! directories the store hands out) and never reads profiles.
 
+pub mod auth;
+pub mod builder;
+pub mod digest;
+pub mod import;
+pub mod progress;
+pub mod pull;
+pub mod reference;
+pub mod spec;
+pub mod store;
 pub mod unpack;

@@ -172,3 +172,26 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
         Mode::from_raw_mode(0o600),
     )?)
 }
+
+/// Opens a regular file named by untrusted text (`rel`) inside `dir`, resolved by the kernel with
+/// `dir` as `/`: an archive's `manifest.json` cannot make lasso read a host file through a
+/// symlink or `..` it planted.
+pub fn open_file_in_root(dir: &std::path::Path, rel: &str) -> io::Result<std::fs::File> {
+    let root = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        RESOLVE,
+    )?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}

@@ -11,6 +11,8 @@
 
 mod fsops;
 
+pub use fsops::open_file_in_root;
+
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Timespec, Timestamps};
 use std::collections::HashSet;
@@ -174,7 +176,12 @@ impl Unpacker {
     /// Applies one (possibly compressed) layer stream.
     pub fn apply<R: Read>(&mut self, layer: R) -> Result<(), UnpackError> {
         let reader = decompress(layer).map_err(UnpackError::Read)?;
-        let mut archive = tar::Archive::new(reader);
+        self.apply_tar(reader)
+    }
+
+    /// Applies one uncompressed tar stream.
+    pub fn apply_tar<R: Read>(&mut self, tar_stream: R) -> Result<(), UnpackError> {
+        let mut archive = tar::Archive::new(tar_stream);
         let mut this_layer: HashSet<Vec<u8>> = HashSet::new();
         let mut dirs: Vec<DirMeta> = Vec::new();
         for entry in archive.entries().map_err(UnpackError::Read)? {
