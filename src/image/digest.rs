@@ -100,6 +100,15 @@ impl Hasher {
         h.1 += data.len() as u64;
     }
 
+    /// Bytes hashed so far (cheap, unlike [`Hasher::finish`]).
+    pub fn len(&self) -> u64 {
+        self.0.borrow().1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Digest and byte count of everything hashed so far.
     pub fn finish(&self) -> (Digest, u64) {
         let h = self.0.borrow();

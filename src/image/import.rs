@@ -3,7 +3,6 @@
 //! unpacked with the same confined unpacker into the store's `tmp/`, and every file an index or
 //! `manifest.json` names is opened with openat2 inside that directory.
 
-use crate::image::digest::{Digest, DigestError};
 use crate::image::progress::Progress;
 use crate::image::spec::{self, Descriptor, ImageConfig, Manifest, Platform, RootFs};
 use crate::image::store::{ImageRecord, Store, StoreError, MAX_JSON};
@@ -43,8 +42,6 @@ pub enum ImportError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path}: {0}", path = .1)]
-    Digest(#[source] DigestError, String),
     #[error("{path} holds no image for {want}; it has only: {have}. Import or build one for this platform")]
     WrongPlatform {
         path: String,
@@ -473,9 +470,4 @@ fn default_base(path: &Path) -> String {
     } else {
         clean
     }
-}
-
-/// Kept for callers that hold a digest string from an archive and want the import's error type.
-pub fn parse_digest(s: &str, path: &Path) -> Result<Digest> {
-    Digest::parse(s).map_err(|e| ImportError::Digest(e, path.display().to_string()))
 }

@@ -206,7 +206,7 @@ impl Store {
             bar.inc(n as u64);
             // A source that sends more than the descriptor promised is cut off right away.
             if let Some(want) = size {
-                let (_, got) = hasher.finish();
+                let got = hasher.len();
                 if got > want {
                     return Err(StoreError::SizeMismatch {
                         digest: expected.clone(),
