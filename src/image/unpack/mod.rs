@@ -10,11 +10,13 @@
 //! path outside the target it was given.
 
 mod fsops;
+mod meta;
+mod whiteout;
 
 pub use fsops::open_file_in_root;
 
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, FileType, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType};
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -290,7 +292,7 @@ impl Unpacker {
             fsops::remove_tree(parent.as_fd(), leaf, self.dev, self.privileged)
                 .map_err(|e| self.entry_err(&raw, "replacing the existing entry", e))?;
         }
-        let times = timestamps(mtime);
+        let times = meta::timestamps(mtime);
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.size();
@@ -302,11 +304,11 @@ impl Unpacker {
                 }
                 let fd = fsops::create_file(parent.as_fd(), leaf)
                     .map_err(|e| self.entry_err(&raw, "creating the file", e))?;
-                let written = copy_sparse(entry, &fd, size)
+                let written = meta::copy_sparse(entry, &fd, size)
                     .map_err(|e| self.entry_err(&raw, "writing the file", e))?;
                 self.report.bytes += written;
                 if self.opts.chown {
-                    rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid)))
+                    rustix::fs::fchown(&fd, Some(meta::uid_of(uid)), Some(meta::gid_of(gid)))
                         .map_err(|e| self.entry_err(&raw, "setting the owner", e.into()))?;
                 }
                 // After chown: chown clears setuid/setgid, which the layer may ask for.
@@ -383,153 +385,6 @@ impl Unpacker {
         }
         Ok(())
     }
-
-    fn whiteout(
-        &mut self,
-        parent: &OwnedFd,
-        parent_path: &[u8],
-        hidden: &[u8],
-        this_layer: &mut HashSet<Vec<u8>>,
-        raw: &[u8],
-    ) -> Result<(), UnpackError> {
-        let child_path = |name: &[u8]| -> Vec<u8> {
-            if parent_path.is_empty() {
-                name.to_vec()
-            } else {
-                [parent_path, b"/", name].concat()
-            }
-        };
-        if hidden == b".wh..opq" {
-            match self.opts.mode {
-                Mode::Flatten => {
-                    let names = fsops::list_dir(parent.as_fd())
-                        .map_err(|e| self.entry_err(raw, "listing an opaque directory", e))?;
-                    for name in names {
-                        if !this_layer.contains(&child_path(&name)) {
-                            fsops::remove_tree(parent.as_fd(), &name, self.dev, self.privileged)
-                                .map_err(|e| {
-                                    self.entry_err(raw, "clearing an opaque directory", e)
-                                })?;
-                        }
-                    }
-                }
-                Mode::Overlay => {
-                    let dir = fsops::open_dir_rw_in_root(self.root.as_fd(), parent_path)
-                        .map_err(|e| self.entry_err(raw, "opening an opaque directory", e))?;
-                    rustix::fs::fsetxattr(
-                        &dir,
-                        overlay_xattr(self.privileged, "opaque"),
-                        b"y",
-                        rustix::fs::XattrFlags::empty(),
-                    )
-                    .map_err(|e| self.entry_err(raw, "marking the directory opaque", e.into()))?;
-                }
-            }
-            return Ok(());
-        }
-        if hidden.starts_with(b".wh.") || hidden.is_empty() || hidden == b"." || hidden == b".." {
-            return Ok(()); // aufs bookkeeping (.wh..wh.plnk and friends) or a nameless whiteout.
-        }
-        let target = child_path(hidden);
-        if this_layer.contains(&target) {
-            return Ok(());
-        }
-        fsops::remove_tree(parent.as_fd(), hidden, self.dev, self.privileged)
-            .map_err(|e| self.entry_err(raw, "applying the whiteout", e))?;
-        if self.opts.mode == Mode::Overlay {
-            // A 0:0 character device is overlayfs's whiteout; since Linux 5.8 anyone may make one.
-            rustix::fs::mknodat(
-                parent,
-                hidden,
-                FileType::CharacterDevice,
-                rustix::fs::Mode::empty(),
-                rustix::fs::makedev(0, 0),
-            )
-            .map_err(|e| self.entry_err(raw, "creating the overlay whiteout", e.into()))?;
-        }
-        this_layer.insert(target);
-        Ok(())
-    }
-
-    fn set_xattrs<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        fd: &OwnedFd,
-    ) -> io::Result<()> {
-        let Some(exts) = entry.pax_extensions()? else {
-            return Ok(());
-        };
-        let mut skipped = 0;
-        for ext in exts {
-            let ext = ext?;
-            let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") else {
-                continue;
-            };
-            // overlay.* xattrs steer overlayfs (redirects, metacopy, opaque); the store stacks
-            // layers with overlayfs, so a layer must never be able to forge them.
-            if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
-                skipped += 1;
-                continue;
-            }
-            match rustix::fs::fsetxattr(
-                fd,
-                name,
-                ext.value_bytes(),
-                rustix::fs::XattrFlags::empty(),
-            ) {
-                Ok(()) => {}
-                Err(
-                    rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP | rustix::io::Errno::ACCESS,
-                ) => skipped += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.report.skipped_xattrs += skipped;
-        Ok(())
-    }
-
-    fn set_link_meta(
-        &self,
-        parent: &OwnedFd,
-        leaf: &[u8],
-        uid: u64,
-        gid: u64,
-        times: &Timestamps,
-    ) -> io::Result<()> {
-        if self.opts.chown {
-            rustix::fs::chownat(
-                parent,
-                leaf,
-                Some(uid_of(uid)),
-                Some(gid_of(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
-        }
-        rustix::fs::utimensat(parent, leaf, times, AtFlags::SYMLINK_NOFOLLOW)?;
-        Ok(())
-    }
-
-    fn finish_dir(&self, d: &DirMeta) -> io::Result<()> {
-        let fd = match fsops::open_dir_rw_in_root(self.root.as_fd(), &d.path) {
-            Ok(fd) => fd,
-            // Replaced later in the same layer by a non-directory: nothing to finish.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOTDIR | libc::ELOOP | libc::ENOENT)
-                ) =>
-            {
-                return Ok(())
-            }
-            Err(e) => return Err(e),
-        };
-        if self.opts.chown {
-            rustix::fs::fchown(&fd, Some(uid_of(d.uid)), Some(gid_of(d.gid)))?;
-        }
-        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(d.mode))?;
-        rustix::fs::futimens(&fd, &timestamps(d.mtime))?;
-        Ok(())
-    }
 }
 
 /// Unpacks one layer stream onto `target` with `opts`.
@@ -559,72 +414,6 @@ fn clean(raw: &[u8]) -> Vec<&[u8]> {
         }
     }
     out
-}
-
-/// Copies a file's data, seeking over all-zero blocks so that sparse files stay sparse on disk.
-fn copy_sparse<R: Read>(src: &mut R, fd: &OwnedFd, size: u64) -> io::Result<u64> {
-    let mut file = std::fs::File::from(fd.try_clone()?);
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut total = 0u64;
-    let mut pending_hole = false;
-    loop {
-        let n = src.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        if chunk.iter().all(|b| *b == 0) {
-            std::io::Seek::seek(&mut file, io::SeekFrom::Current(n as i64))?;
-            pending_hole = true;
-        } else {
-            std::io::Write::write_all(&mut file, chunk)?;
-            pending_hole = false;
-        }
-        total += n as u64;
-        if total > size {
-            return Err(io::Error::other(
-                "entry holds more data than its header says",
-            ));
-        }
-    }
-    if total < size {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "layer ends inside this file's data (truncated download?)",
-        ));
-    }
-    if pending_hole {
-        file.set_len(total)?;
-    }
-    Ok(total)
-}
-
-fn timestamps(mtime: u64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime.min(i64::MAX as u64) as i64,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-fn overlay_xattr(privileged: bool, what: &str) -> String {
-    // Rootless overlayfs (mounted with `userxattr` in a user namespace) reads user.overlay.*.
-    if privileged {
-        format!("trusted.overlay.{what}")
-    } else {
-        format!("user.overlay.{what}")
-    }
-}
-
-fn uid_of(id: u64) -> rustix::fs::Uid {
-    rustix::fs::Uid::from_raw(id.min(u32::MAX as u64 - 1) as u32)
-}
-
-fn gid_of(id: u64) -> rustix::fs::Gid {
-    rustix::fs::Gid::from_raw(id.min(u32::MAX as u64 - 1) as u32)
 }
 
 #[cfg(test)]
