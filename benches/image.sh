@@ -3,7 +3,8 @@
 #   1. unpack a multi-layer image: `lasso image unpack` vs `umoci unpack` vs plain `tar -x` of
 #      the same layers (tar applies no whiteouts and checks nothing: the floor, not a rival);
 #   2. pull it from a loopback docker-registry: `lasso image pull` (which also verifies and
-#      unpacks every layer into the store) vs `skopeo copy` to an OCI layout (download only).
+#      unpacks every layer into the store) vs `skopeo copy` to an OCI layout (download only) and
+#      vs `skopeo copy` + `umoci unpack` (the same end state: downloaded and unpacked).
 # Needs: hyperfine umoci skopeo docker-registry (see .ci/run). Run as root from the repo root:
 #   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build)
 set -euo pipefail
@@ -92,8 +93,9 @@ H=127.0.0.1:$PORT
 skopeo copy --quiet --dest-tls-verify=false "oci:$L:bench" "docker://$H/bench:1"
 
 hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
-  --prepare "rm -rf $W/pull-store $W/pull-skopeo; sync" \
+  --prepare "rm -rf $W/pull-store $W/pull-skopeo $W/pull-umoci; sync" \
   -n "lasso image pull (+verify +unpack)" "$LASSO image --store $W/pull-store --quiet pull --insecure $H $H/bench:1" \
-  -n "skopeo copy (download only)" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench"
+  -n "skopeo copy (download only)" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench" \
+  -n "skopeo copy + umoci unpack" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench && umoci unpack --image $W/pull-skopeo:bench $W/pull-umoci"
 
 cat "$W/unpack.md" "$W/pull.md"

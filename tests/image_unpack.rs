@@ -20,7 +20,11 @@ struct Scene {
 impl Scene {
     fn new() -> Scene {
         let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_path_buf();
+        // The scene sits 8 levels below the tempdir and no case climbs more than 4, so even a
+        // regression that lets a name escape the target lands inside the tempdir, where the
+        // snapshot sees it, and never in the host's /tmp or /.
+        let base = dir.path().join("n1/n2/n3/n4/n5/n6/n7/n8");
+        std::fs::create_dir_all(&base).unwrap();
         let target = base.join("target");
         let outside = base.join("outside");
         std::fs::create_dir(&target).unwrap();
@@ -43,7 +47,7 @@ impl Scene {
     /// link count (a hard link made to `secret` from inside would raise it).
     fn snapshot(&self) -> BTreeMap<PathBuf, String> {
         let mut out = BTreeMap::new();
-        walk(&self.base, &self.target, &mut out);
+        walk(self._dir.path(), &self.target, &mut out);
         out
     }
 
@@ -573,11 +577,13 @@ fn forged_overlay_xattrs_are_dropped() {
 #[test]
 fn magic_link_targets_do_not_lead_out() {
     let s = Scene::new();
-    let _ = s.apply(&[l()
-        .symlink("m", "/proc/self/root")
-        .file("m/outside/secret", b"pwned")
-        .done()]);
+    // A magic link to an fd this process holds on the outside dir: followed, it would write there.
+    let outside = std::fs::File::open(&s.outside).unwrap();
+    use std::os::fd::AsRawFd;
+    let link = format!("/proc/self/fd/{}", outside.as_raw_fd());
+    let _ = s.apply(&[l().symlink("m", &link).file("m/secret", b"pwned").done()]);
     s.assert_outside_untouched();
+    drop(outside);
 }
 
 #[test]
