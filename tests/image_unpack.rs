@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 /// A tempdir holding `outside/` (with a secret file the layers try to reach) and `target/`.
 struct Scene {
     _dir: tempfile::TempDir,
-    base: PathBuf,
     target: PathBuf,
     outside: PathBuf,
     before: BTreeMap<PathBuf, String>,
@@ -34,7 +33,6 @@ impl Scene {
         std::fs::write(outside.join("etc/passwd"), b"root:x:0:0").unwrap();
         let mut s = Scene {
             _dir: dir,
-            base,
             target,
             outside,
             before: BTreeMap::new(),
