@@ -353,3 +353,51 @@ fn full_disk_during_import_leaves_no_half_written_store_entry() {
         "the tmpfs was not private to the test's namespace"
     );
 }
+
+#[test]
+fn full_disk_during_cli_unpack_leaves_no_target_and_no_work_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 3 << 20];
+    getrandom::fill(&mut noise).unwrap();
+    let tarball = d.path().join("big.tar");
+    std::fs::write(&tarball, tar_of(&[("noise", &noise)], &[])).unwrap();
+    let st = d.path().join("store");
+    let out = Command::new(lasso())
+        .args(["image", "--store"])
+        .arg(&st)
+        .args(["import", "--name", "big:1"])
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let small = d.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=2m tmpfs {small}
+         if {lasso} image --store {st} unpack big:1 {small}/root 2>{d}/err; then echo UNPACKED; fi
+         ls -A {small} > {d}/left",
+        small = small.display(),
+        lasso = lasso().display(),
+        st = st.display(),
+        d = d.path().display()
+    );
+    let out = in_private_mount_ns(&script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("UNPACKED"));
+    let err = std::fs::read_to_string(d.path().join("err")).unwrap();
+    assert!(err.contains("no space left"), "{err}");
+    let left = std::fs::read_to_string(d.path().join("left")).unwrap();
+    assert_eq!(
+        left.trim(),
+        "",
+        "a half-unpacked tree was left behind: {left}"
+    );
+}
