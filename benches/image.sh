@@ -17,7 +17,10 @@ fi
 W=$(mktemp -d /tmp/lasso-image-bench.XXXXXX)
 REG_PID=
 cleanup() {
-  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+  if [ -n "$REG_PID" ]; then
+    kill "$REG_PID" 2>/dev/null || true
+    wait "$REG_PID" 2>/dev/null || true
+  fi
   rm -rf "$W"
 }
 trap cleanup EXIT
