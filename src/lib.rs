@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod engine;
 pub mod gate;
+pub mod image;
 pub mod paths;
 pub mod plan;
 pub mod policy;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod sandbox;
 pub mod profile;
 pub mod why;
+pub mod image;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
@@ -58,6 +59,8 @@ pub enum Command {
     Why(why::WhyArgs),
     /// List, show, validate and compare security profiles.
     Profile(profile::ProfileArgs),
+    /// Manage OCI images: pull, import, list, inspect, rm, prune, unpack.
+    Image(image::ImageArgs),
 }
 
 impl Cli {
@@ -77,6 +80,7 @@ impl Cli {
             Command::Audit(args) => args.run(),
             Command::Why(a) => why::run(a),
             Command::Profile(a) => profile::run(a),
+            Command::Image(args) => image::run(args),
         }
     }
 }
