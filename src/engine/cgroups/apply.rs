@@ -78,10 +78,16 @@ fn cpuset_set(c: &LinuxCpu) -> bool {
         || c.mems().as_deref().is_some_and(|s| !s.is_empty())
 }
 
+/// A blkio weight of 0 means "not set": Docker sends `"blockIO":{"weight":0}` in every config
+/// and every update, and the kernel refuses 0 (ERANGE), so runc skips it too.
+pub(crate) fn weight_set(w: Option<u16>) -> Option<u16> {
+    w.filter(|w| *w != 0)
+}
+
 fn blkio_set(b: &LinuxBlockIo) -> bool {
     let some = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    b.weight().is_some()
-        || b.leaf_weight().is_some()
+    weight_set(b.weight()).is_some()
+        || weight_set(b.leaf_weight()).is_some()
         || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
         || some(b.throttle_read_bps_device())
         || some(b.throttle_write_bps_device())

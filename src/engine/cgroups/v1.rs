@@ -155,7 +155,7 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
             dir.join(bfq)
         }
     };
-    if let Some(w) = b.weight() {
+    if let Some(w) = super::apply::weight_set(b.weight()) {
         let f = pick("blkio.weight", "blkio.bfq.weight");
         if !f.exists() {
             return Err(unsupported(
@@ -165,7 +165,7 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         }
         fs::write(&f, &w.to_string())?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = super::apply::weight_set(b.leaf_weight()) {
         let f = dir.join("blkio.leaf_weight");
         if !f.exists() {
             return Err(unsupported(
@@ -176,7 +176,7 @@ pub fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         fs::write(&f, &w.to_string())?;
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = super::apply::weight_set(d.weight()) {
             let f = pick("blkio.weight_device", "blkio.bfq.weight_device");
             fs::write(&f, &format!("{}:{} {}", d.major(), d.minor(), w))?;
         }

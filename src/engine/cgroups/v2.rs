@@ -126,7 +126,7 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
 }
 
 pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
-    if b.leaf_weight().is_some() {
+    if super::apply::weight_set(b.leaf_weight()).is_some() {
         return Err(unsupported(
             "blockIO.leafWeight",
             "cgroup v2 has no leaf weights",
@@ -137,11 +137,11 @@ pub fn io(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     } else {
         dir.join("io.bfq.weight")
     };
-    if let Some(w) = b.weight() {
+    if let Some(w) = super::apply::weight_set(b.weight()) {
         fs::write(&weight_file, &format!("default {}", blkio_to_io_weight(w)))?;
     }
     for d in b.weight_device().iter().flatten() {
-        if let Some(w) = d.weight() {
+        if let Some(w) = super::apply::weight_set(d.weight()) {
             let line = format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w));
             fs::write(&weight_file, &line)?;
         }
