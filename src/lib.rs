@@ -7,5 +7,6 @@
 pub mod audit;
 pub mod cli;
 pub mod engine;
+pub mod net;
 pub mod paths;
 pub mod policy;
