@@ -64,6 +64,17 @@ pub fn connect(
     target: &PastaTarget,
     from: Option<&Netns>,
 ) -> Result<Option<Pasta>, NetError> {
+    connect_with("pasta", mode, netns, target, from)
+}
+
+/// [`connect`] with an explicit pasta program (a path, or a name looked up in `PATH`).
+pub fn connect_with(
+    program: &str,
+    mode: EgressMode,
+    netns: &Netns,
+    target: &PastaTarget,
+    from: Option<&Netns>,
+) -> Result<Option<Pasta>, NetError> {
     if mode == EgressMode::None {
         netns.loopback_up()?;
         return Ok(None);
@@ -71,8 +82,8 @@ pub fn connect(
     let dir = tempfile_dir()?;
     let pidfile = dir.join("pasta.pid");
     let mut cmd = match from {
-        Some(ns) => ns.command("pasta"),
-        None => Command::new("pasta"),
+        Some(ns) => ns.command(program),
+        None => Command::new(program),
     };
     cmd.args(["--config-net", "--no-map-gw", "-q"])
         .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])

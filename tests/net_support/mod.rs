@@ -1,0 +1,538 @@
+//! The fake internet the egress tests run in, built only from network namespaces this test made.
+//!
+//! A "world" namespace holds the internet: a veth link with documentation addresses and a default
+//! route (what pasta copies into the sandbox), a DNS server (dnsmasq with its own command-line
+//! config, no host files), TCP and UDP echo hosts on documentation addresses, a fake cloud
+//! metadata service on 169.254.169.254 and 100.100.100.200, a "LAN" host on 10.1.2.3 and a rogue
+//! DNS server. The sandbox is a second namespace connected to the world by pasta started *inside*
+//! the world. Everything (processes, namespaces) is released by Drop guards, also when a test fails;
+//! the machine's own namespace is never configured or sent to.
+
+#![allow(dead_code)]
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use lasso::net::{DropEvent, EgressAudit, Netns};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const WORLD_DNS: &str = "198.51.100.53";
+pub const ROGUE_DNS: &str = "198.51.100.54";
+pub const ALLOWED: &str = "203.0.113.10";
+pub const CDN: &str = "203.0.113.11";
+pub const WILD: &str = "203.0.113.12";
+pub const UNLISTED: &str = "203.0.113.20";
+pub const BRIEF: &str = "203.0.113.30";
+pub const V6_ALLOWED: &str = "2001:db8:1::10";
+pub const V6_UNLISTED: &str = "2001:db8:1::20";
+pub const METADATA: &str = "169.254.169.254";
+pub const ALIBABA_METADATA: &str = "100.100.100.200";
+pub const LAN_HOST: &str = "10.1.2.3";
+
+/// Ports every world host listens on (TCP; UDP echo on the same numbers).
+pub const HOST_PORTS: &[u16] = &[80, 443, 853, 3306, 5432, 6379, 8080];
+
+/// A process holding a fresh network namespace; killed (and the namespace with it) on drop.
+pub struct NsHolder {
+    child: Child,
+}
+
+impl NsHolder {
+    /// `unshare --net` around a sleeper. `no_caps`: the sleeper drops every capability, so pasta
+    /// (which drops its own) may open its namespace files. `userns`: the namespace is owned by a
+    /// new user namespace, as for a rootless sandbox.
+    pub fn new(no_caps: bool, userns: bool) -> Self {
+        let mut cmd = Command::new("unshare");
+        if userns {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        cmd.args(["--net", "--"]);
+        if no_caps {
+            cmd.args(["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]);
+        }
+        cmd.args(["sleep", "100000"]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a namespace holder");
+        let holder = NsHolder { child };
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ino = std::fs::metadata(holder.ns_path()).map(|m| m.ino());
+            let exe = std::fs::read_link(format!("/proc/{}/exe", holder.pid()));
+            if matches!(ino, Ok(i) if i != own)
+                && exe.map(|e| e.ends_with("sleep")).unwrap_or(false)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "namespace holder did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        holder
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn ns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
+    }
+
+    pub fn netns(&self) -> Netns {
+        Netns::open(self.ns_path()).expect("open the test namespace")
+    }
+}
+
+impl Drop for NsHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `ip ARGS` inside `ns`, panicking with its stderr on failure.
+pub fn ip(ns: &Netns, args: &str) {
+    let out = ns
+        .command("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the egress module reported, for assertions.
+#[derive(Default)]
+pub struct RecordingAudit {
+    pub refused: Mutex<Vec<String>>,
+    pub drops: Mutex<Vec<DropEvent>>,
+    pub rebinds: Mutex<Vec<(String, IpAddr)>>,
+}
+
+impl EgressAudit for RecordingAudit {
+    fn refused_name(&self, name: &str, _record_type: &str) {
+        self.refused.lock().unwrap().push(name.to_string());
+    }
+    fn dropped(&self, event: &DropEvent) {
+        self.drops.lock().unwrap().push(event.clone());
+    }
+    fn rebinding(&self, name: &str, address: IpAddr) {
+        self.rebinds
+            .lock()
+            .unwrap()
+            .push((name.to_string(), address));
+    }
+}
+
+impl RecordingAudit {
+    /// Wait (NFLOG is asynchronous) until a drop matching `pred` was reported.
+    pub fn saw_drop(&self, pred: impl Fn(&DropEvent) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.drops.lock().unwrap().iter().any(&pred) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+/// The world namespace with its hosts and DNS server.
+pub struct World {
+    pub ns: Netns,
+    stop: Arc<AtomicBool>,
+    dnsmasq: Option<Child>,
+    // Field order: the holder goes last, after everything that lives in its namespace.
+    holder: NsHolder,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let holder = NsHolder::new(false, false);
+        let ns = holder.netns();
+        ip(&ns, "link set lo up");
+        ip(&ns, "link add wan0 type veth peer name wan1");
+        ip(&ns, "link set wan0 up");
+        ip(&ns, "link set wan1 up");
+        ip(&ns, "addr add 192.0.2.1/24 dev wan0");
+        ip(&ns, "route add default via 192.0.2.254 dev wan0");
+        ip(&ns, "-6 addr add 2001:db8::1/64 dev wan0 nodad");
+        ip(&ns, "-6 route add default via 2001:db8::fe dev wan0");
+        for a in [
+            WORLD_DNS,
+            ROGUE_DNS,
+            ALLOWED,
+            CDN,
+            WILD,
+            UNLISTED,
+            BRIEF,
+            METADATA,
+            ALIBABA_METADATA,
+            LAN_HOST,
+        ] {
+            ip(&ns, &format!("addr add {a}/32 dev lo"));
+        }
+        for a in [V6_ALLOWED, V6_UNLISTED] {
+            ip(&ns, &format!("-6 addr add {a}/128 dev lo nodad"));
+        }
+        let mut world = World {
+            ns,
+            stop: Arc::new(AtomicBool::new(false)),
+            dnsmasq: None,
+            holder,
+        };
+        for a in [
+            ALLOWED,
+            CDN,
+            WILD,
+            UNLISTED,
+            BRIEF,
+            METADATA,
+            ALIBABA_METADATA,
+            LAN_HOST,
+        ] {
+            world.echo_hosts(a, HOST_PORTS);
+        }
+        for a in [V6_ALLOWED, V6_UNLISTED] {
+            world.echo_hosts(a, HOST_PORTS);
+        }
+        // A rogue resolver and the real one's DoT port: they must stay unreachable.
+        world.echo_hosts(ROGUE_DNS, &[53]);
+        world.echo_hosts(WORLD_DNS, &[853]);
+        // A service on the world's own loopback: pasta must not map the gateway to it.
+        world.echo_hosts("127.0.0.1", &[443]);
+        world.start_dnsmasq();
+        world
+    }
+
+    /// TCP hosts that greet with "hello <addr>" and UDP hosts that echo, bound inside the world.
+    pub fn echo_hosts(&mut self, addr: &str, ports: &[u16]) {
+        let ip = IpAddr::from_str(addr).unwrap();
+        for &port in ports {
+            let sa = SocketAddr::new(ip, port);
+            let (tcp, udp) = self
+                .ns
+                .run(|| (TcpListener::bind(sa).unwrap(), UdpSocket::bind(sa).unwrap()))
+                .unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            udp.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let stop = self.stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match tcp.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.write_all(format!("hello {sa}").as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            });
+            let stop = self.stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((n, peer)) = udp.recv_from(&mut buf) {
+                        let _ = udp.send_to(&buf[..n], peer);
+                    }
+                }
+            });
+        }
+    }
+
+    fn start_dnsmasq(&mut self) {
+        let big: String = (0..12)
+            .map(|i| format!("\"{}\"", format!("chunk{i:02}-").repeat(12)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cmd = self.ns.command("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--pid-file=",
+            "--user=root",
+            "--bind-interfaces",
+            "--local-ttl=60",
+        ])
+        .arg(format!("--listen-address={WORLD_DNS}"))
+        .arg("--except-interface=wan0")
+        .arg(format!("--host-record=allowed.test,{ALLOWED}"))
+        .arg("--cname=alias.allowed.test,cdn.elsewhere.test")
+        .arg(format!("--host-record=cdn.elsewhere.test,{CDN}"))
+        .arg(format!("--host-record=unlisted.test,{UNLISTED}"))
+        .arg(format!("--host-record=brief.allowed.test,{BRIEF}"))
+        .arg(format!("--host-record=v6.allowed.test,{V6_ALLOWED}"))
+        .arg(format!("--host-record=rebind.allowed.test,{METADATA}"))
+        .arg(format!("--host-record=lan.allowed.test,{LAN_HOST}"))
+        .arg(format!(
+            "--host-record=mapped.allowed.test,::ffff:{METADATA}"
+        ))
+        .arg(format!("--address=/wild.test/{WILD}"))
+        .arg(format!("--txt-record=big.allowed.test,{big}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "dnsmasq is needed for the fake internet (apt-get install -y dnsmasq-base): {e}"
+            ),
+        };
+        self.dnsmasq = Some(child);
+        // Ready when it answers.
+        let server: SocketAddr = format!("{WORLD_DNS}:53").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self
+                .ns
+                .run(|| lookup(server, "allowed.test", RecordType::A))
+                .unwrap()
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dnsmasq did not answer in the world namespace");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(mut d) = self.dnsmasq.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// How a lookup ended.
+#[derive(Debug)]
+pub struct Lookup {
+    pub msg: Message,
+    pub via_tcp: bool,
+}
+
+fn query_bytes(name: &str, ty: RecordType) -> (u16, Vec<u8>) {
+    let mut id = [0u8; 2];
+    getrandom::fill(&mut id).unwrap();
+    let id = u16::from_be_bytes(id);
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(Name::from_ascii(name).unwrap(), ty));
+    (id, m.to_vec().unwrap())
+}
+
+/// A stub resolver as a libc would be: UDP without EDNS (512 bytes), TCP when truncated.
+pub fn lookup(server: SocketAddr, name: &str, ty: RecordType) -> std::io::Result<Lookup> {
+    let (id, q) = query_bytes(name, ty);
+    let bind = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sock = UdpSocket::bind(bind)?;
+    sock.connect(server)?;
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))?;
+    sock.send(&q)?;
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf)?;
+    let msg = Message::from_vec(&buf[..n]).map_err(std::io::Error::other)?;
+    assert_eq!(msg.id(), id);
+    if !msg.truncated() {
+        return Ok(Lookup {
+            msg,
+            via_tcp: false,
+        });
+    }
+    Ok(Lookup {
+        msg: lookup_tcp(server, name, ty)?,
+        via_tcp: true,
+    })
+}
+
+/// DNS over TCP only.
+pub fn lookup_tcp(server: SocketAddr, name: &str, ty: RecordType) -> std::io::Result<Message> {
+    let (_, q) = query_bytes(name, ty);
+    let mut s = TcpStream::connect_timeout(&server, Duration::from_millis(1500))?;
+    s.set_read_timeout(Some(Duration::from_millis(1500)))?;
+    let mut out = (q.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&q);
+    s.write_all(&out)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp)?;
+    Message::from_vec(&resp).map_err(std::io::Error::other)
+}
+
+/// Addresses of the A/AAAA records of an answer.
+pub fn addresses(msg: &Message) -> Vec<IpAddr> {
+    msg.answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+            hickory_proto::rr::RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Open a TCP connection and read the host's greeting: Ok only when the far end answered.
+pub fn tcp_talk(addr: SocketAddr) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(1000))?;
+    s.set_read_timeout(Some(Duration::from_millis(1000)))?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    if buf.is_empty() {
+        return Err(std::io::Error::other("connected but no greeting"));
+    }
+    Ok(buf)
+}
+
+/// Send a UDP datagram and wait for the echo.
+pub fn udp_talk(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let s = UdpSocket::bind(bind)?;
+    s.set_read_timeout(Some(Duration::from_millis(1000)))?;
+    s.send_to(payload, addr)?;
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf)?;
+    Ok(buf[..n].to_vec())
+}
+
+pub fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::from_str(ip).unwrap(), port)
+}
+
+/// The sandbox side: a namespace connected to the world by pasta, with lasso's ruleset, resolver
+/// and drop reader. Fields drop in order: resolver and reader first, the namespace holder last.
+pub struct Sandbox {
+    pub resolver: Option<lasso::net::resolver::Resolver>,
+    pub drops: Option<lasso::net::drops::DropWatcher>,
+    pub pasta: Option<lasso::net::pasta::Pasta>,
+    pub audit: Arc<RecordingAudit>,
+    pub ns: Netns,
+    holder: NsHolder,
+}
+
+pub const RESOLVER: &str = "127.0.0.53";
+pub const LOG_GROUP: u16 = 7;
+
+/// Knobs of a test sandbox.
+pub struct SandboxOpts {
+    pub ttl_floor: Duration,
+    pub ttl_ceiling: Duration,
+    /// The sandbox's namespace belongs to its own user namespace (the rootless layout).
+    pub userns: bool,
+}
+
+impl Default for SandboxOpts {
+    fn default() -> Self {
+        SandboxOpts {
+            ttl_floor: Duration::from_secs(30),
+            ttl_ceiling: Duration::from_secs(3600),
+            userns: false,
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new(world: &World, policy: lasso::net::EgressPolicy, opts: SandboxOpts) -> Self {
+        use lasso::net::{pasta, resolver, rules, EgressMode};
+        let holder = NsHolder::new(true, opts.userns);
+        let ns = holder.netns();
+        let valid = policy.validate().expect("valid test policy");
+        let target = if opts.userns {
+            pasta::PastaTarget::Pid(holder.pid())
+        } else {
+            pasta::PastaTarget::Path {
+                netns: holder.ns_path().into(),
+                userns: None,
+            }
+        };
+        let pasta = pasta::connect(valid.mode, &ns, &target, Some(&world.ns)).expect("pasta");
+        let resolver_addr = sa(RESOLVER, 53);
+        rules::apply(
+            &ns,
+            &valid,
+            &rules::RulesConfig {
+                resolver: resolver_addr,
+                log_group: LOG_GROUP,
+            },
+        )
+        .expect("apply the ruleset");
+        let audit = Arc::new(RecordingAudit::default());
+        let drops = lasso::net::drops::DropWatcher::start(&ns, LOG_GROUP, audit.clone())
+            .expect("read NFLOG");
+        let resolver = if valid.mode == EgressMode::None {
+            None
+        } else {
+            // The resolver's serving threads live in the world (the "host" of this test), so
+            // its upstream queries leave from there; its listening sockets are in the sandbox.
+            let dir = tempfile::tempdir().unwrap();
+            let conf = dir.path().join("resolv.conf");
+            std::fs::write(
+                &conf,
+                format!("# the world's resolver\nnameserver {WORLD_DNS}\n"),
+            )
+            .unwrap();
+            let mut cfg = resolver::ResolverConfig::from_resolv_conf(resolver_addr, &conf).unwrap();
+            cfg.ttl_floor = opts.ttl_floor;
+            cfg.ttl_ceiling = opts.ttl_ceiling;
+            let sandbox_ns = holder.netns();
+            let audit: Arc<dyn EgressAudit> = audit.clone();
+            Some(
+                world
+                    .ns
+                    .run(move || resolver::Resolver::start(cfg, valid, sandbox_ns, audit))
+                    .unwrap()
+                    .expect("start the resolver"),
+            )
+        };
+        Sandbox {
+            resolver,
+            drops: Some(drops),
+            pasta,
+            audit,
+            ns,
+            holder,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.pid()
+    }
+
+    /// Run `f` as the agent would: on a thread inside the sandbox's namespace.
+    pub fn agent<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.ns.run(f).unwrap()
+    }
+
+    pub fn resolve(&self, name: &str, ty: RecordType) -> std::io::Result<Lookup> {
+        self.agent(|| lookup(sa(RESOLVER, 53), name, ty))
+    }
+}
