@@ -1,6 +1,7 @@
 //! The egress corpus: from inside a sandbox connected to a fake internet, what an agent may and
 //! may not reach. Every check looks at what the kernel and the resolver actually let through.
-//! Needs root, nft, pasta (passt) and dnsmasq; see tests/net_support.
+//! Needs root (or an unprivileged user namespace), nft, pasta (passt), iproute2, util-linux
+//! (unshare, setpriv) and busybox (ping); see tests/net_support.
 
 mod net_support;
 
@@ -506,8 +507,49 @@ fn agent_reaches_only_allowlisted_names_as_root() {
     assert_audited(&sb);
 }
 
+/// Rootless: this test binary runs again as the unprivileged host user 65534 inside a user
+/// namespace of its own (where it is root, as rootless lasso is), and builds world, sandbox,
+/// pasta, rules, resolver and drop reader from there. No host capability is used.
 #[test]
-fn agent_reaches_only_allowlisted_names_in_a_rootless_layout() {
+fn agent_reaches_only_allowlisted_names_rootless() {
+    if std::env::var_os("LASSO_NET_ROOTLESS_CHILD").is_some() {
+        let world = World::new();
+        let opts = SandboxOpts {
+            link: Link::best(),
+            ..Default::default()
+        };
+        let sb = Sandbox::new(&world, allowlist(), opts);
+        let attempts = corpus(&sb);
+        assert!(attempts.len() >= 30);
+        report(&attempts);
+        assert_audited(&sb);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["unshare", "--user", "--map-root-user", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "agent_reaches_only_allowlisted_names_rootless",
+            "--nocapture",
+        ])
+        .env("LASSO_NET_ROOTLESS_CHILD", "1")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("re-run the corpus as an unprivileged user");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "rootless corpus failed: {stdout}"
+    );
+}
+
+#[test]
+fn agent_reaches_only_allowlisted_names_in_a_separate_user_namespace() {
     let world = World::new();
     let opts = SandboxOpts {
         userns: true,

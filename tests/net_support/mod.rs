@@ -1,14 +1,15 @@
 //! The fake internet the egress tests run in, built only from network namespaces this test made.
 //!
 //! A "world" namespace holds the internet: a veth link with documentation addresses and a default
-//! route (what pasta copies into the sandbox), a DNS server (dnsmasq with its own command-line
-//! config, no host files), TCP and UDP echo hosts on documentation addresses, a fake cloud
-//! metadata service on 169.254.169.254 and 100.100.100.200, a "LAN" host on 10.1.2.3 and a rogue
-//! DNS server. The sandbox is a second namespace connected to the world by pasta started *inside*
+//! route (what pasta copies into the sandbox), a DNS server (a small authoritative one, `dns.rs`),
+//! TCP and UDP echo hosts on documentation addresses, a fake cloud metadata service on
+//! 169.254.169.254 and 100.100.100.200, a "LAN" host on 10.1.2.3 and a rogue DNS server. The sandbox is a second namespace connected to the world by pasta started *inside*
 //! the world. Everything (processes, namespaces) is released by Drop guards, also when a test fails;
 //! the machine's own namespace is never configured or sent to.
 
 #![allow(dead_code)]
+
+pub mod dns;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -153,7 +154,6 @@ impl RecordingAudit {
 pub struct World {
     pub ns: Netns,
     stop: Arc<AtomicBool>,
-    dnsmasq: Option<Child>,
     // Field order: the holder goes last, after everything that lives in its namespace.
     holder: NsHolder,
 }
@@ -190,7 +190,6 @@ impl World {
         let mut world = World {
             ns,
             stop: Arc::new(AtomicBool::new(false)),
-            dnsmasq: None,
             holder,
         };
         for a in [
@@ -213,7 +212,7 @@ impl World {
         world.echo_hosts(WORLD_DNS, &[853]);
         // A service on the world's own loopback: pasta must not map the gateway to it.
         world.echo_hosts("127.0.0.1", &[443]);
-        world.start_dnsmasq();
+        world.start_dns();
         world
     }
 
@@ -252,73 +251,43 @@ impl World {
         }
     }
 
-    fn start_dnsmasq(&mut self) {
-        let big: String = (0..12)
-            .map(|i| format!("\"{}\"", format!("chunk{i:02}-").repeat(12)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cmd = self.ns.command("dnsmasq");
-        cmd.args([
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--pid-file=",
-            "--user=root",
-            "--bind-interfaces",
-            "--local-ttl=60",
-        ])
-        .arg(format!("--listen-address={WORLD_DNS}"))
-        .arg("--except-interface=wan0")
-        .arg(format!("--host-record=allowed.test,{ALLOWED}"))
-        .arg("--cname=alias.allowed.test,cdn.elsewhere.test")
-        .arg(format!("--host-record=cdn.elsewhere.test,{CDN}"))
-        .arg(format!("--host-record=unlisted.test,{UNLISTED}"))
-        .arg(format!("--host-record=brief.allowed.test,{BRIEF}"))
-        .arg(format!("--host-record=v6.allowed.test,{V6_ALLOWED}"))
-        .arg(format!("--host-record=rebind.allowed.test,{METADATA}"))
-        .arg(format!("--host-record=lan.allowed.test,{LAN_HOST}"))
-        .arg(format!(
-            "--host-record=mapped.allowed.test,::ffff:{METADATA}"
-        ))
-        .arg(format!("--address=/wild.test/{WILD}"))
-        .arg(format!("--txt-record=big.allowed.test,{big}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "dnsmasq is needed for the fake internet (apt-get install -y dnsmasq-base): {e}"
-            ),
+    fn start_dns(&mut self) {
+        let big: Vec<String> = (0..12)
+            .map(|i| format!("chunk{i:02}-").repeat(12))
+            .collect();
+        let mut zone = dns::Zone {
+            ttl: 60,
+            ..Default::default()
         };
-        self.dnsmasq = Some(child);
-        // Ready when it answers.
-        let server: SocketAddr = format!("{WORLD_DNS}:53").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self
-                .ns
-                .run(|| lookup(server, "allowed.test", RecordType::A))
-                .unwrap()
-                .is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("dnsmasq did not answer in the world namespace");
+        zone.a("allowed.test", ALLOWED)
+            .cname("alias.allowed.test", "cdn.elsewhere.test")
+            .a("cdn.elsewhere.test", CDN)
+            .a("unlisted.test", UNLISTED)
+            .a("brief.allowed.test", BRIEF)
+            .a("v6.allowed.test", V6_ALLOWED)
+            .a("rebind.allowed.test", METADATA)
+            .a("lan.allowed.test", LAN_HOST)
+            .a("mapped.allowed.test", &format!("::ffff:{METADATA}"))
+            .a("wild.test", WILD)
+            .a("*.wild.test", WILD)
+            .txt("big.allowed.test", big);
+        let addr = sa(WORLD_DNS, 53);
+        let (udp, tcp) = self
+            .ns
+            .run(|| {
+                (
+                    UdpSocket::bind(addr).unwrap(),
+                    TcpListener::bind(addr).unwrap(),
+                )
+            })
+            .unwrap();
+        dns::serve(zone, udp, tcp, self.stop.clone());
     }
 }
 
 impl Drop for World {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(mut d) = self.dnsmasq.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
     }
 }
 
@@ -448,6 +417,33 @@ pub struct SandboxOpts {
     pub ttl_ceiling: Duration,
     /// The sandbox's namespace belongs to its own user namespace (the rootless layout).
     pub userns: bool,
+    pub link: Link,
+}
+
+/// How the sandbox is wired to the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// pasta, started inside the world (what lasso does).
+    Pasta,
+    /// A veth pair: for hosts where pasta cannot open /dev/net/tun (mode 0600 and no root).
+    Veth,
+}
+
+impl Link {
+    /// pasta when this process may open /dev/net/tun, else a veth pair (and say so).
+    pub fn best() -> Self {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+        {
+            Ok(_) => Link::Pasta,
+            Err(e) => {
+                eprintln!("note: /dev/net/tun not usable here ({e}); the sandbox is wired by veth");
+                Link::Veth
+            }
+        }
+    }
 }
 
 impl Default for SandboxOpts {
@@ -456,6 +452,7 @@ impl Default for SandboxOpts {
             ttl_floor: Duration::from_secs(30),
             ttl_ceiling: Duration::from_secs(3600),
             userns: false,
+            link: Link::Pasta,
         }
     }
 }
@@ -474,7 +471,12 @@ impl Sandbox {
                 userns: None,
             }
         };
-        let pasta = pasta::connect(valid.mode, &ns, &target, Some(&world.ns)).expect("pasta");
+        let pasta = if opts.link == Link::Veth && valid.mode != EgressMode::None {
+            veth(world, &ns, holder.pid());
+            None
+        } else {
+            pasta::connect(valid.mode, &ns, &target, Some(&world.ns)).expect("pasta")
+        };
         let resolver_addr = sa(RESOLVER, 53);
         rules::apply(
             &ns,
@@ -535,4 +537,21 @@ impl Sandbox {
     pub fn resolve(&self, name: &str, ty: RecordType) -> std::io::Result<Lookup> {
         self.agent(|| lookup(sa(RESOLVER, 53), name, ty))
     }
+}
+
+/// Wire the sandbox to the world with a veth pair on a documentation /30 (and a /64 for IPv6).
+fn veth(world: &World, sandbox: &Netns, pid: u32) {
+    ip(
+        &world.ns,
+        &format!("link add w-sbx type veth peer name eth0 netns /proc/{pid}/ns/net"),
+    );
+    ip(&world.ns, "addr add 198.51.100.129/30 dev w-sbx");
+    ip(&world.ns, "-6 addr add 2001:db8:2::1/64 dev w-sbx nodad");
+    ip(&world.ns, "link set w-sbx up");
+    ip(sandbox, "link set lo up");
+    ip(sandbox, "addr add 198.51.100.130/30 dev eth0");
+    ip(sandbox, "-6 addr add 2001:db8:2::2/64 dev eth0 nodad");
+    ip(sandbox, "link set eth0 up");
+    ip(sandbox, "route add default via 198.51.100.129");
+    ip(sandbox, "-6 route add default via 2001:db8:2::1");
 }
