@@ -380,7 +380,24 @@ impl Shared {
             }
         }
         if self.policy.mode == EgressMode::Allowlist {
-            self.allow(&learn).map_err(|_| ())?;
+            let expiry = self.allow(&learn).map_err(|_| ())?;
+            // An address kept from an earlier lookup may expire before this answer's TTL runs
+            // out: lower the TTL so the client asks again (and refreshes it) in time.
+            let now = Instant::now();
+            for rec in msg.answers_mut() {
+                let ip = match rec.data() {
+                    RData::A(a) => IpAddr::V4(a.0),
+                    RData::AAAA(a) => IpAddr::V6(a.0),
+                    _ => continue,
+                };
+                if let Some(exp) = expiry.get(&ip) {
+                    let left = exp.saturating_duration_since(now).as_secs() as u32;
+                    if rec.ttl() > left {
+                        rec.set_ttl(left);
+                        changed = true;
+                    }
+                }
+            }
         }
         if changed {
             msg.to_vec().map_err(|_| ())
@@ -389,27 +406,29 @@ impl Shared {
         }
     }
 
-    /// Put addresses into the kernel's allow sets unless they are already there long enough.
-    fn allow(&self, learn: &[(IpAddr, Duration)]) -> Result<(), NetError> {
+    /// Put addresses into the kernel's allow sets unless they are already there for at least
+    /// half the new time; returns, per address, when its set element expires.
+    fn allow(&self, learn: &[(IpAddr, Duration)]) -> Result<HashMap<IpAddr, Instant>, NetError> {
         let now = Instant::now();
-        let need: Vec<(IpAddr, Duration)> = {
-            let known = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
-            learn
-                .iter()
-                .filter(|(ip, ttl)| known.get(ip).is_none_or(|exp| *exp < now + *ttl))
-                .copied()
-                .collect()
-        };
-        if need.is_empty() {
-            return Ok(());
-        }
-        rules::run_nft(&self.netns, &rules::allow_batch(&need))?;
         let mut known = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
-        known.retain(|_, exp| *exp > now);
-        for (ip, ttl) in need {
-            known.insert(ip, now + ttl);
+        let need: Vec<(IpAddr, Duration)> = learn
+            .iter()
+            .filter(|(ip, ttl)| known.get(ip).is_none_or(|exp| *exp < now + *ttl / 2))
+            .copied()
+            .collect();
+        if !need.is_empty() {
+            // Under the lock: two lookups racing must not record a shorter expiry than the
+            // kernel holds. nft runs in well under the time a lookup may take.
+            rules::run_nft(&self.netns, &rules::allow_batch(&need))?;
+            known.retain(|_, exp| *exp > now);
+            for (ip, ttl) in &need {
+                known.insert(*ip, now + *ttl);
+            }
         }
-        Ok(())
+        Ok(learn
+            .iter()
+            .filter_map(|(ip, _)| known.get(ip).map(|e| (*ip, *e)))
+            .collect())
     }
 }
 

@@ -30,6 +30,8 @@ pub const CDN: &str = "203.0.113.11";
 pub const WILD: &str = "203.0.113.12";
 pub const UNLISTED: &str = "203.0.113.20";
 pub const BRIEF: &str = "203.0.113.30";
+/// Swallows whatever is sent to it (throughput benchmark).
+pub const SINK: &str = "203.0.113.40";
 pub const V6_ALLOWED: &str = "2001:db8:1::10";
 pub const V6_UNLISTED: &str = "2001:db8:1::20";
 pub const METADATA: &str = "169.254.169.254";
@@ -181,6 +183,7 @@ impl World {
             METADATA,
             ALIBABA_METADATA,
             LAN_HOST,
+            SINK,
         ] {
             ip(&ns, &format!("addr add {a}/32 dev lo"));
         }
@@ -213,6 +216,7 @@ impl World {
         // A service on the world's own loopback: pasta must not map the gateway to it.
         world.echo_hosts("127.0.0.1", &[443]);
         world.start_dns();
+        world.sink(sa(SINK, 443));
         world
     }
 
@@ -251,6 +255,28 @@ impl World {
         }
     }
 
+    /// A TCP server that reads and discards, for throughput.
+    pub fn sink(&mut self, addr: SocketAddr) {
+        let l = self.ns.run(|| TcpListener::bind(addr).unwrap()).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = self.stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let mut buf = vec![0u8; 1 << 16];
+                            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                            let _ = s.write_all(b"done");
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+    }
+
     fn start_dns(&mut self) {
         let big: Vec<String> = (0..12)
             .map(|i| format!("chunk{i:02}-").repeat(12))
@@ -270,7 +296,12 @@ impl World {
             .a("mapped.allowed.test", &format!("::ffff:{METADATA}"))
             .a("wild.test", WILD)
             .a("*.wild.test", WILD)
-            .txt("big.allowed.test", big);
+            .txt("big.allowed.test", big)
+            .a("sink.allowed.test", SINK);
+        // Distinct names with distinct addresses: every first lookup has to reach the kernel.
+        for i in 0..1000 {
+            zone.a(&format!("h{i}.many.test"), &format!("2001:db8:5::{i:x}"));
+        }
         let addr = sa(WORLD_DNS, 53);
         let (udp, tcp) = self
             .ns
@@ -418,6 +449,8 @@ pub struct SandboxOpts {
     /// The sandbox's namespace belongs to its own user namespace (the rootless layout).
     pub userns: bool,
     pub link: Link,
+    /// Apply lasso's ruleset (off only to measure its cost).
+    pub rules: bool,
 }
 
 /// How the sandbox is wired to the world.
@@ -453,6 +486,7 @@ impl Default for SandboxOpts {
             ttl_ceiling: Duration::from_secs(3600),
             userns: false,
             link: Link::Pasta,
+            rules: true,
         }
     }
 }
@@ -478,15 +512,17 @@ impl Sandbox {
             pasta::connect(valid.mode, &ns, &target, Some(&world.ns)).expect("pasta")
         };
         let resolver_addr = sa(RESOLVER, 53);
-        rules::apply(
-            &ns,
-            &valid,
-            &rules::RulesConfig {
-                resolver: resolver_addr,
-                log_group: LOG_GROUP,
-            },
-        )
-        .expect("apply the ruleset");
+        if opts.rules {
+            rules::apply(
+                &ns,
+                &valid,
+                &rules::RulesConfig {
+                    resolver: resolver_addr,
+                    log_group: LOG_GROUP,
+                },
+            )
+            .expect("apply the ruleset");
+        }
         let audit = Arc::new(RecordingAudit::default());
         let drops = lasso::net::drops::DropWatcher::start(&ns, LOG_GROUP, audit.clone())
             .expect("read NFLOG");
