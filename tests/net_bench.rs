@@ -99,7 +99,7 @@ fn bench_network_start_dns_and_throughput() {
     stats("DNS via lasso resolver, new address (nft add)", cold);
 
     // Throughput through pasta, with and without the ruleset.
-    let bytes: usize = 512 << 20;
+    let bytes: usize = 128 << 20;
     let send = |sb: &Sandbox| -> f64 {
         sb.resolve("sink.allowed.test", RecordType::A).unwrap();
         sb.agent(|| {
