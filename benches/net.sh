@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --test net_bench -- --ignored --nocapture --test-threads=1 2>&1 \
-  | grep -E 'sandbox network|DNS |TCP |test result'
+  | grep --line-buffered -E 'sandbox network|DNS |TCP |test result'

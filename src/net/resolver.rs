@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,7 +88,12 @@ struct Shared {
     /// What we believe is in the allow sets and until when; saves an nft run per repeated lookup.
     allowed: Mutex<HashMap<IpAddr, Instant>>,
     stop: AtomicBool,
+    /// UDP queries being answered; past `MAX_IN_FLIGHT` new ones are dropped (the client
+    /// retries), so a query flood from the sandbox cannot exhaust the monitor's threads.
+    in_flight: AtomicUsize,
 }
+
+const MAX_IN_FLIGHT: usize = 256;
 
 /// A running resolver; stops its threads when dropped.
 pub struct Resolver {
@@ -130,6 +135,7 @@ impl Resolver {
             audit,
             allowed: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         });
         let s1 = shared.clone();
         let s2 = shared.clone();
@@ -173,16 +179,24 @@ fn serve_udp(shared: Arc<Shared>, sock: UdpSocket) {
             Ok(x) => x,
             Err(_) => continue,
         };
+        if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let query = buf[..n].to_vec();
         let (sh, so) = (shared.clone(), sock.clone());
         // One thread per query: a slow upstream must not hold up the next lookup.
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("lasso-dns-q".into())
             .spawn(move || {
                 if let Some(resp) = sh.answer(&query, true) {
                     let _ = so.send_to(&resp, peer);
                 }
+                sh.in_flight.fetch_sub(1, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
