@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod gate;
 pub mod image;
+pub mod net;
 pub mod paths;
 pub mod plan;
 pub mod policy;
