@@ -17,7 +17,8 @@ struct Podman {
 
 impl Podman {
     fn new(runtimes: Vec<Runtime>) -> Result<Podman, String> {
-        let lab = Lab::new("podman");
+        let mut lab = Lab::new("podman");
+        lab.shadow("/var/lib/containers")?;
         let d = lab.dir.display().to_string();
         let mut registered = String::new();
         for rt in &runtimes {

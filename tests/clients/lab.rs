@@ -21,6 +21,8 @@ pub struct Lab {
     /// `cgroup.procs` of the subtree's `harness` group, as a C string for `pre_exec`.
     harness_procs: CString,
     daemons: Vec<(String, Child)>,
+    /// Host directories made only to shadow them (removed at teardown).
+    created_mount_points: Vec<PathBuf>,
 }
 
 /// The mounted cgroup hierarchies: every v1 controller directory plus the unified one.
@@ -109,7 +111,32 @@ impl Lab {
             cgroup,
             harness_procs,
             daemons: Vec::new(),
+            created_mount_points: Vec::new(),
         }
+    }
+
+    /// Hides the host directory `host_dir` behind an empty lab directory, in this thread's
+    /// mount namespace only: for files a client writes at a fixed path whatever its flags
+    /// (dockerd 20.10 its trust key in /etc/docker, podman's image loader its blob cache in
+    /// /var/lib/containers/cache). A mount point we had to create is removed at teardown.
+    pub fn shadow(&mut self, host_dir: &str) -> Result<(), String> {
+        let own = self
+            .dir
+            .join("shadow")
+            .join(host_dir.trim_start_matches('/'));
+        std::fs::create_dir_all(&own).map_err(|e| format!("{}: {e}", own.display()))?;
+        if !Path::new(host_dir).exists() {
+            std::fs::create_dir(host_dir).map_err(|e| format!("mount point {host_dir}: {e}"))?;
+            self.created_mount_points.push(PathBuf::from(host_dir));
+        }
+        mount(
+            Some(&own),
+            host_dir,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind {} over {host_dir}: {e}", own.display()))
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -342,6 +369,10 @@ impl Drop for Lab {
         self.stop_daemons();
         let cg = self.remove_cgroups();
         self.unmount_all();
+        for p in self.created_mount_points.drain(..).rev() {
+            let _ = umount2(&p, MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&p);
+        }
         let kept = remove_one_fs(&self.dir);
         if !cg.is_empty() || !kept.is_empty() {
             eprintln!(
