@@ -127,6 +127,26 @@ impl Client for Containerd {
             })
             .ok_or_else(|| format!("no pid for {name} in `ctr task ls`: {}", out.stdout))
     }
+    fn runs_on(&self, name: &str, rt: &Runtime) -> Result<(), String> {
+        use base64::Engine;
+        let out = self.ctr(&["containers", "info", name]).ok()?;
+        let info: serde_json::Value =
+            serde_json::from_str(&out.stdout).map_err(|e| format!("ctr containers info: {e}"))?;
+        // The shim's options are a protobuf `containerd.runc.v1.Options`; `binary_name` is
+        // field 6, a length-delimited string (tag byte 0x32).
+        let value = info["Runtime"]["Options"]["value"].as_str().unwrap_or("");
+        let options = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|e| format!("runtime options {value:?}: {e}"))?;
+        let path = rt.path.display().to_string();
+        let mut field = vec![0x32, path.len() as u8];
+        field.extend(path.as_bytes());
+        options
+            .windows(field.len())
+            .any(|w| w == field.as_slice())
+            .then_some(())
+            .ok_or_else(|| format!("containerd ran {name} with options {}", info["Runtime"]))
+    }
     fn exec(&self, name: &str, cmd: &[&str]) -> Out {
         let id = self.next_id("exec");
         let mut a = vec!["task", "exec", "--exec-id", &id, name];

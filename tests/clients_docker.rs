@@ -117,6 +117,14 @@ impl Client for Docker {
             .parse()
             .map_err(|e| format!("pid {:?}: {e}", out.stdout))
     }
+    fn runs_on(&self, name: &str, rt: &Runtime) -> Result<(), String> {
+        let out = self
+            .docker(&["inspect", "--format", "{{.HostConfig.Runtime}}", name])
+            .ok()?;
+        (out.stdout.trim() == rt.name)
+            .then_some(())
+            .ok_or_else(|| format!("docker ran {name} on {:?}", out.stdout.trim()))
+    }
     fn exec(&self, name: &str, cmd: &[&str]) -> Out {
         let mut a = vec!["exec", name];
         a.extend(cmd);

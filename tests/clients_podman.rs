@@ -145,6 +145,14 @@ impl Client for Podman {
             .parse()
             .map_err(|e| format!("pid {:?}: {e}", out.stdout))
     }
+    fn runs_on(&self, name: &str, rt: &Runtime) -> Result<(), String> {
+        let out = self
+            .podman(&["inspect", "--format", "{{.OCIRuntime}}", name])
+            .ok()?;
+        (out.stdout.trim() == rt.name)
+            .then_some(())
+            .ok_or_else(|| format!("podman ran {name} on {:?}", out.stdout.trim()))
+    }
     fn exec(&self, name: &str, cmd: &[&str]) -> Out {
         let mut a = vec!["exec", name];
         a.extend(cmd);

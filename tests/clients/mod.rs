@@ -42,7 +42,11 @@ pub fn runtimes() -> Vec<Runtime> {
         Some(path) => v.push(Runtime { name: "runc", path }),
         None => eprintln!("control skipped: runc is not installed (apt-get install -y runc)"),
     }
-    match option_env!("CARGO_BIN_EXE_lasso-runc").map(PathBuf::from) {
+    // LASSO_RUNC points the tests at another build of lasso-runc (say, a branch's binary).
+    let subject = std::env::var_os("LASSO_RUNC")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_BIN_EXE_lasso-runc").map(PathBuf::from));
+    match subject {
         Some(path) if path.exists() => v.push(Runtime {
             name: "lasso-runc",
             path,

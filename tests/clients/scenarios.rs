@@ -13,6 +13,9 @@ pub trait Client {
     fn run_rm_tty(&self, rt: &Runtime, cmd: &[&str]) -> Out;
     /// Starts `cmd` detached as container `name`; returns its init's host PID.
     fn start_detached(&self, rt: &Runtime, name: &str, cmd: &[&str]) -> Result<i32, String>;
+    /// Checks that the client recorded container `name` as running on `rt` (so a pass is
+    /// not the default runtime's).
+    fn runs_on(&self, name: &str, rt: &Runtime) -> Result<(), String>;
     fn exec(&self, name: &str, cmd: &[&str]) -> Out;
     fn exec_tty(&self, name: &str, cmd: &[&str]) -> Out;
     /// The client's process listing (`top` / `task ps`).
@@ -53,13 +56,22 @@ pub fn run_all(c: &impl Client, rt: &Runtime, report: &mut Report) {
     let pid = match c.start_detached(rt, &name, &["sleep", "1000"]) {
         Ok(pid) => pid,
         Err(e) => {
-            report.check(r, "run -d starts a long-running container", || Err(e));
+            report.check(
+                r,
+                "run -d starts a long-running container on the runtime asked for",
+                || Err(e),
+            );
             return;
         }
     };
-    report.check(r, "run -d starts a long-running container", || {
-        KernelView::of(pid).map(|_| ())
-    });
+    report.check(
+        r,
+        "run -d starts a long-running container on the runtime asked for",
+        || {
+            KernelView::of(pid)?;
+            c.runs_on(&name, rt)
+        },
+    );
     let memory_cgroup = KernelView::of(pid).and_then(|k| k.cgroup_dir("memory"));
     report.check(r, "exec prints output and propagates the exit code", || {
         let out = c.exec(&name, &["echo", "hello-from-exec"]).ok()?;
