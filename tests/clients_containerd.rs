@@ -251,3 +251,50 @@ fn containerd_drives_runc_and_lasso_runc_through_every_scenario() {
     drop(ctrd);
     report.finish();
 }
+
+/// The README's Kubernetes snippets: containerd parses the CRI runtime handler as a runc shim
+/// v2 with lasso-runc as its BinaryName, and the RuntimeClass names that handler. (No kubelet
+/// runs here, so this is as far as this machine can check them.)
+#[test]
+fn readme_cri_handler_is_parsed_by_containerd_and_named_by_the_runtimeclass() {
+    if !clients::can_run(&["containerd"]) {
+        return;
+    }
+    let path = std::path::Path::new("/opt/lasso test/lasso-runc");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, clients::readme_snippet("containerd-cri", path)).unwrap();
+    let out = run(Command::new("containerd")
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "dump"]))
+    .ok()
+    .unwrap();
+    let section = out
+        .stdout
+        .split("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.lasso-runc]")
+        .nth(1)
+        .expect("containerd's merged config has the lasso-runc runtime handler");
+    let section = section.split("\n\n      [").next().unwrap();
+    for want in [
+        "runtime_type = \"io.containerd.runc.v2\"",
+        "pod_annotations = [\"run.lasso.*\"]",
+        &format!("BinaryName = \"{}\"", path.display()),
+    ] {
+        assert!(
+            section.contains(want),
+            "containerd's view of the handler lacks {want}:\n{section}"
+        );
+    }
+    let class = clients::readme_snippet("runtimeclass", path);
+    let handler = class
+        .lines()
+        .find_map(|l| l.strip_prefix("handler:"))
+        .expect("RuntimeClass has a handler")
+        .trim();
+    assert_eq!(
+        handler, "lasso-runc",
+        "the RuntimeClass must name the CRI handler"
+    );
+    assert!(class.contains("runtimeClassName: lasso"));
+}

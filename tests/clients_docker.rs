@@ -38,10 +38,16 @@ impl Docker {
         for rt in runtimes.iter().filter(|rt| rt.name != "runc") {
             cmd.arg("--add-runtime")
                 .arg(format!("{}={}", rt.name, rt.path.display()));
-            json_runtimes.insert(
-                JSON_RUNTIME.into(),
-                serde_json::json!({ "path": rt.path.display().to_string() }),
-            );
+            // The README's snippet, under another name than the flag's (dockerd refuses a
+            // runtime registered twice).
+            let snippet: serde_json::Value =
+                serde_json::from_str(&clients::readme_snippet("docker", &rt.path))
+                    .map_err(|e| format!("README docker snippet: {e}"))?;
+            let entry = snippet["runtimes"]["lasso-runc"].clone();
+            if entry.is_null() {
+                return Err("README docker snippet registers no `lasso-runc` runtime".into());
+            }
+            json_runtimes.insert(JSON_RUNTIME.into(), entry);
         }
         // The README's daemon.json snippet (its `runtimes` entry), plus the default ulimit this
         // machine allows (FACTS.md: no CAP_SYS_RESOURCE, hard nofile 20000).

@@ -21,12 +21,12 @@ impl Podman {
         lab.shadow("/var/lib/containers")?;
         let d = lab.dir.display().to_string();
         let mut registered = String::new();
-        for rt in &runtimes {
+        for rt in runtimes.iter().filter(|rt| rt.name == "runc") {
             registered += &format!("{} = [\"{}\"]\n", rt.name, rt.path.display());
         }
-        // The README's Podman snippet, plus what this machine needs (FACTS.md): nofile/nproc
-        // within the hard limits root has here, cgroupfs, file events; and paths in the lab.
-        let conf = format!(
+        // What this machine needs (FACTS.md): nofile/nproc within the hard limits root has
+        // here, cgroupfs, file events; every path in the lab. The README's snippet goes on top.
+        let base = format!(
             r#"[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 netns = "none"
@@ -40,7 +40,6 @@ tmp_dir = "{d}/podman-tmp"
 static_dir = "{d}/storage/libpod"
 volume_path = "{d}/volumes"
 runtime = "runc"
-runtime_supports_json = ["crun", "runc", "lasso-runc"]
 
 [engine.runtimes]
 {registered}
@@ -48,6 +47,13 @@ runtime_supports_json = ["crun", "runc", "lasso-runc"]
 network_config_dir = "{d}/networks"
 "#
         );
+        let mut conf: toml::Table = toml::from_str(&base).map_err(|e| e.to_string())?;
+        if let Some(rt) = runtimes.iter().find(|rt| rt.name == "lasso-runc") {
+            let snippet: toml::Table = toml::from_str(&clients::readme_snippet("podman", &rt.path))
+                .map_err(|e| format!("README podman snippet: {e}"))?;
+            merge(&mut conf, snippet);
+        }
+        let conf = toml::to_string(&conf).map_err(|e| e.to_string())?;
         std::fs::write(lab.path("containers.conf"), conf).map_err(|e| e.to_string())?;
         std::fs::write(
             lab.path("storage.conf"),
@@ -120,6 +126,18 @@ network_config_dir = "{d}/networks"
         a.push(image::NAME);
         a.extend(cmd);
         self.argv(&a)
+    }
+}
+
+/// Deep-merges `top` into `base` (tables merge, other values are replaced).
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 

@@ -357,3 +357,25 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Where the README's snippets put lasso-runc; tests replace it with the binary under test.
+pub const README_PATH: &str = "/usr/local/bin/lasso-runc";
+
+/// The fenced block after `<!-- snippet: NAME -->` in the README, with lasso-runc's path
+/// replaced by `path`: the tests use the documented configuration itself.
+pub fn readme_snippet(name: &str, path: &Path) -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let marker = format!("<!-- snippet: {name} -->");
+    let after = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("README.md has no `{marker}`"))
+        .1;
+    let body = after
+        .split_once("```")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .unwrap_or_else(|| panic!("README.md: `{marker}` is not followed by a fenced block"))
+        .0;
+    body.replace(README_PATH, &path.display().to_string())
+}

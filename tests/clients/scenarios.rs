@@ -44,6 +44,17 @@ pub fn run_all(c: &impl Client, rt: &Runtime, report: &mut Report) {
     report.check(r, "run propagates the exit code", || {
         expect_code(&c.run_rm(rt, &["sh", "-c", "exit 42"]), 42)
     });
+    report.check(
+        r,
+        "a runtime error reaches the user, naming the problem",
+        || {
+            let out = c.run_rm(rt, &["/no/such/binary"]);
+            if out.code == 0 {
+                return Err("running a missing binary succeeded".into());
+            }
+            expect_contains("the client's error", &out.stderr, "/no/such/binary")
+        },
+    );
     report.check(r, "run -it gives the container a terminal", || {
         let out = c
             .run_rm_tty(rt, &["sh", "-c", "tty; [ -t 0 ] && echo STDIN-IS-A-TTY"])
