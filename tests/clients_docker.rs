@@ -93,7 +93,15 @@ impl Docker {
     }
 
     fn run_args(&self, rt: &str, extra: &[&str], cmd: &[&str]) -> Vec<String> {
-        let mut a = vec!["run", "--runtime", rt, "--network", "none"];
+        let mut a = vec![
+            "run",
+            "--pull",
+            "never",
+            "--runtime",
+            rt,
+            "--network",
+            "none",
+        ];
         a.extend(extra);
         a.push(image::NAME);
         a.extend(cmd);

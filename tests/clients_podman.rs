@@ -115,6 +115,8 @@ network_config_dir = "{d}/networks"
         let parent = format!("/{}/{}", self.lab.cgroup, rt.name);
         let mut a: Vec<&str> = vec![
             "run",
+            "--pull",
+            "never",
             "--runtime",
             rt.name,
             "--network",
