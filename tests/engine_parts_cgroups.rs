@@ -404,3 +404,153 @@ fn escaping_cgroups_path_is_refused() {
     let err = Cgroup::create(Some(Path::new("/lasso/../../x")), "x", false).unwrap_err();
     assert!(err.to_string().contains("cgroupsPath"), "{err}");
 }
+
+#[test]
+fn kill_all_delivers_other_signals_to_every_task() {
+    if !is_root() {
+        return;
+    }
+    // The shell exits 3 when TERM reaches it; the sleeps die of it.
+    let mut g = setup(
+        "term",
+        None,
+        "trap 'exit 3' TERM; sleep 60 & sleep 60 & wait",
+    );
+    release(g.child.as_mut().unwrap());
+    // Wait until both sleeps have exec'd: a shell's child still inside fork catches TERM with
+    // the shell's handler and would lose it at exec.
+    let comm = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    for _ in 0..1000 {
+        if g.cg
+            .pids()
+            .iter()
+            .filter(|p| comm(p).trim() == "sleep")
+            .count()
+            == 2
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(g.cg.pids().len(), 3);
+    g.cg.kill_all(Signal::SIGTERM).unwrap();
+    let status = g.child.as_mut().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    assert!(!g.cg.is_frozen(), "kill_all left the cgroup frozen");
+    for _ in 0..1000 {
+        if g.cg.pids().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(g.cg.pids(), Vec::<i32>::new());
+}
+
+const CHILD: &str = "LASSO_PARTS_CHILD";
+
+#[test]
+fn child_unprivileged_create() {
+    if std::env::var(CHILD).as_deref() != Ok("child_unprivileged_create") {
+        return;
+    }
+    println!();
+    // This thread becomes nobody without KEEPCAPS: every capability is gone.
+    // SAFETY: raw setresuid of the calling thread only.
+    assert_eq!(
+        unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) },
+        0
+    );
+    let path = PathBuf::from(std::env::var("LASSO_CG_PATH").unwrap());
+    let cg = Cgroup::create(Some(&path), "rootless", true).unwrap();
+    println!("DISABLED: {}", cg.disabled().is_some());
+    println!(
+        "EMPTY_APPLY: {}",
+        cg.apply(&LinuxResources::default()).is_ok()
+    );
+    let pids = LinuxPidsBuilder::default().limit(4i64).build().unwrap();
+    let res = LinuxResourcesBuilder::default().pids(pids).build().unwrap();
+    println!("LIMIT_APPLY: {}", cg.apply(&res).unwrap_err());
+    println!(
+        "ROOTFUL: {}",
+        Cgroup::create(Some(&path), "rootless", false).unwrap_err()
+    );
+}
+
+#[test]
+fn rootless_without_delegation_gets_a_disabled_cgroup_and_clear_errors() {
+    if !is_root() {
+        return;
+    }
+    let path = unique("rootless");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_unprivileged_create",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "child_unprivileged_create")
+        .env("LASSO_CG_PATH", &path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or_else(|| panic!("{k} missing: {text}"))
+            .to_owned()
+    };
+    assert_eq!(field("DISABLED"), "true");
+    assert_eq!(field("EMPTY_APPLY"), "true");
+    assert!(
+        field("LIMIT_APPLY").contains("cgroups are disabled"),
+        "{text}"
+    );
+    assert!(field("ROOTFUL").contains("delegate"), "{text}");
+    // Nothing was left behind by the failed attempts.
+    let top = path
+        .parent()
+        .unwrap()
+        .strip_prefix("/")
+        .unwrap()
+        .to_path_buf();
+    for h in &CgroupHost::detect().unwrap().v1 {
+        assert!(!h.mountpoint.join(&top).exists());
+    }
+}
+
+#[test]
+fn tasks_in_nested_cgroups_are_listed_killed_and_removed() {
+    if !is_root() {
+        return;
+    }
+    let mut g = setup("nested", None, "exec sleep 60");
+    release(g.child.as_mut().unwrap());
+    let pid = g.child.as_ref().unwrap().id() as i32;
+    // The container makes its own cgroup below ours (as systemd inside a container does) in
+    // the hierarchy that lists tasks, and moves its process there.
+    let host = CgroupHost::detect().unwrap();
+    let tracking =
+        g.cg.v1_dir("pids")
+            .or(g.cg.unified_dir())
+            .unwrap()
+            .to_path_buf();
+    let nested = tracking.join("inner");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::write(nested.join("cgroup.procs"), pid.to_string()).unwrap();
+    if host.unified.is_some() && g.cg.unified_dir() != Some(&tracking) {
+        let u = g.cg.unified_dir().unwrap().join("inner");
+        std::fs::create_dir(&u).unwrap();
+        std::fs::write(u.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+    assert_eq!(g.cg.pids(), vec![pid]);
+    g.cg.kill_all(Signal::SIGKILL).unwrap();
+    g.child.as_mut().unwrap().wait().unwrap();
+    g.cg.destroy().unwrap();
+    assert!(!nested.exists() && !tracking.exists());
+}

@@ -161,3 +161,19 @@ fn missing_hook_binary_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn hook_that_ignores_a_large_state_still_meets_its_timeout() {
+    let (_d, out) = tmp();
+    let mut big = state();
+    // Far beyond a pipe's buffer: writing it must not block the runtime.
+    big.set_annotations(Some(std::collections::HashMap::from([(
+        "big".to_string(),
+        "x".repeat(1 << 20),
+    )])));
+    let hook = sh("exec sleep 30", &out, Some(1));
+    let err = hooks::run(HookKind::CreateRuntime, &[hook], &big)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timeout of 1s"), "{err}");
+}

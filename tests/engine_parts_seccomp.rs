@@ -70,6 +70,7 @@ fn no_new_privs() {
 
 const CUSTOM: &str = r#"{
   "defaultAction": "SCMP_ACT_ALLOW",
+  "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
   "syscalls": [
     {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42},
     {"names": ["dup"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77,
@@ -273,6 +274,14 @@ fn child_builtin_policy() {
             }
         );
     }
+    // Ordinary programs still work: threads (glibc falls back from clone3 to clone) and
+    // spawning a program (posix_spawn, same fallback).
+    let t = std::thread::spawn(|| 7).join().unwrap_or(-1);
+    let _ = writeln!(out, "THREAD: {t}");
+    let st = std::process::Command::new("/bin/sh")
+        .args(["-c", "exit 5"])
+        .status();
+    let _ = writeln!(out, "SPAWN: {:?}", st.ok().and_then(|s| s.code()));
     report_and_exit(&out);
 }
 
@@ -313,4 +322,36 @@ fn builtin_policy_blocks_what_agents_never_need() {
         assert_eq!(field(&out, key), "ok", "{key}");
     }
     assert_eq!(field(&out, "FORK"), "7");
+    assert_eq!(field(&out, "THREAD"), "7");
+    assert_eq!(field(&out, "SPAWN"), "Some(5)");
+}
+
+/// The profile Podman ships (containers-common) is what `lasso-runc` will be handed most often:
+/// it must parse and compile within the kernel's 4096-instruction limit, and every name it lists
+/// that this architecture lacks must be reported as skipped, not fail the container.
+#[test]
+fn podman_default_profile_compiles_within_the_kernel_limit() {
+    let Ok(text) = std::fs::read_to_string("/usr/share/containers/seccomp.json") else {
+        return;
+    };
+    let spec: LinuxSeccomp = serde_json::from_str(&text).unwrap();
+    let f = seccomp::compile(&spec).unwrap();
+    assert!(
+        !f.program().is_empty() && f.program().len() <= 4096,
+        "{}",
+        f.program().len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(
+            f.skipped.iter().any(|n| n == "socketcall"),
+            "{:?}",
+            f.skipped
+        );
+        assert!(
+            !f.skipped.iter().any(|n| n == "read" || n == "openat"),
+            "{:?}",
+            f.skipped
+        );
+    }
 }

@@ -107,16 +107,15 @@ fn sysctl_name_cannot_reach_a_file_outside_proc_sys() {
     std::fs::write(tmp.path().join("victim"), "safe").unwrap();
     // A symlink inside the tree pointing out of it must not be followed.
     std::os::unix::fs::symlink(tmp.path().join("victim"), root.join("link")).unwrap();
-    let err = sysctl::apply_under(
-        &root,
-        &HashMap::from([("link".to_string(), "pwned".to_string())]),
-    )
-    .unwrap_err();
+    let err = sysctl::prepare(&HashMap::from([("link".to_string(), "pwned".to_string())]))
+        .unwrap()
+        .apply_under(&root)
+        .unwrap_err();
     assert!(err.to_string().contains("link"), "{err}");
-    let err = sysctl::apply_under(
-        &root,
-        &HashMap::from([("../victim".to_string(), "pwned".to_string())]),
-    )
+    let err = sysctl::prepare(&HashMap::from([(
+        "../victim".to_string(),
+        "pwned".to_string(),
+    )]))
     .unwrap_err();
     assert!(
         err.to_string().contains("not a valid parameter name"),

@@ -113,8 +113,17 @@ fn kernel_mask(last_cap: u8) -> u64 {
     }
 }
 
-/// The running kernel's highest capability number.
+/// The running kernel's highest capability number (read once per process).
 pub fn last_cap() -> Result<u8, CapsError> {
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    if let Some(l) = LAST.get() {
+        return Ok(*l);
+    }
+    let l = read_last_cap()?;
+    Ok(*LAST.get_or_init(|| l))
+}
+
+fn read_last_cap() -> Result<u8, CapsError> {
     let s = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").map_err(CapsError::LastCap)?;
     s.trim().parse().map_err(|_| {
         CapsError::LastCap(std::io::Error::new(

@@ -162,8 +162,13 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, state: &[u8]) -> Result<()
         source,
     })?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: a broken pipe is not an error.
-        let _ = stdin.write_all(state);
+        // Written from a thread so that a hook which never reads a state larger than the pipe
+        // buffer still meets its timeout; a hook that exits without reading causes a broken
+        // pipe, which is not an error.
+        let state = state.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&state);
+        });
     }
     let status = wait(&mut child, hook.timeout()).map_err(|e| io("waiting for the hook", e))?;
     let output = tail(out);

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use ::landlock::{
-    Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, ABI,
+    Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, ABI,
 };
 
 /// Paths the sandboxed process may use; everything else on the filesystem is denied.
@@ -106,8 +106,14 @@ fn for_file(access: BitFlags<AccessFs>, is_dir: bool) -> BitFlags<AccessFs> {
     }
 }
 
-/// Restricts the calling thread (and its future children) to `rules`.
-pub fn restrict(rules: &LandlockRules) -> Result<LandlockStatus, LandlockError> {
+/// A ruleset built and filled in the runtime (opening the paths, which allocates), ready to be
+/// enforced by init after clone with system calls only.
+pub struct PreparedLandlock {
+    ruleset: RulesetCreated,
+}
+
+/// Builds the ruleset for `rules`; every path must exist.
+pub fn prepare(rules: &LandlockRules) -> Result<PreparedLandlock, LandlockError> {
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let write = AccessFs::from_all(FS_ABI) & !AccessFs::Execute;
     let exec = read | AccessFs::Execute;
@@ -122,18 +128,31 @@ pub fn restrict(rules: &LandlockRules) -> Result<LandlockStatus, LandlockError> 
             opened.push(PathBeneath::new(fd, for_file(access, is_dir)));
         }
     }
-    let status = Ruleset::default()
+    let ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(FS_ABI))?
         .create()?
-        .add_rules(opened.into_iter().map(Ok::<_, ::landlock::RulesetError>))?
-        .restrict_self()?;
-    let enforcement = match status.ruleset {
-        RulesetStatus::FullyEnforced => Enforcement::Full,
-        RulesetStatus::PartiallyEnforced => Enforcement::Partial,
-        RulesetStatus::NotEnforced => Enforcement::None,
-    };
-    Ok(LandlockStatus {
-        abi: kernel_abi(),
-        enforcement,
-    })
+        .add_rules(opened.into_iter().map(Ok::<_, ::landlock::RulesetError>))?;
+    Ok(PreparedLandlock { ruleset })
+}
+
+impl PreparedLandlock {
+    /// Enforces the ruleset on the calling thread and what it executes (sets no_new_privs).
+    pub fn restrict_self(self) -> Result<LandlockStatus, LandlockError> {
+        let status = self.ruleset.restrict_self()?;
+        let enforcement = match status.ruleset {
+            RulesetStatus::FullyEnforced => Enforcement::Full,
+            RulesetStatus::PartiallyEnforced => Enforcement::Partial,
+            RulesetStatus::NotEnforced => Enforcement::None,
+        };
+        Ok(LandlockStatus {
+            abi: kernel_abi(),
+            enforcement,
+        })
+    }
+}
+
+/// Restricts the calling thread (and its future children) to `rules`: `prepare` then
+/// `restrict_self` in one step.
+pub fn restrict(rules: &LandlockRules) -> Result<LandlockStatus, LandlockError> {
+    prepare(rules)?.restrict_self()
 }

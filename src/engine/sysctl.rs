@@ -4,7 +4,8 @@
 //! `validate` refuses those before anything starts.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -105,43 +106,79 @@ pub fn validate(sysctl: &HashMap<String, String>, ns: Namespaces) -> Result<(), 
     Ok(())
 }
 
-/// Writes every parameter. Each file is opened beneath `/proc/sys` with symlinks and mount
-/// crossings refused, so a crafted name cannot reach another file.
-pub fn apply(sysctl: &HashMap<String, String>) -> Result<(), SysctlError> {
-    apply_under(Path::new("/proc/sys"), sysctl)
+/// Parameters checked and encoded in the runtime, ready for init to write after clone with
+/// system calls only.
+#[derive(Clone, Debug, Default)]
+pub struct PreparedSysctl {
+    /// (path relative to /proc/sys, value)
+    entries: Vec<(CString, Vec<u8>)>,
 }
 
-/// `apply` against another root (a test tree).
-pub fn apply_under(root: &Path, sysctl: &HashMap<String, String>) -> Result<(), SysctlError> {
+/// Checks every name and encodes it; `validate` is the separate namespace check.
+pub fn prepare(sysctl: &HashMap<String, String>) -> Result<PreparedSysctl, SysctlError> {
+    let mut entries = Vec::with_capacity(sysctl.len());
     for (key, value) in sysctl {
         let rel = path_of(key)?;
-        let err = |source: std::io::Error| SysctlError::Write {
-            path: rel.display().to_string(),
-            value: value.clone(),
-            source,
-        };
-        let dir = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| err(e.into()))?;
-        let fd = rustix::fs::openat2(
-            &dir,
-            &rel,
-            OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH
-                | ResolveFlags::NO_SYMLINKS
-                | ResolveFlags::NO_MAGICLINKS
-                | ResolveFlags::NO_XDEV,
-        )
-        .map_err(|e| err(e.into()))?;
-        std::fs::File::from(fd)
-            .write_all(value.as_bytes())
-            .map_err(err)?;
+        let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| SysctlError::BadName {
+            key: key.clone(),
+            why: "contains a NUL byte",
+        })?;
+        entries.push((c, value.as_bytes().to_vec()));
     }
-    Ok(())
+    Ok(PreparedSysctl { entries })
+}
+
+impl PreparedSysctl {
+    /// Writes every parameter under `/proc/sys` (the container's, once its /proc is mounted).
+    pub fn apply(&self) -> Result<(), SysctlError> {
+        self.apply_in(c"/proc/sys")
+    }
+
+    /// The same against another tree (tests).
+    pub fn apply_under(&self, root: &Path) -> Result<(), SysctlError> {
+        let c = CString::new(root.as_os_str().as_bytes()).expect("a path has no NUL byte");
+        self.apply_in(&c)
+    }
+
+    /// Each file is opened beneath the root with symlinks, magic links and mount crossings
+    /// refused, so a crafted name or a planted link cannot reach another file.
+    fn apply_in(&self, root: &CStr) -> Result<(), SysctlError> {
+        for (rel, value) in &self.entries {
+            let err = |source: std::io::Error| SysctlError::Write {
+                path: rel.to_string_lossy().into_owned(),
+                value: String::from_utf8_lossy(value).into_owned(),
+                source,
+            };
+            let dir = rustix::fs::open(
+                root,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err(e.into()))?;
+            let fd = rustix::fs::openat2(
+                &dir,
+                rel.as_c_str(),
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH
+                    | ResolveFlags::NO_SYMLINKS
+                    | ResolveFlags::NO_MAGICLINKS
+                    | ResolveFlags::NO_XDEV,
+            )
+            .map_err(|e| err(e.into()))?;
+            // A sysctl takes its value in one write; a short write is an error, not a retry.
+            let n = rustix::io::write(&fd, value).map_err(|e| err(e.into()))?;
+            if n != value.len() {
+                return Err(err(std::io::Error::from(std::io::ErrorKind::WriteZero)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks and writes every parameter (`prepare` then `apply`; allocates).
+pub fn apply(sysctl: &HashMap<String, String>) -> Result<(), SysctlError> {
+    prepare(sysctl)?.apply()
 }
 
 #[cfg(test)]

@@ -63,6 +63,42 @@ pub enum SeccompError {
     Install(nix::Error),
 }
 
+/// What `compile` accepts, for `lasso-runc features` (which must be truthful).
+pub const SUPPORTED_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+pub const SUPPORTED_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+pub const SUPPORTED_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+];
+
+/// The one architecture filtered (the native one), as OCI names it.
+pub fn supported_arch() -> Option<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some("SCMP_ARCH_X86_64"),
+        "aarch64" => Some("SCMP_ARCH_AARCH64"),
+        "riscv64" => Some("SCMP_ARCH_RISCV64"),
+        _ => None,
+    }
+}
+
 /// A compiled policy, ready for `install`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filters {
