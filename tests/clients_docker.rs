@@ -206,6 +206,7 @@ fn docker_drives_runc_and_lasso_runc_through_every_scenario() {
         return;
     }
     let runtimes = clients::runtimes();
+    let host_net_before = host_network_state();
     let docker = match Docker::new(&runtimes) {
         Ok(d) => d,
         Err(e) => panic!("dockerd setup failed (the machine or the harness, not lasso): {e}"),
@@ -230,5 +231,34 @@ fn docker_drives_runc_and_lasso_runc_through_every_scenario() {
         );
     }
     drop(docker);
+    report.check(
+        "-",
+        "dockerd left the host's firewall and netns as it found them",
+        || {
+            let after = host_network_state();
+            (after == host_net_before)
+                .then_some(())
+                .ok_or_else(|| format!("before:\n{host_net_before}\nafter:\n{after}"))
+        },
+    );
     report.finish();
+}
+
+/// The host's nft ruleset, iptables rules and named network namespaces, as text. (Links are
+/// left out: other tests on this machine create and move veth pairs at any time.)
+fn host_network_state() -> String {
+    [
+        &["nft", "list", "ruleset"][..],
+        &["iptables-save"],
+        &["ip", "netns", "list"],
+    ]
+    .iter()
+    .map(|argv| {
+        let out = run(Command::new(argv[0]).args(&argv[1..]));
+        // iptables-save stamps the time into its comment lines.
+        let text: Vec<&str> = out.stdout.lines().filter(|l| !l.starts_with('#')).collect();
+        format!("$ {}\n{}", argv.join(" "), text.join("\n"))
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
 }

@@ -169,6 +169,17 @@ impl Lab {
 
     /// Starts a daemon whose output goes to `<dir>/<name>.log`, tracked for teardown.
     pub fn spawn_daemon(&mut self, name: &str, mut cmd: Command) -> Result<(), String> {
+        // If the test thread dies without teardown (the test binary killed), the daemon dies
+        // with it instead of holding our mounts and cgroups.
+        // SAFETY: prctl between fork and exec, no allocation.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let log = std::fs::File::create(self.path(&format!("{name}.log")))
             .map_err(|e| format!("{name}.log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
