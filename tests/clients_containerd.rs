@@ -248,7 +248,13 @@ fn containerd_drives_runc_and_lasso_runc_through_every_scenario() {
     for rt in &runtimes {
         scenarios::run_all(&ctrd, rt, &mut report);
     }
+    let footprint = ctrd.lab.witness();
     drop(ctrd);
+    report.check(
+        "-",
+        "teardown leaves no daemon, cgroup, mount or file behind",
+        || footprint.check(),
+    );
     report.finish();
 }
 

@@ -230,7 +230,13 @@ fn docker_drives_runc_and_lasso_runc_through_every_scenario() {
             },
         );
     }
+    let footprint = docker.lab.witness();
     drop(docker);
+    report.check(
+        "-",
+        "teardown leaves no daemon, cgroup, mount or file behind",
+        || footprint.check(),
+    );
     report.check(
         "-",
         "dockerd left the host's firewall and netns as it found them",

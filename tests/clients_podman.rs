@@ -240,6 +240,12 @@ fn podman_drives_runc_and_lasso_runc_through_every_scenario() {
     for rt in &runtimes {
         scenarios::run_all(&podman, rt, &mut report);
     }
+    let footprint = podman.lab.witness();
     drop(podman);
+    report.check(
+        "-",
+        "teardown leaves no daemon, cgroup, mount or file behind",
+        || footprint.check(),
+    );
     report.finish();
 }

@@ -21,6 +21,8 @@ pub struct Lab {
     /// `cgroup.procs` of the subtree's `harness` group, as a C string for `pre_exec`.
     harness_procs: CString,
     daemons: Vec<(String, Child)>,
+    /// Host paths we bound lab directories over, in this namespace (unmounted at teardown).
+    binds: Vec<PathBuf>,
     /// Host directories made only to shadow them (removed at teardown).
     created_mount_points: Vec<PathBuf>,
 }
@@ -111,6 +113,7 @@ impl Lab {
             cgroup,
             harness_procs,
             daemons: Vec::new(),
+            binds: vec![PathBuf::from("/run")],
             created_mount_points: Vec::new(),
         }
     }
@@ -136,7 +139,18 @@ impl Lab {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| format!("bind {} over {host_dir}: {e}", own.display()))
+        .map_err(|e| format!("bind {} over {host_dir}: {e}", own.display()))?;
+        self.binds.push(PathBuf::from(host_dir));
+        Ok(())
+    }
+
+    /// What teardown must have removed, to check after the Lab is dropped.
+    pub fn witness(&self) -> Leftovers {
+        Leftovers {
+            dir: self.dir.clone(),
+            cgroup: self.cgroup.clone(),
+            mount_points: self.created_mount_points.clone(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -380,8 +394,10 @@ impl Drop for Lab {
         self.stop_daemons();
         let cg = self.remove_cgroups();
         self.unmount_all();
-        for p in self.created_mount_points.drain(..).rev() {
+        for p in self.binds.drain(..).rev() {
             let _ = umount2(&p, MntFlags::MNT_DETACH);
+        }
+        for p in self.created_mount_points.drain(..).rev() {
             let _ = std::fs::remove_dir(&p);
         }
         let kept = remove_one_fs(&self.dir);
@@ -389,6 +405,43 @@ impl Drop for Lab {
             eprintln!(
                 "teardown left behind: cgroups {cg:?}, files {kept:?} (a bug in the harness)"
             );
+        }
+    }
+}
+
+/// The Lab's footprint, checked after teardown: a test fails when cleanup breaks.
+pub struct Leftovers {
+    dir: PathBuf,
+    cgroup: String,
+    mount_points: Vec<PathBuf>,
+}
+
+impl Leftovers {
+    pub fn check(&self) -> Result<(), String> {
+        let mut left = Vec::new();
+        if self.dir.exists() {
+            left.push(format!("temp dir {}", self.dir.display()));
+        }
+        for h in hierarchies() {
+            if h.join(&self.cgroup).exists() {
+                left.push(format!("cgroup {}", h.join(&self.cgroup).display()));
+            }
+        }
+        let dir = self.dir.display().to_string();
+        for l in std::fs::read_to_string("/proc/thread-self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&dir))
+        {
+            left.push(format!("mount {l}"));
+        }
+        for p in self.mount_points.iter().filter(|p| p.exists()) {
+            left.push(format!("host directory {}", p.display()));
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("teardown left behind: {}", left.join("; ")))
         }
     }
 }
