@@ -12,11 +12,10 @@ use std::process::Command;
 
 struct Podman {
     lab: Lab,
-    runtimes: Vec<Runtime>,
 }
 
 impl Podman {
-    fn new(runtimes: Vec<Runtime>) -> Result<Podman, String> {
+    fn new(runtimes: &[Runtime]) -> Result<Podman, String> {
         let mut lab = Lab::new("podman");
         lab.shadow("/var/lib/containers")?;
         let d = lab.dir.display().to_string();
@@ -67,7 +66,7 @@ network_config_dir = "{d}/networks"
             "unqualified-search-registries = []\n",
         )
         .map_err(|e| e.to_string())?;
-        let p = Podman { lab, runtimes };
+        let p = Podman { lab };
         let img = image::build(&p.lab.path("image"))?;
         p.podman(&["load", "-i", &img.oci_archive.display().to_string()])
             .ok()?;
@@ -222,7 +221,6 @@ impl Drop for Podman {
         // exits; the Lab then removes whatever is left.
         let _ = self.podman(&["rm", "--all", "--force", "--time", "0"]);
         let _ = self.podman(&["image", "rm", "--all", "--force"]);
-        let _ = &self.runtimes;
     }
 }
 
@@ -232,7 +230,7 @@ fn podman_drives_runc_and_lasso_runc_through_every_scenario() {
         return;
     }
     let runtimes = clients::runtimes();
-    let podman = match Podman::new(runtimes.clone()) {
+    let podman = match Podman::new(&runtimes) {
         Ok(p) => p,
         Err(e) => panic!("podman setup failed (the machine or the harness, not lasso): {e}"),
     };

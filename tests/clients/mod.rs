@@ -4,7 +4,7 @@
 //! It owns a `Lab`: one temp dir holding every config, store, socket and state file the clients
 //! and their daemons write, a private mount namespace for the test thread (so their overlay and
 //! shm mounts never reach the host's), and a cgroup subtree of our own that every process the
-//! harness starts is placed in (so a crashed test still leaves no daemon, shim or conmon behind:
+//! harness starts is placed in (so a failed test still leaves no daemon, shim or conmon behind:
 //! they are killed by membership of a cgroup we created, never by name). Dropping the Lab kills
 //! what is left in that subtree, removes the cgroups, unmounts everything under the temp dir
 //! and deletes it without crossing into another file system. It must not touch cgroups, mounts
