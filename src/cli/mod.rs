@@ -3,6 +3,7 @@
 //! its own file.
 
 pub mod agents;
+pub mod audit;
 pub mod doctor;
 pub mod error;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// List the agents lasso knows, whether each is installed, and where.
     Agents(agents::AgentsArgs),
+    /// Read, verify and manage the tamper-evident audit logs.
+    Audit(audit::AuditArgs),
 }
 
 impl Cli {
@@ -40,6 +43,7 @@ impl Cli {
         match self.command {
             Command::Doctor(args) => doctor::run(args),
             Command::Agents(args) => agents::run(args),
+            Command::Audit(args) => args.run(),
         }
     }
 }
