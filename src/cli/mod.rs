@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod doctor;
 pub mod error;
+pub mod sandbox;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
@@ -33,6 +34,22 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// List the agents lasso knows, whether each is installed, and where.
     Agents(agents::AgentsArgs),
+    /// Run a command in a one-shot sandbox in the foreground; the exit status is the command's.
+    Run(sandbox::RunArgs),
+    /// Start a sandbox with its agent and attach this terminal (detach: ctrl-p ctrl-q).
+    Up(sandbox::UpArgs),
+    /// Re-attach this terminal to a running sandbox.
+    Attach(sandbox::AttachArgs),
+    /// A shell in a running sandbox, or in a new one.
+    Shell(sandbox::ShellArgs),
+    /// Run a command in a running sandbox.
+    Exec(sandbox::ExecArgs),
+    /// List the running sandboxes.
+    Status(sandbox::StatusArgs),
+    /// Stop a sandbox: SIGTERM, a grace period, then SIGKILL.
+    Stop(sandbox::StopArgs),
+    /// Stop every sandbox.
+    Down(sandbox::DownArgs),
     /// Read, verify and manage the tamper-evident audit logs.
     Audit(audit::AuditArgs),
 }
@@ -43,6 +60,14 @@ impl Cli {
         match self.command {
             Command::Doctor(args) => doctor::run(args),
             Command::Agents(args) => agents::run(args),
+            Command::Run(args) => sandbox::run(args),
+            Command::Up(args) => sandbox::up(args),
+            Command::Attach(args) => sandbox::attach(args),
+            Command::Shell(args) => sandbox::shell(args),
+            Command::Exec(args) => sandbox::exec(args),
+            Command::Status(args) => sandbox::status(args),
+            Command::Stop(args) => sandbox::stop(args),
+            Command::Down(args) => sandbox::down(args),
             Command::Audit(args) => args.run(),
         }
     }

@@ -12,3 +12,19 @@ pub mod seccomp;
 pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
+pub mod bundle;
+pub mod confine;
+pub mod console;
+pub mod container;
+pub mod control;
+pub mod devices;
+pub mod exec;
+pub mod init;
+pub mod mounts;
+pub mod namespaces;
+pub mod prepared;
+pub mod process;
+pub mod rootfs;
+pub mod state;
+pub mod sync;
+pub mod template;

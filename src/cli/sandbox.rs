@@ -1,0 +1,370 @@
+//! `lasso run`, `up`, `attach`, `shell`, `exec`, `status`, `stop`, `down`: flag parsing and
+//! the translation of flags into a plan input. Everything that acts lives in `crate::sandbox`.
+
+use super::{exit, CliError, CliResult};
+use crate::agents;
+use crate::paths::Dirs;
+use crate::plan::{self, EnvRequest, HostContext, PlanInput};
+use crate::sandbox::{self, Launch, LaunchOptions, SandboxError};
+use std::path::PathBuf;
+
+/// What starts a new sandbox (shared by `run`, `up` and `shell --dir`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// The project directory, mounted at /workspace.
+    #[arg(long, short = 'd', default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The security profile. Until profile files land only the built-in `default` exists.
+    #[arg(long, short = 'p', default_value = "default", value_name = "PROFILE")]
+    pub profile: String,
+    /// The agent (`lasso agents` lists them); `auto` picks the first installed.
+    #[arg(long, short = 'a', value_name = "AGENT")]
+    pub agent: Option<String>,
+    /// Extra mount SRC:DST[:ro] (repeatable).
+    #[arg(long = "mount", short = 'm', value_name = "SRC:DST[:ro]")]
+    pub mounts: Vec<String>,
+    /// Allow sensitive mount sources (`/`, `$HOME`, `/etc`, runtime sockets).
+    #[arg(long)]
+    pub allow_sensitive: bool,
+    /// Allow `/` or your home directory as the workspace.
+    #[arg(long)]
+    pub force_dir: bool,
+    /// Set KEY=VALUE inside (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Pass KEY from lasso's environment (repeatable).
+    #[arg(long = "pass-env", value_name = "KEY")]
+    pub pass_env: Vec<String>,
+    /// Read KEY=VALUE lines from FILE (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Forward the host's SSH agent socket (only the socket, never ~/.ssh).
+    #[arg(long)]
+    pub ssh_agent: bool,
+    /// Memory limit in MiB (overrides the profile).
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u64>,
+    /// Process limit (overrides the profile).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU limit in cores, e.g. 1.5 (overrides the profile).
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
+    /// Size of /tmp and /home/agent in MiB (overrides the profile).
+    #[arg(long, value_name = "MIB")]
+    pub tmp_mib: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// The command to run; the agent's own command when empty.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn cli_err(e: SandboxError) -> CliError {
+    match e {
+        SandboxError::Plan(p) => CliError::usage(p.to_string()),
+        SandboxError::NotFound { .. } | SandboxError::Refused(_) => CliError::usage(e.to_string()),
+        other => CliError::failure(other.to_string()),
+    }
+}
+
+/// The plan input for `args` (nothing is written).
+pub fn plan_input(
+    args: &SandboxArgs,
+    command: Option<Vec<String>>,
+    terminal: bool,
+    default_agent: &str,
+) -> CliResult<PlanInput> {
+    if args.profile != "default" {
+        return Err(CliError::usage(format!(
+            "--profile {}: no such profile (profile files are not wired in yet; the only profile is the built-in `default`)",
+            args.profile
+        ))
+        .hint("drop --profile, or pass --profile default"));
+    }
+    let host = HostContext::current();
+    let name = args.agent.as_deref().unwrap_or(default_agent);
+    let agent = if name == "auto" {
+        agents::auto_detect(&host.path)
+    } else {
+        agents::find(name).map_err(|e| CliError::usage(format!("--agent {name}: {e}")))?
+    };
+    let mut mounts = Vec::new();
+    for m in &args.mounts {
+        mounts.push(plan::parse_mount(m).map_err(|e| CliError::usage(e.to_string()))?);
+    }
+    // Relative paths are the user's, from the current directory.
+    let dir = std::path::absolute(&args.dir)
+        .map_err(|e| CliError::usage(format!("--dir {}: {e}", args.dir.display())))?;
+    let mut input = PlanInput::new(agent, dir, PathBuf::new(), host);
+    input.profile_name = args.profile.clone();
+    input.mounts = mounts;
+    input.allow_sensitive = args.allow_sensitive;
+    input.force_dir = args.force_dir;
+    input.ssh_agent = args.ssh_agent;
+    input.env = EnvRequest {
+        set: args.env.clone(),
+        pass: args.pass_env.clone(),
+        files: args.env_files.clone(),
+    };
+    input.resources.memory_bytes = args.memory_mib.map(|m| m << 20);
+    input.resources.pids = args.pids;
+    input.resources.cpus = args.cpus;
+    input.resources.tmp_bytes = args.tmp_mib.map(|m| m << 20);
+    input.command = command.filter(|c| !c.is_empty());
+    input.terminal = terminal;
+    Ok(input)
+}
+
+/// lasso's directories, with the audit overrides `lasso audit` also reads, so that the log a
+/// sandbox writes is the one `lasso audit verify` finds.
+fn dirs() -> Dirs {
+    let mut d = Dirs::current();
+    if let Some(p) = std::env::var_os("LASSO_AUDIT_DIR").filter(|p| !p.is_empty()) {
+        d.audit_logs = p.into();
+    }
+    if let Some(p) = std::env::var_os("LASSO_CONFIG_DIR").filter(|p| !p.is_empty()) {
+        d.config = p.into();
+    }
+    d
+}
+
+fn launch_options() -> LaunchOptions {
+    LaunchOptions {
+        dirs: dirs(),
+        // Limits given on the command line are demands: refuse rather than run unlimited.
+        require_limits: true,
+    }
+}
+
+fn print_warnings(launch: &Launch) {
+    for w in &launch.warnings {
+        eprintln!("lasso: warning: {w}");
+    }
+}
+
+pub fn run(args: RunArgs) -> CliResult {
+    let command = Some(args.command.clone());
+    let input = plan_input(&args.sandbox, command, false, "shell")?;
+    let opts = launch_options();
+    sandbox::control::remove_dead(&opts.dirs);
+    let mut launch = Launch::prepare(input, &opts).map_err(cli_err)?;
+    print_warnings(&launch);
+    let code = sandbox::run::run(&mut launch).map_err(cli_err)?;
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Start it without attaching this terminal (`lasso attach ID` later).
+    #[arg(long)]
+    pub detach: bool,
+    /// The agent's command instead of its default arguments.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// The sandbox id (`lasso status` lists them).
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShellArgs {
+    /// A running sandbox; without it, a new sandbox with a shell is started.
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The sandbox id.
+    pub id: String,
+    /// The command.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// The sandbox id.
+    pub id: String,
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(long, short = 't', default_value_t = 10)]
+    pub time: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(long, short = 't', default_value_t = 10)]
+    pub time: u64,
+}
+
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(255)
+}
+
+fn attach_to(dirs: &Dirs, id: &str) -> CliResult {
+    let socket = sandbox::launch::sandbox_dir(dirs, id).join(sandbox::monitor::ATTACH_SOCKET);
+    match sandbox::attach::attach(&socket).map_err(cli_err)? {
+        sandbox::attach::Ended::Exited(code) => Ok(exit_status(code)),
+        sandbox::attach::Ended::Detached => {
+            eprintln!("\r\nlasso: detached from {id}; `lasso attach {id}` returns, `lasso stop {id}` ends it");
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn up_with(args: &SandboxArgs, command: Vec<String>, detach: bool, agent: &str) -> CliResult {
+    let input = plan_input(args, Some(command), true, agent)?;
+    let opts = launch_options();
+    sandbox::control::remove_dead(&opts.dirs);
+    let launch = Launch::prepare(input, &opts).map_err(cli_err)?;
+    print_warnings(&launch);
+    let id = launch.id().to_string();
+    sandbox::monitor::spawn(launch).map_err(cli_err)?;
+    if detach {
+        println!("{id}");
+        return Ok(exit::OK);
+    }
+    attach_to(&opts.dirs, &id)
+}
+
+pub fn up(args: UpArgs) -> CliResult {
+    up_with(&args.sandbox, args.command, args.detach, "auto")
+}
+
+pub fn attach(args: AttachArgs) -> CliResult {
+    let dirs = dirs();
+    sandbox::control::find(&dirs, &args.id).map_err(cli_err)?;
+    attach_to(&dirs, &args.id)
+}
+
+pub fn shell(args: ShellArgs) -> CliResult {
+    let dirs = dirs();
+    match args.id {
+        Some(id) => {
+            let code = sandbox::control::shell(&dirs, &id, &["/bin/sh".into(), "-l".into()])
+                .map_err(cli_err)?;
+            Ok(exit_status(code))
+        }
+        None => up_with(
+            &args.sandbox,
+            vec!["/bin/sh".into(), "-l".into()],
+            false,
+            "shell",
+        ),
+    }
+}
+
+pub fn exec(args: ExecArgs) -> CliResult {
+    let dirs = dirs();
+    let code = sandbox::control::exec(&dirs, &args.id, &args.command).map_err(cli_err)?;
+    Ok(exit_status(code))
+}
+
+#[derive(serde::Serialize)]
+struct StatusRow<'a> {
+    id: &'a str,
+    agent: &'a str,
+    profile: &'a str,
+    dir: &'a std::path::Path,
+    state: sandbox::SandboxState,
+    uptime_secs: i64,
+    created: &'a str,
+    init_pid: i32,
+    monitor_pid: i32,
+}
+
+fn uptime(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub fn status(args: StatusArgs) -> CliResult {
+    let dirs = dirs();
+    let records = sandbox::control::list(&dirs);
+    let rows: Vec<StatusRow> = records
+        .iter()
+        .map(|r| StatusRow {
+            id: &r.id,
+            agent: &r.agent,
+            profile: &r.profile,
+            dir: &r.dir,
+            state: r.state,
+            uptime_secs: r.uptime_secs(),
+            created: &r.created,
+            init_pid: r.init_pid,
+            monitor_pid: r.monitor_pid,
+        })
+        .collect();
+    if args.json {
+        let text = serde_json::to_string_pretty(&rows)
+            .map_err(|e| CliError::failure(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<9} {:<12} {:<10} {:<9} {:<8} DIR",
+        "ID", "AGENT", "PROFILE", "STATE", "UPTIME"
+    );
+    for r in &rows {
+        let state = serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<9} {:<12} {:<10} {:<9} {:<8} {}",
+            r.id,
+            r.agent,
+            r.profile,
+            state,
+            uptime(r.uptime_secs),
+            r.dir.display()
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn stop(args: StopArgs) -> CliResult {
+    let dirs = dirs();
+    sandbox::control::stop(&dirs, &args.id, std::time::Duration::from_secs(args.time))
+        .map_err(cli_err)?;
+    Ok(exit::OK)
+}
+
+pub fn down(args: DownArgs) -> CliResult {
+    let dirs = dirs();
+    let mut failed = None;
+    for r in sandbox::control::list(&dirs) {
+        if let Err(e) =
+            sandbox::control::stop(&dirs, &r.id, std::time::Duration::from_secs(args.time))
+        {
+            eprintln!("lasso: stop {}: {e}", r.id);
+            failed = Some(e);
+        }
+    }
+    match failed {
+        Some(e) => Err(cli_err(e)),
+        None => Ok(exit::OK),
+    }
+}

@@ -1,0 +1,453 @@
+//! The container lifecycle as the runtime drives it: `create` forks init with its namespaces
+//! and waits until init is ready and blocked; `start` releases it through the exec fifo;
+//! `state`, `kill` and `delete` act on the persisted state, with liveness checked by PID *and*
+//! start time and signals sent through a pidfd. Each command takes the container's lock.
+//! It owns the state directory of each container and the init process; rootfs work happens in
+//! init (`init`, `rootfs`), never here.
+
+use super::bundle::{Bundle, BundleError};
+use super::cgroups::{Cgroup, CgroupError};
+use super::devices;
+use super::hooks::{self, HookError, HookKind};
+use super::init::{self, InitArgs};
+use super::namespaces::{self, NamespaceError, Plan};
+use super::prepared::{PrepareError, Prepared};
+use super::state::{self, Persisted, StateError, StateStore, Status};
+use super::sync::{Channel, Message, SyncError};
+use super::sysctl::{self, SysctlError};
+use oci_spec::runtime::{ContainerState, Spec, State, StateBuilder};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("container init failed: {0}")]
+    Init(#[from] SyncError),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("cannot start container {id}: it is {status}, not created")]
+    NotCreated { id: String, status: &'static str },
+    #[error("cannot delete container {id} that is not stopped: {status} (use --force)")]
+    NotStopped { id: String, status: &'static str },
+    #[error("signal {sig} to container {id}: no such process")]
+    NoSuchProcess { id: String, sig: i32 },
+    #[error("process.terminal is true: pass --console-socket (or set process.terminal to false in config.json)")]
+    TerminalWithoutSocket,
+    #[error("console socket {path}: {source}")]
+    ConsoleSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}
+
+pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Sys { what, source }
+}
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+}
+
+/// A runtime rooted at one state directory (`--root`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub store: StateStore,
+}
+
+/// A container as loaded from its state, with its live status.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub state: Persisted,
+    pub status: Status,
+}
+
+/// The OCI state document printed by `state` (plus runc's extra fields).
+#[derive(Debug, serde::Serialize)]
+pub struct StateDoc {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    pub annotations: HashMap<String, String>,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Whether the host's cgroups are pure v2 (one cgroup2 mount at /sys/fs/cgroup).
+fn cgroup2_only() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Cleans up a half-created container on every error path: kills init, removes the state dir.
+struct CreateGuard<'a> {
+    store: &'a StateStore,
+    id: &'a str,
+    child: Option<namespaces::Child>,
+    cgroup: Option<Cgroup>,
+    armed: bool,
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(c) = &self.child {
+            let _ = namespaces::pidfd_signal(&c.pidfd, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = self.store.remove(self.id);
+    }
+}
+
+impl Runtime {
+    pub fn new(root: PathBuf) -> Runtime {
+        Runtime {
+            store: StateStore::new(root),
+        }
+    }
+
+    /// Creates a container and returns once its init is set up and blocked until `start`.
+    /// Init is this process's child (it is re-parented to the caller's subreaper when this
+    /// process exits). The pid file is written atomically after the state.
+    pub fn create(&self, opts: &CreateOptions) -> Result<Container, ContainerError> {
+        let bundle = Bundle::load(&opts.bundle)?;
+        let spec = &bundle.spec;
+        let process = spec.process().as_ref().expect("validated");
+        if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+            return Err(ContainerError::TerminalWithoutSocket);
+        }
+        let linux = spec.linux().as_ref();
+        // Everything that can be checked is checked before a process or a directory exists.
+        let prepared = Prepared::new(process, linux)?;
+        let plan = Plan::from_spec(linux)?;
+        let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
+        sysctl::validate(&sysctl, plan.sysctl_namespaces())?;
+        let rootless = !nix::unistd::geteuid().is_root();
+
+        let _lock = self.store.claim(&opts.id)?;
+        let mut guard = CreateGuard {
+            store: &self.store,
+            id: &opts.id,
+            child: None,
+            cgroup: None,
+            armed: true,
+        };
+        let cgroup = Cgroup::create(
+            linux.and_then(|l| l.cgroups_path().as_deref()),
+            &opts.id,
+            rootless,
+        )?;
+        guard.cgroup = Some(cgroup.clone());
+        if let Some(res) = devices::effective_resources(spec) {
+            cgroup.apply(&res)?;
+        }
+        let fifo_path = self.store.fifo(&opts.id);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .map_err(sys_err(format!("mkfifo {}", fifo_path.display())))?;
+        // mkfifo honours the umask; init may run as a mapped uid that needs write access.
+        std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+            .map_err(io_err("chmod exec fifo"))?;
+        let fifo: OwnedFd = rustix::fs::open(
+            &fifo_path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| ContainerError::Io {
+            what: "open exec fifo".into(),
+            source: e.into(),
+        })?;
+        let console = match &opts.console_socket {
+            Some(p) => Some(OwnedFd::from(
+                std::os::unix::net::UnixStream::connect(p).map_err(|source| {
+                    ContainerError::ConsoleSocket {
+                        path: p.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        plan.join_pid()?;
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        #[allow(deprecated)]
+        let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+            || hooks
+                .create_runtime()
+                .as_ref()
+                .is_some_and(|h| !h.is_empty());
+        let (parent, child) = Channel::pair()?;
+        let uid_maps = linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default();
+        let gid_maps = linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default();
+        let setgroups_allowed = !(rootless && plan.new_user());
+
+        let cloned = namespaces::clone3(plan.new)?;
+        let Some(c) = cloned else {
+            drop(parent);
+            init::run(InitArgs {
+                id: &opts.id,
+                bundle: &bundle.dir,
+                spec,
+                rootfs: bundle.rootfs.clone(),
+                chan: child,
+                fifo,
+                console,
+                plan: &plan,
+                prepared: &prepared,
+                preserve_fds: opts.preserve_fds,
+                no_pivot: opts.no_pivot,
+                cgroup2_only: cgroup2_only(),
+                runtime_hooks,
+                setgroups_allowed,
+            });
+        };
+        drop(child);
+        drop(console);
+        drop(fifo);
+        let pid = c.pid;
+        guard.child = Some(c);
+        // Init waits for this: it is limited by the cgroup from its first instruction, and
+        // it is root of its user namespace only once the maps exist.
+        cgroup.add_task(pid)?;
+        if plan.new_user() {
+            namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
+        }
+        parent.proceed()?;
+        while let Message::RunRuntimeHooks = parent.wait_init_step()? {
+            let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
+            #[allow(deprecated)]
+            hooks::run(
+                HookKind::Prestart,
+                hooks.prestart().as_deref().unwrap_or_default(),
+                &st,
+            )?;
+            hooks::run(
+                HookKind::CreateRuntime,
+                hooks.create_runtime().as_deref().unwrap_or_default(),
+                &st,
+            )?;
+            parent.hooks_done()?
+        }
+        let pid_start = state::process_start_time(pid).ok_or_else(|| {
+            ContainerError::Init(SyncError::Failed("init exited right after setup".into()))
+        })?;
+        let persisted = Persisted {
+            id: opts.id.clone(),
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            pid,
+            pid_start,
+            created: now_rfc3339(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            rootless,
+            cgroup: Some(cgroup),
+            owner: nix::unistd::geteuid().as_raw(),
+        };
+        self.store.save_spec(&opts.id, spec)?;
+        self.store.save(&persisted)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        guard.armed = false;
+        // Init stays our child until we exit: the caller (or `run`) reaps it.
+        std::mem::forget(guard.child.take());
+        Ok(Container {
+            state: persisted,
+            status: Status::Created,
+        })
+    }
+
+    /// Loads a container and works out its live status.
+    pub fn load(&self, id: &str) -> Result<Container, ContainerError> {
+        let st = self.store.load(id)?;
+        let status = if !state::is_alive(st.pid, st.pid_start) {
+            Status::Stopped
+        } else if self.store.fifo(id).exists() {
+            Status::Created
+        } else if st.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        Ok(Container { state: st, status })
+    }
+
+    pub fn state(&self, id: &str) -> Result<StateDoc, ContainerError> {
+        let c = self.load(id)?;
+        Ok(c.doc())
+    }
+}
+
+impl Container {
+    pub fn doc(&self) -> StateDoc {
+        let running = self.status != Status::Stopped;
+        StateDoc {
+            oci_version: "1.2.0".into(),
+            id: self.state.id.clone(),
+            pid: if running { self.state.pid } else { 0 },
+            status: self.status.as_str().into(),
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            created: self.state.created.clone(),
+            owner: nix::unistd::User::from_uid(self.state.owner.into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| self.state.owner.to_string()),
+            annotations: self.state.annotations.clone(),
+        }
+    }
+
+    /// The container's cgroup when it is in use.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.state
+            .cgroup
+            .as_ref()
+            .filter(|c| c.disabled().is_none())
+    }
+
+    /// Host PIDs of the container's processes: its cgroup's, or (without a cgroup) those
+    /// sharing init's pid namespace when it has its own, else init alone.
+    pub fn pids(&self) -> Vec<i32> {
+        let init = self.state.pid;
+        if let Some(cg) = self.cgroup() {
+            let mut pids = cg.pids();
+            pids.sort();
+            return pids;
+        }
+        if !state::is_alive(init, self.state.pid_start) {
+            return Vec::new();
+        }
+        let ns = namespaces::pid_ns_inode(init);
+        if ns.is_none() || ns == namespaces::pid_ns_inode(std::process::id() as i32) {
+            return vec![init];
+        }
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| namespaces::pid_ns_inode(*p) == ns)
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// SIGKILL to init and wait (through a pidfd, since we may not be its parent) for it to go.
+    pub(crate) fn kill_and_wait(&self) -> Result<(), ContainerError> {
+        let Ok(fd) = namespaces::pidfd_open(self.state.pid) else {
+            return Ok(());
+        };
+        if !state::is_alive(self.state.pid, self.state.pid_start) {
+            return Ok(());
+        }
+        let _ = namespaces::pidfd_signal(&fd, libc::SIGKILL);
+        if !namespaces::pidfd_wait_exit(&fd, 10_000) {
+            return Err(ContainerError::Unsupported(format!(
+                "container {} did not exit within 10 s of SIGKILL",
+                self.state.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(io_err("cwd"))?.join(path)
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes())?;
+    Ok(())
+}
+
+/// Exit status as a shell reports it: the code, or 128 + the signal that killed the process.
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> i32 {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 255,
+    }
+}
+
+/// Waits for a child of this process (init after `create` in the same process, as `run` does).
+pub fn wait_child(pid: i32) -> Result<i32, ContainerError> {
+    loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(sys_err("waitpid")(e)),
+            Ok(st) => return Ok(exit_code(st)),
+        }
+    }
+}
+
+/// The OCI state handed to hooks on stdin.
+pub fn oci_state(id: &str, status: ContainerState, pid: i32, bundle: &Path, spec: &Spec) -> State {
+    StateBuilder::default()
+        .version("1.2.0")
+        .id(id)
+        .status(status)
+        .pid(pid)
+        .bundle(bundle.to_path_buf())
+        .annotations(spec.annotations().clone().unwrap_or_default())
+        .build()
+        .expect("all fields set")
+}

@@ -1,0 +1,240 @@
+//! Init, the container's first process, from the moment clone3 returns in the child until
+//! execve: wait for the runtime (ID maps written, cgroup joined), join namespaces given by
+//! path, build the rootfs, let the runtime run its hooks, run createContainer hooks, pivot_root,
+//! sysctls, masked and read-only paths, hostname, rlimits, the console, report ready, block on
+//! the exec fifo until `start`, run startContainer hooks, then the shared hardening tail of
+//! `process` (user, capabilities, no_new_privs, seccomp, execve).
+//! It runs as a fork of lasso-runc: it is made non-dumpable at once so that no container
+//! process can open the host binary through /proc/<pid>/exe (CVE-2019-5736 class).
+
+use super::console;
+use super::container::oci_state;
+use super::hooks::{self, HookKind};
+use super::mounts::MountContext;
+use super::namespaces::Plan;
+use super::prepared::Prepared;
+use super::process;
+use super::rootfs;
+use super::sync::Channel;
+use super::sysctl;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{ContainerState, Spec};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Everything init inherits from the runtime across clone3.
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub chan: Channel,
+    /// O_PATH descriptor of the exec fifo, reopened for writing through /proc/self/fd.
+    pub fifo: OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub plan: &'a Plan,
+    /// Capabilities, seccomp program and rlimits, checked and compiled by the runtime.
+    pub prepared: &'a Prepared,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub cgroup2_only: bool,
+    /// Whether the runtime will run prestart/createRuntime hooks (init must pause for them).
+    pub runtime_hooks: bool,
+    /// setgroups(2) is allowed in init's user namespace (false for a rootless single mapping).
+    pub setgroups_allowed: bool,
+}
+
+/// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
+/// `start` (when the runtime is gone) go to the container's stderr.
+pub fn run(args: InitArgs<'_>) -> ! {
+    let host_pid = match setup(&args) {
+        Ok(pid) => pid,
+        Err(e) => {
+            args.chan.fail(&e);
+            // SAFETY: _exit skips atexit handlers and stdio flushes owned by the runtime.
+            unsafe { libc::_exit(1) };
+        }
+    };
+    let process = args
+        .spec
+        .process()
+        .as_ref()
+        .expect("validated by Bundle::load");
+    let err = match wait_for_start(&args)
+        .and_then(|()| start_container_hooks(&args, host_pid))
+        .and_then(|()| super::confine::landlock_rules(args.spec))
+        .and_then(|rules| super::confine::enforce(rules.as_ref()))
+    {
+        Err(e) => e,
+        Ok(()) => match process::finish_and_exec(
+            process,
+            args.prepared,
+            args.setgroups_allowed,
+            args.preserve_fds,
+        ) {
+            Err(e) => e.to_string(),
+            Ok(never) => match never {},
+        },
+    };
+    let _ = writeln!(std::io::stderr(), "lasso-runc init: {err}");
+    // SAFETY: as above.
+    unsafe { libc::_exit(127) }
+}
+
+/// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
+fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
+    // If the runtime dies during setup, init must not linger half-built.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve
+    // replaces the host binary (execve resets the flag for the new program). A non-dumpable
+    // process's /proc files belong to root, so an unprivileged runtime could no longer write
+    // its uid_map: then the flag is set once the maps are written, still before anything of
+    // the container can run.
+    if !args.plan.new_user() {
+        set_not_dumpable();
+    }
+    let spec = args.spec;
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    // The host's /proc is still ours here: /proc/self names init in the host's pid namespace.
+    let host_pid: i32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(0);
+    args.chan.wait_proceed().map_err(|x| e(&x))?;
+    if args.plan.new_user() {
+        set_not_dumpable();
+        // The runtime's host uid may be unmapped here (root with a 0->100000 map): become the
+        // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
+        // agent ID instead, keeping the namespace's capabilities (see `confine`).
+        let (uid, gid) = super::confine::init_ids(spec);
+        nix::unistd::setresgid(gid.into(), gid.into(), gid.into())
+            .map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
+        nix::unistd::setresuid(uid.into(), uid.into(), uid.into())
+            .map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
+    }
+    args.plan.join_others().map_err(|x| e(&x))?;
+    let ctx = MountContext {
+        in_userns: args.plan.new_user()
+            || args
+                .plan
+                .join
+                .iter()
+                .any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER),
+        cgroup2_only: args.cgroup2_only,
+    };
+    let root = rootfs::prepare(spec, &args.rootfs).map_err(|x| e(&x))?;
+    rootfs::populate(spec, &root, ctx).map_err(|x| e(&x))?;
+    if args.runtime_hooks {
+        args.chan.request_runtime_hooks().map_err(|x| e(&x))?;
+    }
+    // createContainer hooks run in the container's namespaces before pivot_root, so their
+    // paths still resolve in the runtime's filesystem (as runc does).
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    if let Some(list) = hooks
+        .create_container()
+        .as_deref()
+        .filter(|l| !l.is_empty())
+    {
+        let st = oci_state(
+            args.id,
+            ContainerState::Creating,
+            host_pid,
+            args.bundle,
+            spec,
+        );
+        hooks::run(HookKind::CreateContainer, list, &st).map_err(|x| e(&x))?;
+    }
+    if args.no_pivot {
+        rootfs::move_root(&root).map_err(|x| e(&x))?;
+    } else {
+        rootfs::pivot(&root).map_err(|x| e(&x))?;
+    }
+    drop(root);
+    // Before the read-only paths: /proc/sys becomes read-only there.
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        sysctl::apply(sysctl).map_err(|x| e(&x))?;
+    }
+    rootfs::harden(spec).map_err(|x| e(&x))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|x| format!("hostname {h:?}: {x}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d).map_err(|x| format!("domainname {d:?}: {x}"))?;
+    }
+    let process = spec.process().as_ref().expect("validated by Bundle::load");
+    args.prepared.apply_rlimits().map_err(|x| e(&x))?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|x| {
+            format!("process.oomScoreAdj {adj}: {x} (lowering it needs CAP_SYS_RESOURCE)")
+        })?;
+    }
+    if process.terminal().unwrap_or(false) {
+        let sock = args
+            .console
+            .as_ref()
+            .ok_or("process.terminal is true but no console socket was given")?;
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup(
+            sock.as_raw_fd(),
+            size,
+            (process.user().uid(), process.user().gid()),
+        )
+        .map_err(|x| e(&x))?;
+    }
+    // From here the runtime may exit: init must survive it.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    args.chan.ready().map_err(|x| e(&x))?;
+    Ok(host_pid)
+}
+
+fn set_not_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+fn set_domainname(name: &str) -> Result<(), nix::Error> {
+    // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc < 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Blocks until `start` opens the fifo for reading. The fifo lives in the runtime's state dir,
+/// out of reach after pivot_root, so it is reopened through init's own O_PATH descriptor.
+fn wait_for_start(args: &InitArgs<'_>) -> Result<(), String> {
+    let path = format!("/proc/self/fd/{}", args.fifo.as_raw_fd());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|x| {
+            format!("open exec fifo through {path}: {x} (the container needs /proc mounted)")
+        })?;
+    f.write_all(&[0])
+        .map_err(|x| format!("write exec fifo: {x}"))?;
+    Ok(())
+}
+
+/// startContainer hooks: in the container, after `start`, before the user's program.
+fn start_container_hooks(args: &InitArgs<'_>, host_pid: i32) -> Result<(), String> {
+    let hooks = args.spec.hooks().clone().unwrap_or_default();
+    if let Some(list) = hooks.start_container().as_deref().filter(|l| !l.is_empty()) {
+        let st = oci_state(
+            args.id,
+            ContainerState::Running,
+            host_pid,
+            args.bundle,
+            args.spec,
+        );
+        hooks::run(HookKind::StartContainer, list, &st).map_err(|x| x.to_string())?;
+    }
+    Ok(())
+}

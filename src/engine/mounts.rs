@@ -1,0 +1,565 @@
+//! One OCI mount entry applied inside the container's future root: the runc option vocabulary
+//! turned into mount(2) flags, propagation changes and recursive attributes (mount_setattr), and
+//! destinations resolved *inside* the rootfs with openat2(RESOLVE_IN_ROOT) so that a symlink in
+//! the image cannot redirect a mount onto the host (CVE-2021-30465 class). It runs only in
+//! init's private mount namespace and touches nothing outside the rootfs it was handed.
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("mount {what} on {dest}: {source}")]
+    Sys {
+        what: String,
+        dest: PathBuf,
+        source: nix::Error,
+    },
+    #[error("mount destination {dest}: {source}")]
+    Resolve {
+        dest: PathBuf,
+        source: rustix::io::Errno,
+    },
+    #[error("mount on {dest}: option {option:?} is not supported yet")]
+    Unsupported { dest: PathBuf, option: String },
+}
+
+/// Mount options split the way the kernel wants them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Flags for the mount(2) call itself.
+    pub flags: MsFlags,
+    /// Propagation changes applied after mounting, in order.
+    pub propagation: Vec<MsFlags>,
+    /// MOUNT_ATTR_* bits set / cleared recursively with mount_setattr.
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// Filesystem-specific data (e.g. `mode=755,size=65536k`).
+    pub data: Vec<String>,
+    /// Options the engine recognises but cannot honour yet.
+    pub unsupported: Vec<String>,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR__ATIME: u64 = 0x70;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+impl Options {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+
+    /// Parses runc's option vocabulary.
+    pub fn parse(opts: &[String]) -> Options {
+        let mut o = Options {
+            flags: MsFlags::empty(),
+            propagation: Vec::new(),
+            attr_set: 0,
+            attr_clr: 0,
+            data: Vec::new(),
+            unsupported: Vec::new(),
+        };
+        for opt in opts {
+            let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
+                "defaults" => (MsFlags::empty(), MsFlags::empty()),
+                "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+                "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+                "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+                "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+                "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+                "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+                "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+                "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+                "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+                "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+                "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+                "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+                "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+                "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+                "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+                "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+                "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+                "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+                "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+                "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+                "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+                "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+                "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+                "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                | "unbindable" | "runbindable" => {
+                    o.propagation.push(propagation_flag(opt).expect("listed"));
+                    continue;
+                }
+                "rro" => {
+                    o.attr_set |= MOUNT_ATTR_RDONLY;
+                    continue;
+                }
+                "rrw" => {
+                    o.attr_clr |= MOUNT_ATTR_RDONLY;
+                    continue;
+                }
+                "rnosuid" => {
+                    o.attr_set |= MOUNT_ATTR_NOSUID;
+                    continue;
+                }
+                "rsuid" => {
+                    o.attr_clr |= MOUNT_ATTR_NOSUID;
+                    continue;
+                }
+                "rnodev" => {
+                    o.attr_set |= MOUNT_ATTR_NODEV;
+                    continue;
+                }
+                "rdev" => {
+                    o.attr_clr |= MOUNT_ATTR_NODEV;
+                    continue;
+                }
+                "rnoexec" => {
+                    o.attr_set |= MOUNT_ATTR_NOEXEC;
+                    continue;
+                }
+                "rexec" => {
+                    o.attr_clr |= MOUNT_ATTR_NOEXEC;
+                    continue;
+                }
+                "rnodiratime" => {
+                    o.attr_set |= MOUNT_ATTR_NODIRATIME;
+                    continue;
+                }
+                "rdiratime" => {
+                    o.attr_clr |= MOUNT_ATTR_NODIRATIME;
+                    continue;
+                }
+                "rnoatime" => {
+                    o.attr_clr |= MOUNT_ATTR__ATIME;
+                    o.attr_set |= MOUNT_ATTR_NOATIME;
+                    continue;
+                }
+                "rrelatime" => {
+                    o.attr_clr |= MOUNT_ATTR__ATIME;
+                    o.attr_set |= MOUNT_ATTR_RELATIME;
+                    continue;
+                }
+                "rstrictatime" => {
+                    o.attr_clr |= MOUNT_ATTR__ATIME;
+                    o.attr_set |= MOUNT_ATTR_STRICTATIME;
+                    continue;
+                }
+                "rnosymfollow" => {
+                    o.attr_set |= MOUNT_ATTR_NOSYMFOLLOW;
+                    continue;
+                }
+                "rsymfollow" => {
+                    o.attr_clr |= MOUNT_ATTR_NOSYMFOLLOW;
+                    continue;
+                }
+                "tmpcopyup" | "idmap" | "ridmap" => {
+                    o.unsupported.push(opt.clone());
+                    continue;
+                }
+                _ => {
+                    o.data.push(opt.clone());
+                    continue;
+                }
+            };
+            o.flags.insert(set);
+            o.flags.remove(clear);
+        }
+        o
+    }
+}
+
+/// The propagation flag for an option name (`rslave` -> MS_SLAVE|MS_REC).
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+fn sys(what: &str, dest: &Path) -> impl FnOnce(nix::Error) -> MountError {
+    let what = what.to_string();
+    let dest = dest.to_path_buf();
+    move |source| MountError::Sys { what, dest, source }
+}
+
+/// `/proc/self/fd/N` for an O_PATH descriptor: mounting on it mounts on exactly the inode that
+/// was resolved inside the root, whatever the path looks like now.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens (creating what is missing) `dest` inside `root`, never leaving it: every component is
+/// resolved with RESOLVE_IN_ROOT, so `..` and absolute symlinks stay inside the rootfs.
+pub fn open_in_root(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<OwnedFd, MountError> {
+    open_in_root_depth(root, dest, dir, 0)
+}
+
+fn open_in_root_depth(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    dir: bool,
+    depth: u32,
+) -> Result<OwnedFd, MountError> {
+    let err = |source| MountError::Resolve {
+        dest: dest.to_path_buf(),
+        source,
+    };
+    let comps: Vec<&std::ffi::OsStr> = dest
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let mut rel = PathBuf::from(".");
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let parent = rustix::fs::openat2(
+            root,
+            &rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )
+        .map_err(err)?;
+        rel.push(comp);
+        let exists = rustix::fs::openat2(
+            root,
+            &rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        );
+        match exists {
+            Ok(fd) if last => return Ok(fd),
+            Ok(_) => continue,
+            Err(rustix::io::Errno::NOENT) => {
+                if last && !dir {
+                    let f = rustix::fs::openat(
+                        &parent,
+                        *comp,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    );
+                    match f {
+                        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(err(e)),
+                    }
+                } else {
+                    match rustix::fs::mkdirat(&parent, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        // A dangling symlink: create what it names, still inside the root.
+                        Err(rustix::io::Errno::EXIST) if depth < 40 => {
+                            let target =
+                                rustix::fs::readlinkat(&parent, *comp, Vec::new()).map_err(err)?;
+                            let target =
+                                PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                            let base = rel.parent().unwrap_or(Path::new("."));
+                            let mut next = if target.is_absolute() {
+                                target
+                            } else {
+                                base.join(target)
+                            };
+                            for rest in &comps[i + 1..] {
+                                next.push(rest);
+                            }
+                            return open_in_root_depth(root, &next, dir, depth + 1);
+                        }
+                        Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(err(e)),
+                    }
+                }
+                if last {
+                    return rustix::fs::openat2(
+                        root,
+                        &rel,
+                        OFlags::PATH | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        resolve,
+                    )
+                    .map_err(err);
+                }
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    // The destination is the root itself.
+    rustix::fs::openat2(
+        root,
+        ".",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )
+    .map_err(err)
+}
+
+/// Flags a remount must keep: in a user namespace the kernel locks nosuid/nodev/noexec/atime
+/// of mounts inherited from a more privileged namespace, and a remount that drops them fails.
+fn locked_flags(target: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(target) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            m |= ms;
+        }
+    }
+    m
+}
+
+/// Remounts a bind mount with `flags` (ro, nosuid, ...), keeping locked flags.
+pub fn remount_bind(target: &Path, flags: MsFlags, what: &str) -> Result<(), MountError> {
+    let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(target);
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(sys(what, target))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, dest: &Path) -> Result<(), MountError> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `size` bytes from a valid, initialised MountAttr; the path is
+    // an empty C string used with AT_EMPTY_PATH on a descriptor we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(MountError::Sys {
+            what: "recursive attributes".into(),
+            dest: dest.to_path_buf(),
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Host facts a mount entry depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct MountContext {
+    /// Init runs in a new user namespace: devices are bound, not made, and sysfs may fall back
+    /// to a bind of the host's /sys.
+    pub in_userns: bool,
+    /// The host's cgroups are pure v2 (else v1 or hybrid).
+    pub cgroup2_only: bool,
+}
+
+/// Applies one OCI mount inside the rootfs opened as `root`.
+pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), MountError> {
+    let dest = m.destination();
+    let opts = Options::parse(m.options().as_deref().unwrap_or_default());
+    if let Some(opt) = opts.unsupported.first() {
+        return Err(MountError::Unsupported {
+            dest: dest.clone(),
+            option: opt.clone(),
+        });
+    }
+    let typ = m.typ().as_deref().unwrap_or("");
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let is_bind = opts.is_bind() || typ == "bind";
+    let dir = if is_bind {
+        std::fs::metadata(&source)
+            .map(|md| md.is_dir())
+            .unwrap_or(true)
+    } else {
+        true
+    };
+    let target_fd = open_in_root(root, dest, dir)?;
+    let target = fd_path(target_fd.as_fd());
+    let data = opts.data.join(",");
+    let data = (!data.is_empty()).then_some(data.as_str());
+
+    if is_bind {
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(sys(&format!("bind {}", source.display()), dest))?;
+        // A fresh descriptor: the old one still names the directory under the new mount.
+        let mounted = open_in_root(root, dest, dir)?;
+        let target = fd_path(mounted.as_fd());
+        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount_bind(&target, extra, "remount")?;
+        }
+        finish(&mounted, &target, &opts, dest)?;
+        return Ok(());
+    }
+
+    match typ {
+        "cgroup" | "cgroup2" => return mount_cgroup(root, &target, &opts, dest, ctx),
+        _ => {}
+    }
+    let result = mount(
+        Some(&source),
+        &target,
+        Some(typ),
+        opts.flags - MsFlags::MS_REC,
+        data,
+    );
+    match result {
+        Ok(()) => {}
+        // A user namespace that does not own the network namespace may not mount sysfs: show
+        // the host's /sys read-only instead, as runc does.
+        Err(nix::Error::EPERM) if typ == "sysfs" && ctx.in_userns => {
+            mount(
+                Some("/sys"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("bind /sys", dest))?;
+            let mounted = open_in_root(root, dest, true)?;
+            remount_bind(
+                &fd_path(mounted.as_fd()),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                "remount /sys",
+            )?;
+        }
+        Err(e) => return Err(sys(typ, dest)(e)),
+    }
+    let mounted = open_in_root(root, dest, true)?;
+    finish(&mounted, &fd_path(mounted.as_fd()), &opts, dest)
+}
+
+fn finish(fd: &OwnedFd, target: &Path, opts: &Options, dest: &Path) -> Result<(), MountError> {
+    for p in &opts.propagation {
+        mount(None::<&str>, target, None::<&str>, *p, None::<&str>)
+            .map_err(sys("propagation", dest))?;
+    }
+    if opts.attr_set != 0 || opts.attr_clr != 0 {
+        mount_setattr(fd.as_fd(), opts.attr_set, opts.attr_clr, dest)?;
+    }
+    Ok(())
+}
+
+/// A cgroup mount: cgroup2 where the host is pure v2; on v1 and hybrid hosts the host's
+/// hierarchy is bound (read-only when asked), because v1 hierarchies cannot be mounted from a
+/// user namespace and a new cgroup namespace alone does not scope a v1 bind.
+fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    target: &Path,
+    opts: &Options,
+    dest: &Path,
+    ctx: MountContext,
+) -> Result<(), MountError> {
+    let flags = opts.flags - MsFlags::MS_REC;
+    if ctx.cgroup2_only {
+        mount(
+            Some("cgroup2"),
+            target,
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(sys("cgroup2", dest))?;
+    } else {
+        mount(
+            Some("/sys/fs/cgroup"),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("bind /sys/fs/cgroup", dest))?;
+        let mounted = open_in_root(root, dest, true)?;
+        let p = fd_path(mounted.as_fd());
+        if flags.contains(MsFlags::MS_RDONLY) {
+            mount_setattr(mounted.as_fd(), MOUNT_ATTR_RDONLY, 0, dest)?;
+        }
+        return finish(&mounted, &p, opts, dest);
+    }
+    let mounted = open_in_root(root, dest, true)?;
+    finish(&mounted, &fd_path(mounted.as_fd()), opts, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn later_options_override_earlier_ones_and_data_is_kept() {
+        let o = Options::parse(&s(&[
+            "ro", "nosuid", "rw", "mode=755", "size=64k", "rbind", "rprivate",
+        ]));
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC));
+        assert_eq!(o.data, s(&["mode=755", "size=64k"]));
+        assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn recursive_readonly_is_an_attribute_not_a_flag() {
+        let o = Options::parse(&s(&["rbind", "rro"]));
+        assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn idmapped_mounts_are_refused_not_ignored() {
+        assert_eq!(Options::parse(&s(&["idmap"])).unsupported, s(&["idmap"]));
+    }
+}

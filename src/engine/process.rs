@@ -1,0 +1,195 @@
+//! The last steps before a container process becomes the user's program, shared by init and by
+//! `exec`: credentials (groups, gid, uid), umask, working directory resolved inside the new root,
+//! no_new_privs, capabilities, seccomp (last), every descriptor beyond stdio and the preserved
+//! ones marked close-on-exec (CVE-2024-21626 class), then execve with a PATH lookup done in the
+//! container's environment, not the host's.
+
+use super::capabilities::CapsError;
+use super::prepared::Prepared;
+use super::seccomp::SeccompError;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::Process;
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("process.args[0] {0:?}: executable file not found in the container's $PATH")]
+    NotFound(String),
+    #[error("process.cwd {path}: {source}")]
+    Cwd { path: PathBuf, source: nix::Error },
+    #[error(transparent)]
+    Caps(#[from] CapsError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ProcessError {
+    let what = what.into();
+    move |source| ProcessError::Sys { what, source }
+}
+
+/// Switches to the process's user and groups. In a user namespace where setgroups is denied
+/// (rootless), the supplementary groups are left alone unless the spec asks for some.
+pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), ProcessError> {
+    let user = process.user();
+    let extra: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if setgroups_allowed {
+        nix::unistd::setgroups(&extra).map_err(sys("setgroups (process.user.additionalGids)"))?;
+    } else if !extra.is_empty() {
+        return Err(ProcessError::Other(
+            "process.user.additionalGids needs setgroups, which a rootless user namespace denies: remove them".into(),
+        ));
+    }
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(sys(format!("setgid {} (process.user.gid)", user.gid())))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(sys(format!("setuid {} (process.user.uid)", user.uid())))?;
+    if let Some(mask) = user.umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    Ok(())
+}
+
+/// Changes into process.cwd, resolved in the container's root (we are past pivot_root, so no
+/// host directory is reachable by path; a descriptor is not used).
+pub fn enter_cwd(process: &Process) -> Result<(), ProcessError> {
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd.as_path()).map_err(|source| ProcessError::Cwd {
+        path: cwd.clone(),
+        source,
+    })
+}
+
+/// Sets no_new_privs when the spec asks: setuid binaries and file capabilities stop granting
+/// anything, and an unprivileged process may install seccomp filters.
+pub fn no_new_privs(process: &Process) -> Result<(), ProcessError> {
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from 3 + `preserve` upward close-on-exec, so execve drops whatever
+/// the runtime held (state dir, sockets, the host's cwd): nothing of the host survives into
+/// the container's program.
+pub fn cloexec_from(first: u32) -> Result<(), ProcessError> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc < 0 {
+        return Err(sys("close_range")(nix::Error::last()));
+    }
+    Ok(())
+}
+
+fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Resolves args[0] against the container's PATH (or a default one).
+pub fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
+    if arg0.contains('/') {
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env_value(env, "PATH")
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+            && candidate.is_file()
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(ProcessError::NotFound(arg0.to_string()))
+}
+
+fn cstrings<I: IntoIterator<Item = S>, S: AsRef<[u8]>>(
+    items: I,
+) -> Result<Vec<CString>, ProcessError> {
+    items
+        .into_iter()
+        .map(|s| {
+            CString::new(s.as_ref()).map_err(|_| {
+                ProcessError::Other("argument or environment entry holds a NUL byte".into())
+            })
+        })
+        .collect()
+}
+
+/// execve of the process; returns only on failure.
+pub fn exec(process: &Process) -> Result<Infallible, ProcessError> {
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let program = find_program(&args[0], &env)?;
+    let prog = CString::new(program.as_os_str().as_bytes())
+        .map_err(|_| ProcessError::Other("program path holds a NUL byte".into()))?;
+    let argv = cstrings(&args)?;
+    let envp = cstrings(&env)?;
+    nix::unistd::execve(&prog, &argv, &envp).map_err(sys(format!("exec {}", program.display())))
+}
+
+/// The hardening tail both init and exec run, in the order of ARCHITECTURE.md: user and
+/// groups (keeping the permitted capabilities across setuid), cwd, capabilities, no_new_privs,
+/// seccomp, close-on-exec sweep, execve. Without no_new_privs the kernel only accepts a
+/// seccomp filter from a holder of CAP_SYS_ADMIN, so then it goes in first, as runc does (the
+/// policy must allow the few calls made after it).
+pub fn finish_and_exec(
+    process: &Process,
+    prepared: &Prepared,
+    setgroups_allowed: bool,
+    preserve_fds: u32,
+) -> Result<Infallible, ProcessError> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        prepared.apply_seccomp()?;
+    }
+    prepared.before_setuid()?;
+    set_user(process, setgroups_allowed)?;
+    enter_cwd(process)?;
+    prepared.apply_caps()?;
+    no_new_privs(process)?;
+    if nnp {
+        prepared.apply_seccomp()?;
+    }
+    cloexec_from(3 + preserve_fds)?;
+    exec(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_is_found_in_the_containers_path_not_the_hosts() {
+        let env = vec!["PATH=/nonexistent-dir".to_string()];
+        assert!(matches!(
+            find_program("sh", &env),
+            Err(ProcessError::NotFound(_))
+        ));
+        let env = vec!["PATH=/bin".to_string()];
+        assert_eq!(find_program("sh", &env).unwrap(), PathBuf::from("/bin/sh"));
+    }
+}

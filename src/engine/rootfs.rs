@@ -1,0 +1,312 @@
+//! The container's root filesystem, built inside init's new mount namespace: the host's mounts
+//! made slave/private first (so nothing propagates back to the host), the rootfs bound onto
+//! itself, the spec's mounts, the default devices and /dev links, then pivot_root and the old
+//! root detached; afterwards masked and read-only paths and a read-only root. Everything here
+//! runs in init only, after the mount namespace was unshared.
+
+use super::mounts::{self, fd_path, open_in_root, MountContext, MountError};
+use nix::fcntl::AtFlags;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, Mode, SFlag};
+use nix::unistd::{chdir, fchownat, pivot_root, Gid, Uid};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use rustix::fs::{Mode as RMode, OFlags};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("{what} {path}: {source}")]
+    Sys {
+        what: &'static str,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("linux.rootfsPropagation {0:?} is not a propagation mode (use shared, slave, private, unbindable or their r- forms)")]
+    BadPropagation(String),
+}
+
+fn sys<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Sys {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The rootfs opened after it was bound onto itself.
+pub struct PreparedRoot {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+}
+
+/// Cuts propagation to the host and makes the rootfs a mount point.
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> {
+    let prop = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    // Default rslave, as runc: host mounts still reach the container, nothing goes back.
+    let flag = match prop.as_deref() {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => {
+            mounts::propagation_flag(p).ok_or_else(|| RootfsError::BadPropagation(p.into()))?
+        }
+    };
+    // A shared root would leak the container's mounts to the host: the first step is recursive.
+    let first = if flag.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        flag | MsFlags::MS_REC
+    };
+    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+        .map_err(sys("make / slave", Path::new("/")))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind rootfs", rootfs))?;
+    let fd = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RMode::empty(),
+    )
+    .map_err(|e| RootfsError::Sys {
+        what: "open rootfs",
+        path: rootfs.to_path_buf(),
+        source: nix::Error::from_raw(e.raw_os_error()),
+    })?;
+    Ok(PreparedRoot {
+        path: rootfs.to_path_buf(),
+        fd,
+    })
+}
+
+/// Applies the spec's mounts in order, then the devices and /dev links.
+pub fn populate(spec: &Spec, root: &PreparedRoot, ctx: MountContext) -> Result<(), RootfsError> {
+    for m in spec.mounts().iter().flatten() {
+        mounts::apply(root.fd.as_fd(), m, ctx)?;
+    }
+    let dev_is_bound = spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/dev")
+            && m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind")
+    });
+    if !dev_is_bound {
+        for d in super::devices::default_devices() {
+            create_device(root, &d, ctx.in_userns)?;
+        }
+        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone());
+        for d in extra.iter().flatten() {
+            create_device(root, d, ctx.in_userns)?;
+        }
+        dev_links(root)?;
+    }
+    Ok(())
+}
+
+/// Makes a device node; in a user namespace mknod is not allowed, so the host's node is bound
+/// onto an empty file instead.
+fn create_device(root: &PreparedRoot, d: &LinuxDevice, in_userns: bool) -> Result<(), RootfsError> {
+    let path = d.path();
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let pfd = open_in_root(root.fd.as_fd(), parent, true)?;
+    let name = path.file_name().unwrap_or_default();
+    if in_userns {
+        let f = open_in_root(root.fd.as_fd(), path, false)?;
+        mount(
+            Some(path.as_path()),
+            &fd_path(f.as_fd()),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind device", path))?;
+        return Ok(());
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => return Ok(()),
+    };
+    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
+    let _ = nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::sys::stat::mknodat(
+        &pfd,
+        name,
+        kind,
+        mode,
+        makedev(d.major() as u64, d.minor() as u64),
+    )
+    .map_err(sys("mknod", path))?;
+    // mknod honours the umask: set the mode the spec asked for.
+    nix::sys::stat::fchmodat(
+        &pfd,
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(sys("chmod device", path))?;
+    fchownat(
+        &pfd,
+        name,
+        d.uid().map(Uid::from_raw),
+        d.gid().map(Gid::from_raw),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(sys("chown device", path))?;
+    Ok(())
+}
+
+fn dev_links(root: &PreparedRoot) -> Result<(), RootfsError> {
+    let dev = open_in_root(root.fd.as_fd(), Path::new("/dev"), true)?;
+    let dev = rustix::fs::openat(
+        &dev,
+        ".",
+        OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RMode::empty(),
+    )
+    .map_err(|e| RootfsError::Sys {
+        what: "open",
+        path: "/dev".into(),
+        source: nix::Error::from_raw(e.raw_os_error()),
+    })?;
+    for (target, name) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ] {
+        if name == "ptmx" {
+            let _ = nix::unistd::unlinkat(&dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        match nix::unistd::symlinkat(target, &dev, name) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(sys("symlink", Path::new(name))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Makes the rootfs `/` and detaches the host's root from this mount namespace.
+pub fn pivot(root: &PreparedRoot) -> Result<(), RootfsError> {
+    chdir(&root.path).map_err(sys("chdir", &root.path))?;
+    // pivot_root(".", ".") stacks the old root under the new one without needing a directory
+    // for it in the image; the old root is then unmounted from under us.
+    pivot_root(".", ".").map_err(sys("pivot_root", &root.path))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("make old root slave", Path::new("/")))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    chdir("/").map_err(sys("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs over `/` and chroot, for hosts whose root cannot be pivoted
+/// (e.g. an initramfs). The old root stays reachable to CAP_SYS_CHROOT holders, as in runc.
+pub fn move_root(root: &PreparedRoot) -> Result<(), RootfsError> {
+    chdir(&root.path).map_err(sys("chdir", &root.path))?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(sys("move rootfs", &root.path))?;
+    nix::unistd::chroot(".").map_err(sys("chroot", &root.path))?;
+    chdir("/").map_err(sys("chdir", Path::new("/")))?;
+    Ok(())
+}
+
+/// After pivot: the spec's rootfsPropagation, read-only paths, masked paths, read-only root.
+pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        if !p.is_empty() {
+            let flag =
+                mounts::propagation_flag(p).ok_or_else(|| RootfsError::BadPropagation(p.into()))?;
+            mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
+                .map_err(sys("rootfsPropagation", Path::new("/")))?;
+        }
+    }
+    // Read-only paths first, then masks, as runc does: the same mount table either way.
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .iter()
+        .flatten()
+    {
+        readonly(Path::new(p))?;
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .iter()
+        .flatten()
+    {
+        mask(Path::new(p))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY, "remount / read-only")?;
+    }
+    Ok(())
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+fn mask(path: &Path) -> Result<(), RootfsError> {
+    let md = match std::fs::metadata(path) {
+        Ok(md) => md,
+        Err(_) => return Ok(()),
+    };
+    if md.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("mask", path))
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("mask", path))
+    }
+}
+
+fn readonly(path: &Path) -> Result<(), RootfsError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind read-only path", path))?;
+    mounts::remount_bind(
+        path,
+        MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        "remount read-only",
+    )?;
+    Ok(())
+}

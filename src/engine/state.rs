@@ -1,0 +1,300 @@
+//! The state store of `lasso-runc`: one directory per container under `--root`, holding the
+//! persisted `state.json`, the `exec.fifo` that init blocks on until `start`, and a lock file.
+//! Writes are atomic (write a temporary file, then rename) and liveness is decided from the
+//! process start time recorded at create, never from a bare PID that the kernel may have reused.
+//! It owns these files only; it never signals or mounts anything.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    #[error("container with id {0} already exists: choose another id or delete it first")]
+    Exists(String),
+    #[error(
+        "invalid container id {0:?}: use letters, digits, '_', '-', '.' (not starting with '.')"
+    )]
+    BadId(String),
+    #[error("state of container {id} at {path} is unreadable: {message}")]
+    Corrupt {
+        id: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What is persisted about a container between invocations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Persisted {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// Host PID of init.
+    pub pid: i32,
+    /// Start time of init in clock ticks since boot (field 22 of /proc/PID/stat): with the PID
+    /// it names one process for good.
+    pub pid_start: u64,
+    /// RFC 3339 creation time.
+    pub created: String,
+    pub annotations: HashMap<String, String>,
+    pub rootless: bool,
+    /// The container's cgroup, reopened by later commands exactly as created.
+    #[serde(default)]
+    pub cgroup: Option<super::cgroups::Cgroup>,
+    /// Host uid of the owner (for `list`).
+    pub owner: u32,
+}
+
+/// Status of a container as the OCI spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// The root directory of all containers (`--root`).
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    pub root: PathBuf,
+}
+
+/// A held per-container lock; released on drop (the kernel drops the flock with the fd).
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] nix::fcntl::Flock<File>);
+
+/// Container ids become directory names: nothing that could climb out of the root.
+pub fn check_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::BadId(id.to_string()))
+    }
+}
+
+impl StateStore {
+    pub fn new(root: PathBuf) -> StateStore {
+        StateStore { root }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn fifo(&self, id: &str) -> PathBuf {
+        self.dir(id).join("exec.fifo")
+    }
+
+    /// Makes the container's directory; fails if the id is taken. The directory is private
+    /// (0700) because the fifo inside starts the container.
+    pub fn claim(&self, id: &str) -> Result<Lock, StateError> {
+        check_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io("create state root", &self.root))?;
+        let dir = self.dir(id);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists(id.to_string()))
+            }
+            Err(e) => return Err(io("create state dir", &dir)(e)),
+        }
+        self.lock(id)
+    }
+
+    /// Takes the container's exclusive lock, waiting for another command that holds it.
+    pub fn lock(&self, id: &str) -> Result<Lock, StateError> {
+        check_id(id)?;
+        let path = self.dir(id).join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    StateError::NotFound(id.to_string())
+                } else {
+                    io("open lock", &path)(e)
+                }
+            })?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map(Lock)
+            .map_err(|(_, e)| io("lock", &path)(e.into()))
+    }
+
+    pub fn load(&self, id: &str) -> Result<Persisted, StateError> {
+        check_id(id)?;
+        let path = self.dir(id).join("state.json");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            id: id.to_string(),
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn save(&self, state: &Persisted) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(state).expect("state serialises");
+        write_atomic(&self.dir(&state.id).join("state.json"), &bytes)
+    }
+
+    /// Keeps the spec the container was created from (later commands must not see edits made
+    /// to the bundle afterwards).
+    pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(spec).expect("spec serialises");
+        write_atomic(&self.dir(id).join("config.json"), &bytes)
+    }
+
+    pub fn load_spec(&self, id: &str) -> Result<oci_spec::runtime::Spec, StateError> {
+        let path = self.dir(id).join("config.json");
+        let text = std::fs::read(&path).map_err(io("read", &path))?;
+        serde_json::from_slice(&text).map_err(|e| StateError::Corrupt {
+            id: id.to_string(),
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Removes the container's directory. It only ever holds regular files and a fifo (never a
+    /// mount), so a plain removal is safe.
+    pub fn remove(&self, id: &str) -> Result<(), StateError> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove state dir", &dir)(e)),
+        }
+    }
+
+    /// Ids of all containers under the root, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, StateError> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(io("list", &self.root)(e)),
+        };
+        for entry in entries.flatten() {
+            if entry.path().join("state.json").exists() {
+                ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// Writes `bytes` to a temporary sibling of `path` and renames it over `path`, so a reader sees
+/// the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    f.write_all(bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("sync", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("rename into place", path))
+}
+
+/// Start time of a process in clock ticks since boot, or None if it is gone or a zombie (a
+/// zombie has exited: for the OCI status it is stopped).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); starttime is field 22.
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the process recorded at create still runs (same PID *and* same start time).
+pub fn is_alive(pid: i32, start: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_climb_out_of_the_root_are_refused() {
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_id(bad).is_err(), "{bad:?} accepted");
+        }
+        check_id("web-1.test_2").unwrap();
+    }
+
+    #[test]
+    fn own_start_time_is_read_and_a_dead_pid_is_not_alive() {
+        let me = std::process::id() as i32;
+        let start = process_start_time(me).expect("own stat");
+        assert!(is_alive(me, start));
+        assert!(
+            !is_alive(me, start + 1),
+            "a different start time must not count"
+        );
+    }
+}

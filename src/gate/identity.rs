@@ -1,0 +1,315 @@
+//! Who an executable really is: the file an exec path resolves to in the target's view, its device
+//! and inode, its content hash on writable mounts (cached by device, inode, size, mtime and ctime),
+//! the applet of a multi-call binary, the `#!` chain of a script, the program the dynamic loader
+//! is asked to run, and whether it is a memfd. Reads files; decides nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Mutex;
+
+use rustix::fs::{Mode, OFlags};
+use sha2::{Digest, Sha256};
+
+use super::formats::{
+    applet, basename, is_multicall_name, loader_target, looks_like_loader_name, parse_elf,
+    parse_shebang, MULTICALL_MARKS,
+};
+use super::resolve::{fd_path, open_in_view, open_magic, reopen_regular};
+use super::ExeIdentity;
+
+/// The kernel's own limit on nested interpreters (BINPRM_MAX_RECURSION).
+const MAX_DEPTH: usize = 4;
+/// The kernel reads this much of a script for its `#!` line (BINPRM_BUF_SIZE).
+const HEADER: usize = 256;
+
+/// One interpreter of a `#!` chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interpreter {
+    /// The interpreter path as written after `#!`.
+    pub path: Vec<u8>,
+    /// The optional single argument after it (`-S rm -f` for `#!/usr/bin/env -S rm -f`).
+    pub arg: Option<Vec<u8>>,
+    pub exe: ExeIdentity,
+}
+
+/// The program the dynamic loader was asked to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoaderTarget {
+    /// The argument naming it, as given.
+    pub arg: Vec<u8>,
+    /// Its identity, when the path resolves to a file. `None` means the loader will fail to find
+    /// it, or it was swapped away: deciders should treat an unresolved target as suspect.
+    pub exe: Option<Box<ExeIdentity>>,
+}
+
+/// What the kernel will have loaded once the exec succeeds: the final ELF image after the `#!`
+/// chain, and the command line it builds. The exec-event check compares against this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub image: Stamp,
+    pub argv: Vec<Vec<u8>>,
+}
+
+/// A file's identity plus the metadata that changes when its content does. ctime is in the key
+/// because mtime can be set back with utimes(2); ctime cannot be set from user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Stamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Facts {
+    sha256: [u8; 32],
+    multicall: bool,
+}
+
+/// Where the target stands: its pid (for /proc/PID/root and /proc/PID/cwd).
+#[derive(Clone, Copy)]
+pub(crate) struct Viewpoint {
+    pub pid: i32,
+}
+
+/// How the exec named its file.
+pub(crate) enum ExecPath<'a> {
+    /// `execve(path)` or `execveat(dirfd, path)` with `dirfd` `None` for AT_FDCWD.
+    Path { dirfd: Option<i32>, path: &'a [u8] },
+    /// `execveat(fd, "", AT_EMPTY_PATH)`, as `fexecve` does.
+    Fd(i32),
+}
+
+/// Identifies executables; keeps the content-hash cache for the monitor's lifetime.
+pub(crate) struct Identifier {
+    cache: Mutex<HashMap<(u64, u64), (Stamp, Facts)>>,
+    loader_hashes: HashSet<[u8; 32]>,
+}
+
+const LOADER_PATHS: &[&str] = &[
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "/lib/ld-linux.so.2",
+    "/lib/ld-musl-x86_64.so.1",
+];
+
+impl Identifier {
+    pub(crate) fn new() -> Identifier {
+        let mut id = Identifier {
+            cache: Mutex::new(HashMap::new()),
+            loader_hashes: HashSet::new(),
+        };
+        // A copy of the loader under another name must still count as the loader, so its
+        // content is known up front (these paths are the monitor's, which is the host's view).
+        for p in LOADER_PATHS {
+            if let Ok(f) = File::open(p) {
+                if let Ok(m) = f.metadata() {
+                    if let Ok(facts) = id.facts(&f, Stamp::of(&m)) {
+                        id.loader_hashes.insert(facts.sha256);
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    /// Identifies what an exec notification names. `filename` is what the kernel will pass a
+    /// script's interpreter in place of argv[0]. Errors mean the kernel will fail the exec too
+    /// (or the file was moved away meanwhile, which the exec-event check covers).
+    pub(crate) fn identify_exec(
+        &self,
+        vp: Viewpoint,
+        how: ExecPath<'_>,
+        argv: &[Vec<u8>],
+    ) -> io::Result<(ExeIdentity, Expected)> {
+        let (file, filename) = match how {
+            ExecPath::Fd(fd) => (
+                open_magic(vp.pid, fd)?,
+                format!("/dev/fd/{fd}").into_bytes(),
+            ),
+            ExecPath::Path { dirfd, path } => {
+                let f = open_in_view(vp, dirfd, path)?;
+                let name = match dirfd {
+                    Some(fd) if path.first() != Some(&b'/') => {
+                        let mut n = format!("/dev/fd/{fd}/").into_bytes();
+                        n.extend_from_slice(path);
+                        n
+                    }
+                    _ => path.to_vec(),
+                };
+                (f, name)
+            }
+        };
+        self.identify_open(vp, file, &filename, argv, 0)
+    }
+
+    /// The stamp of the image a process is running now: all the exec-event check needs when the
+    /// exec went as expected, without reading the file.
+    pub(crate) fn stamp_running(&self, pid: i32) -> io::Result<Stamp> {
+        Ok(Stamp::of(&std::fs::metadata(format!("/proc/{pid}/exe"))?))
+    }
+
+    /// Identifies the image a process is running now (at the exec event): /proc/PID/exe is the
+    /// file the kernel mapped, whatever any path says.
+    pub(crate) fn identify_running(&self, pid: i32, argv: &[Vec<u8>]) -> io::Result<ExeIdentity> {
+        let file = reopen_regular(
+            rustix::fs::open(
+                format!("/proc/{pid}/exe"),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)?,
+        )?;
+        let filename = argv.first().cloned().unwrap_or_default();
+        // Depth 0: /proc/PID/exe is never a script (the kernel resolved the `#!` chain), but
+        // it may be the loader, whose target is still to identify.
+        Ok(self
+            .identify_open(Viewpoint { pid }, file, &filename, argv, 0)?
+            .0)
+    }
+
+    fn identify_open(
+        &self,
+        vp: Viewpoint,
+        file: File,
+        filename: &[u8],
+        argv: &[Vec<u8>],
+        depth: usize,
+    ) -> io::Result<(ExeIdentity, Expected)> {
+        let meta = file.metadata()?;
+        let stamp = Stamp::of(&meta);
+        let resolved = fd_path(&file);
+        let memfd = resolved.as_os_str().as_bytes().starts_with(b"/memfd:");
+        let mut id = ExeIdentity {
+            resolved,
+            dev: stamp.dev,
+            ino: stamp.ino,
+            memfd,
+            ..ExeIdentity::default()
+        };
+        let mut expected = Expected {
+            image: stamp,
+            argv: argv.to_vec(),
+        };
+        if !meta.is_file() {
+            return Ok((id, expected));
+        }
+        let writable = rustix::fs::fstatvfs(file.as_fd())
+            .map(|s| !s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+            .unwrap_or(true);
+        let facts = if writable || memfd {
+            Some(self.facts(&file, stamp)?)
+        } else {
+            None
+        };
+        id.sha256 = facts.map(|f| f.sha256);
+
+        let mut head = [0u8; HEADER];
+        let n = file.read_at(&mut head, 0)?;
+        let head = &head[..n];
+
+        if let (Some((interp, arg)), true) = (parse_shebang(head), depth < MAX_DEPTH) {
+            let ifile = open_in_view(vp, None, &interp)?;
+            let mut iargv = vec![interp.clone()];
+            iargv.extend(arg.clone());
+            iargv.push(filename.to_vec());
+            iargv.extend(argv.iter().skip(1).cloned());
+            let (iid, iexp) = self.identify_open(vp, ifile, &interp, &iargv, depth + 1)?;
+            let mut inner = iid.clone();
+            inner.interpreters.clear();
+            id.interpreters.push(Interpreter {
+                path: interp,
+                arg,
+                exe: inner,
+            });
+            id.interpreters.extend(iid.interpreters);
+            expected = iexp;
+            return Ok((id, expected));
+        }
+
+        if let Some(elf) = parse_elf(&file, head) {
+            let name = basename(id.resolved.as_os_str().as_bytes());
+            let is_loader = elf.dyn_no_interp
+                && (looks_like_loader_name(name)
+                    || id.sha256.is_some_and(|h| self.loader_hashes.contains(&h)));
+            if is_loader && depth < MAX_DEPTH {
+                id.loader_target = loader_target(argv).map(|(i, arg)| {
+                    let exe = open_in_view(vp, None, &arg).ok().and_then(|f| {
+                        self.identify_open(vp, f, &arg, &argv[i..], depth + 1)
+                            .ok()
+                            .map(|(t, _)| Box::new(t))
+                    });
+                    LoaderTarget { arg, exe }
+                });
+            }
+            let multicall = facts.is_some_and(|f| f.multicall) || is_multicall_name(name);
+            if multicall {
+                id.applet = applet(argv, name);
+            }
+        }
+        Ok((id, expected))
+    }
+
+    /// Content facts of a regular file, from the cache when its stamp is unchanged.
+    fn facts(&self, file: &File, stamp: Stamp) -> io::Result<Facts> {
+        let key = (stamp.dev, stamp.ino);
+        if let Some((s, f)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            if *s == stamp {
+                return Ok(*f);
+            }
+        }
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut off = 0u64;
+        let mut multicall = false;
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            let n = file.read_at(&mut buf, off)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if !multicall {
+                // Search across chunk borders by keeping the last few bytes of the previous one.
+                tail.extend_from_slice(&buf[..n]);
+                multicall = MULTICALL_MARKS
+                    .iter()
+                    .any(|m| tail.windows(m.len()).any(|w| w == *m));
+                let keep = tail.len().saturating_sub(16);
+                tail.drain(..keep);
+            }
+            off += n as u64;
+        }
+        let facts = Facts {
+            sha256: hasher.finalize().into(),
+            multicall,
+        };
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (stamp, facts));
+        Ok(facts)
+    }
+}

@@ -1,0 +1,250 @@
+//! The notification side of the gate: receives each exec the filter stopped, reads its path and
+//! argv from the caller's memory, identifies the executable, asks the decider and answers —
+//! `EACCES` when blocked, CONTINUE when allowed, after leaving the allowed expectation for the
+//! exec-event check (which is what makes CONTINUE safe; see seccomp_unotify(2) on why it is not
+//! on its own).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::filter::{
+    ARCH_I386, ARCH_X86_64, NR_EXECVE, NR_EXECVEAT, NR_I386_EXECVE, NR_I386_EXECVEAT,
+    NR_X32_EXECVE, NR_X32_EXECVEAT,
+};
+use super::identity::{ExecPath, Viewpoint};
+use super::monitor::{Pending, Shared};
+use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
+
+const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_FDCWD: i32 = -100;
+
+/// Serves notifications until every process under the filter is gone (the listener then
+/// reports POLLHUP).
+pub(crate) fn serve(listener: OwnedFd, shared: &Shared) -> io::Result<()> {
+    let fd = listener.as_raw_fd();
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack. The timeout only lets the loop notice that the
+        // tracer saw the last process go, should POLLHUP be late.
+        let r = unsafe { libc::poll(&mut pfd, 1, 500) };
+        if r == 0 && shared.done.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if pfd.revents & libc::POLLIN == 0 {
+            if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                return Ok(());
+            }
+            continue;
+        }
+        // SAFETY: the kernel requires a zeroed seccomp_notif and fills it in.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: RECV writes one seccomp_notif into `req`.
+        if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
+            let e = io::Error::last_os_error();
+            // ENOENT: the caller died (or was killed) between poll and recv.
+            match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+        handle(fd, &req, shared);
+    }
+}
+
+/// Whether the notification `id` is still pending, i.e. the pid in it still names the very
+/// process that made the call and not a recycled one (seccomp_unotify(2), NOTIF_ID_VALID).
+fn still_valid(fd: i32, id: u64) -> bool {
+    // SAFETY: ID_VALID reads one u64 from the pointer.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+}
+
+fn respond(fd: i32, id: u64, errno: Option<i32>) {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: errno.map_or(0, |e| -e),
+        flags: if errno.is_some() {
+            0
+        } else {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        },
+    };
+    // SAFETY: SEND reads one seccomp_notif_resp. ENOENT (the caller died meanwhile) needs no
+    // handling: there is nobody left to answer.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+}
+
+struct Call {
+    dirfd: Option<i32>,
+    path_ptr: u64,
+    argv_ptr: u64,
+    empty_path: bool,
+    width: usize,
+}
+
+fn decode(req: &libc::seccomp_notif) -> Option<Call> {
+    let d = &req.data;
+    let a = d.args;
+    let (width, at) = match (d.arch, d.nr) {
+        (ARCH_X86_64, NR_EXECVE) => (8, false),
+        (ARCH_X86_64, NR_EXECVEAT) => (8, true),
+        (ARCH_X86_64, NR_X32_EXECVE) => (4, false),
+        (ARCH_X86_64, NR_X32_EXECVEAT) => (4, true),
+        (ARCH_I386, NR_I386_EXECVE) => (4, false),
+        (ARCH_I386, NR_I386_EXECVEAT) => (4, true),
+        _ => return None,
+    };
+    let arg = |i: usize| {
+        if width == 4 {
+            a[i] & 0xffff_ffff
+        } else {
+            a[i]
+        }
+    };
+    Some(if at {
+        let dirfd = arg(0) as u32 as i32;
+        Call {
+            dirfd: (dirfd != AT_FDCWD).then_some(dirfd),
+            path_ptr: arg(1),
+            argv_ptr: arg(2),
+            empty_path: arg(4) & AT_EMPTY_PATH != 0,
+            width,
+        }
+    } else {
+        Call {
+            dirfd: None,
+            path_ptr: arg(0),
+            argv_ptr: arg(1),
+            empty_path: false,
+            width,
+        }
+    })
+}
+
+fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
+    let pid = req.pid as i32;
+    let Some(call) = decode(req) else {
+        respond(fd, req.id, None);
+        return;
+    };
+    let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
+        respond(fd, req.id, None);
+        return;
+    };
+    // The mem file was opened for the process the notification names only if the id is still
+    // valid after the open; from then on the open file pins that process's memory.
+    if !still_valid(fd, req.id) {
+        return;
+    }
+    let read = procmem::read_cstr(&mem, call.path_ptr, libc::PATH_MAX as usize)
+        .and_then(|p| procmem::read_argv(&mem, call.argv_ptr, call.width).map(|a| (p, a.0)));
+    let Ok((path, argv)) = read else {
+        // Unreadable arguments: let the kernel fail the call (EFAULT) or, should it succeed
+        // after all, let the exec-event check decide on what really ran.
+        respond(fd, req.id, None);
+        return;
+    };
+    let how = match (call.empty_path && path.is_empty(), call.dirfd) {
+        (true, Some(dfd)) => ExecPath::Fd(dfd),
+        _ => ExecPath::Path {
+            dirfd: call.dirfd,
+            path: &path,
+        },
+    };
+    let identified = shared.ident.identify_exec(Viewpoint { pid }, how, &argv);
+    let Ok((exe, expected)) = identified else {
+        // The path names no file here (ENOENT while an `execvp` walks PATH, ENOTDIR, ...):
+        // the kernel gives the caller the real error. If the file appears meanwhile and the
+        // exec succeeds, the exec event finds no expectation and decides it from scratch.
+        respond(fd, req.id, None);
+        return;
+    };
+    let status = procmem::status(pid);
+    let request = ExecRequest {
+        pid,
+        ppid: status.ppid,
+        uid: status.euid,
+        cwd: procmem::cwd(pid),
+        path,
+        exe,
+        argv,
+    };
+    if !still_valid(fd, req.id) {
+        return;
+    }
+    // Only a traced process gets its exec verified at the exec event. A child made with
+    // clone(CLONE_UNTRACED) escapes the tracer's automatic attach; its execs fail closed.
+    let traced = status.tracer == shared.tracer_tid.load(std::sync::atomic::Ordering::Acquire);
+    let verdict = if traced {
+        shared.decider.decide(&request)
+    } else {
+        GateVerdict::block(
+            "exec from a process the gate does not trace (made with CLONE_UNTRACED?)",
+            None,
+        )
+    };
+    if verdict.allow {
+        shared.pending_insert(
+            pid,
+            Pending {
+                request,
+                verdict,
+                expected,
+            },
+        );
+        respond(fd, req.id, None);
+    } else {
+        tell_agent(pid, &format!("lasso: blocked: {}\n", verdict.reason));
+        shared.audit.exec(&request, &verdict, ExecOutcome::Refused);
+        shared.count(ExecOutcome::Refused);
+        respond(fd, req.id, Some(libc::EACCES));
+    }
+}
+
+const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
+
+/// Writes one line to the target's stderr, through a duplicate of its own open file description
+/// (pidfd_getfd), never by reopening /proc/PID/fd/2: a reopen by the root monitor would get
+/// write access the sandbox never had (fd 2 opened read-only on a root-owned file) and could
+/// block forever on a FIFO. The duplicate carries the sandbox's own access mode; the write is
+/// skipped unless poll says it cannot block, and it is shorter than PIPE_BUF so it is atomic.
+pub(crate) fn tell_agent(pid: i32, line: &str) {
+    let line = &line.as_bytes()[..line.len().min(512)];
+    let pidfd = [PIDFD_THREAD, 0].into_iter().find_map(|flags| {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+        // SAFETY: a non-negative result is a fresh descriptor that we now own.
+        (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
+    });
+    let Some(pidfd) = pidfd else { return };
+    // SAFETY: pidfd_getfd duplicates descriptor 2 of the target into ours, or returns -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), 2, 0) };
+    if r < 0 {
+        return;
+    }
+    // SAFETY: a fresh descriptor that we now own.
+    let err = unsafe { OwnedFd::from_raw_fd(r as i32) };
+    let mut pfd = libc::pollfd {
+        fd: err.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents & libc::POLLOUT != 0 {
+        // SAFETY: writes `line` from our memory; MSG-less write on whatever fd 2 is. A broken
+        // pipe gives EPIPE here because the Rust runtime ignores SIGPIPE.
+        unsafe { libc::write(err.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+    }
+}

@@ -1,0 +1,53 @@
+//! The sandbox's audit log, written by its monitor (`lasso run` itself, or the detached monitor
+//! of `up`): genesis, `sandbox.start` once init runs, `sandbox.stop` with the exit status, then
+//! the seal. The writer is opened only after the engine cloned init: it runs a flush thread,
+//! and a process cloned from a threaded parent must not allocate (the malloc lock may be held).
+//! Until profiles are wired in, the genesis digest is the SHA-256 of the sandbox's effective
+//! Spec (what was enforced), not of a profile file.
+
+use super::launch::Launch;
+use super::SandboxError;
+use crate::audit::{Event, Genesis, KeyRing, Kind, Outcome, Writer};
+use sha2::Digest;
+
+fn err(e: crate::audit::AuditError) -> SandboxError {
+    SandboxError::Audit(e.to_string())
+}
+
+/// Opens the log of `launch` and records its start.
+pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
+    let dirs = &launch.dirs;
+    let ring = KeyRing::open(&dirs.config).map_err(err)?;
+    let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)));
+    let record = launch.record();
+    let mut genesis = Genesis::new(launch.id(), record.profile.clone(), digest);
+    genesis.agent = Some(record.agent.clone());
+    let w = Writer::create(&dirs.audit_logs, &ring, genesis).map_err(err)?;
+    let details = serde_json::json!({
+        "dir": record.dir,
+        "init_pid": init_pid,
+        "network": launch.planned.network.as_str(),
+        "command": launch.planned.spec.process().as_ref().and_then(|p| p.args().clone()),
+    });
+    w.append(
+        Event::new(Kind::SandboxStart, Outcome::Info, "sandbox started").with_details(details),
+    )
+    .map_err(err)?;
+    Ok(w)
+}
+
+/// Records the end (exit status as a shell reports it) and seals the log.
+pub fn stop(w: Writer, status: i32) -> Result<(), SandboxError> {
+    w.append(
+        Event::new(
+            Kind::SandboxStop,
+            Outcome::Info,
+            format!("exit status {status}"),
+        )
+        .with_details(serde_json::json!({ "status": status })),
+    )
+    .map_err(err)?;
+    w.seal().map_err(err)?;
+    Ok(())
+}

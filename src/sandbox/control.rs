@@ -1,0 +1,180 @@
+//! Acting on running sandboxes from any lasso process: list them (removing the leftovers of a
+//! monitor that died, detected by PID *and* start time), stop them (TERM, a grace period, then
+//! KILL, through a pidfd so a recycled PID is never signalled), and run a command or a shell
+//! inside through the engine's exec.
+
+use super::launch::{cleanup_sandbox, engine_root, sandbox_dir};
+use super::record::{Record, FILE};
+use super::{io_err, sys_err, SandboxError};
+use crate::engine::container::{wait_child, Runtime};
+use crate::engine::exec::ExecOptions;
+use crate::engine::namespaces::{pidfd_open, pidfd_signal, pidfd_wait_exit};
+use crate::engine::state::is_alive;
+use crate::paths::Dirs;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+fn runtime(dirs: &Dirs) -> Runtime {
+    Runtime::new(engine_root(dirs))
+}
+
+/// Removes a sandbox whose monitor is gone: kills what is left in it, its cgroup, its state
+/// and its directory.
+pub fn remove_leftovers(dirs: &Dirs, id: &str) {
+    cleanup_sandbox(&runtime(dirs), id, &sandbox_dir(dirs, id));
+}
+
+/// The ids that have a sandbox directory.
+fn ids(dirs: &Dirs) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(&dirs.runtime)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| crate::plan::SandboxId::parse(n).is_some())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes the leftovers of every sandbox whose monitor died; returns their ids. A directory
+/// without a record is being prepared by a live lasso (the record is written first), or is
+/// debris from a crash during planning: it is removed only when it holds no engine state.
+pub fn remove_dead(dirs: &Dirs) -> Vec<String> {
+    let mut removed = Vec::new();
+    for id in ids(dirs) {
+        let path = sandbox_dir(dirs, &id).join(FILE);
+        match Record::load(&path) {
+            Ok(r) if r.monitor_alive() => {}
+            Ok(_) => {
+                remove_leftovers(dirs, &id);
+                removed.push(id);
+            }
+            Err(_) => {}
+        }
+    }
+    removed
+}
+
+/// The live sandboxes, after removing dead ones.
+pub fn list(dirs: &Dirs) -> Vec<Record> {
+    remove_dead(dirs);
+    ids(dirs)
+        .into_iter()
+        .filter_map(|id| Record::load(&sandbox_dir(dirs, &id).join(FILE)).ok())
+        .filter(Record::monitor_alive)
+        .collect()
+}
+
+/// The live record of `id`; a dead one is cleaned up and reported as not running.
+pub fn find(dirs: &Dirs, id: &str) -> Result<Record, SandboxError> {
+    if crate::plan::SandboxId::parse(id).is_none() {
+        return Err(SandboxError::NotFound { id: id.into() });
+    }
+    let r = Record::load(&sandbox_dir(dirs, id).join(FILE))
+        .map_err(|_| SandboxError::NotFound { id: id.into() })?;
+    if !r.monitor_alive() {
+        remove_leftovers(dirs, id);
+        return Err(SandboxError::NotRunning { id: id.into() });
+    }
+    Ok(r)
+}
+
+/// Stops `id`: SIGTERM to its init, `grace` to exit, then SIGKILL; waits for the monitor to
+/// clean up (and cleans up itself if the monitor does not).
+pub fn stop(dirs: &Dirs, id: &str, grace: Duration) -> Result<(), SandboxError> {
+    let r = find(dirs, id)?;
+    if r.init_alive() {
+        if let Ok(fd) = pidfd_open(r.init_pid) {
+            // Checked after opening the pidfd: from here the fd names this very process.
+            if is_alive(r.init_pid, r.init_start) {
+                let _ = pidfd_signal(&fd, libc::SIGTERM);
+                if !pidfd_wait_exit(&fd, grace.as_millis() as i32) {
+                    let _ = pidfd_signal(&fd, libc::SIGKILL);
+                    pidfd_wait_exit(&fd, 10_000);
+                }
+            }
+        }
+    }
+    if let Ok(fd) = pidfd_open(r.monitor_pid) {
+        if is_alive(r.monitor_pid, r.monitor_start) {
+            pidfd_wait_exit(&fd, 10_000);
+        }
+    }
+    if sandbox_dir(dirs, id).exists() && !r.monitor_alive() {
+        remove_leftovers(dirs, id);
+    }
+    Ok(())
+}
+
+/// The process of an exec: the sandbox's own process settings with another command.
+fn exec_process(
+    rt: &Runtime,
+    id: &str,
+    cmd: &[String],
+    terminal: bool,
+) -> Result<oci_spec::runtime::Process, SandboxError> {
+    let spec = rt
+        .store
+        .load_spec(id)
+        .map_err(|e| SandboxError::Protocol(e.to_string()))?;
+    let mut p = spec
+        .process()
+        .clone()
+        .ok_or_else(|| SandboxError::Protocol("the sandbox's spec has no process".into()))?;
+    p.set_args(Some(cmd.to_vec()));
+    p.set_terminal(Some(terminal));
+    p.set_console_size(None);
+    Ok(p)
+}
+
+/// Runs `cmd` in sandbox `id` with this process's stdio; returns its exit status.
+pub fn exec(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError> {
+    find(dirs, id)?;
+    let rt = runtime(dirs);
+    let process = exec_process(&rt, id, cmd, false)?;
+    Ok(rt.exec(
+        id,
+        &ExecOptions {
+            process,
+            detach: false,
+            pid_file: None,
+            console_socket: None,
+            preserve_fds: 0,
+        },
+    )?)
+}
+
+/// Opens an interactive shell in sandbox `id` on this terminal; returns its exit status.
+pub fn shell(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError> {
+    find(dirs, id)?;
+    let rt = runtime(dirs);
+    let process = exec_process(&rt, id, cmd, true)?;
+    let base = sandbox_dir(dirs, id).join(format!("shell-{}", std::process::id()));
+    let sock = base.with_extension("sock");
+    let pid_file = base.with_extension("pid");
+    let listener = UnixListener::bind(&sock).map_err(io_err("bind console socket"))?;
+    let started = rt.exec(
+        id,
+        &ExecOptions {
+            process,
+            detach: true,
+            pid_file: Some(pid_file.clone()),
+            console_socket: Some(sock.clone()),
+            preserve_fds: 0,
+        },
+    );
+    let pid: Option<i32> = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&pid_file);
+    started?;
+    let pid = pid.ok_or_else(|| SandboxError::Protocol("exec wrote no pid file".into()))?;
+    let pidfd: OwnedFd = pidfd_open(pid).map_err(sys_err("pidfd_open of the shell"))?;
+    let (conn, _) = listener.accept().map_err(io_err("accept console socket"))?;
+    let master = super::attach::recv_fd(&conn)?;
+    super::attach::proxy_pty(&master, &pidfd)?;
+    Ok(wait_child(pid)?)
+}

@@ -1,0 +1,278 @@
+//! From a plan input to a created sandbox: plan (nothing written if it fails), the sandbox's
+//! directory `Dirs.runtime/<id>/` (skeleton root, private copies, the bundle holding the Spec
+//! with the seccomp baseline and the Landlock annotation), then the engine's create and start.
+//! Every failure after the directory exists removes what was made.
+
+use super::{io_err, tree, SandboxError};
+use crate::engine::confine;
+use crate::engine::container::{CreateOptions, Runtime};
+use crate::engine::landlock::LandlockRules;
+use crate::paths::Dirs;
+use crate::plan::{self, PlanInput, PlannedSandbox};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// What the caller decides beyond the plan input.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    pub dirs: Dirs,
+    /// Refuse to start when the profile sets limits and no cgroup can enforce them (rootless
+    /// without delegation). When false, the limits are dropped with a warning.
+    pub require_limits: bool,
+}
+
+/// A planned sandbox with its directory on disk, ready for the engine.
+#[derive(Debug)]
+pub struct Launch {
+    pub planned: PlannedSandbox,
+    /// `Dirs.runtime/<id>`.
+    pub dir: PathBuf,
+    pub runtime: Runtime,
+    pub dirs: Dirs,
+    pub warnings: Vec<String>,
+    require_limits: bool,
+    limits_asked: bool,
+}
+
+/// Run by root for a workspace whose owner has no home directory, the planner would create
+/// the agent's settings under a home that does not exist (`/nonexistent/.claude`): refuse.
+fn refuse_missing_home(planned: &PlannedSandbox) -> Result<(), SandboxError> {
+    let home = &planned.identity.host_home;
+    if home.is_dir() {
+        return Ok(());
+    }
+    let writes_there = planned.host_prep.iter().any(|p| match p {
+        plan::HostPrep::CreateDir { path, .. } | plan::HostPrep::CreateFile { path, .. } => {
+            path.starts_with(home)
+        }
+        _ => false,
+    });
+    if writes_there {
+        return Err(SandboxError::Refused(format!(
+            "agent {}: the workspace owner (uid {}) has no home directory ({}), where its settings would be created; run lasso as that user, or use --agent shell",
+            planned.agent.name,
+            planned.identity.host_uid,
+            home.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The engine's state root for lasso's sandboxes.
+pub fn engine_root(dirs: &Dirs) -> PathBuf {
+    dirs.runtime.join("engine")
+}
+
+/// `Dirs.runtime/<id>`.
+pub fn sandbox_dir(dirs: &Dirs, id: &str) -> PathBuf {
+    dirs.runtime.join(id)
+}
+
+/// Creates `dir` (and parents) world-traversable: the sandbox's init runs as an ID that may not
+/// own them (host root is unmapped in the sandbox's user namespace) and must walk to the root.
+fn make_dir(dir: &Path) -> Result<(), SandboxError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io_err(format!("create {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(format!("chmod {}", dir.display())))
+}
+
+impl Launch {
+    /// Plans the sandbox and writes its directory. `input.id` and `input.sandbox_dir` are set
+    /// here. Nothing is written when planning fails.
+    pub fn prepare(mut input: PlanInput, opts: &LaunchOptions) -> Result<Launch, SandboxError> {
+        let id = plan::SandboxId::generate()?;
+        let dir = sandbox_dir(&opts.dirs, id.as_str());
+        input.id = Some(id);
+        input.sandbox_dir = dir.clone();
+        let limits_asked = input.resources.memory_bytes.is_some()
+            || input.resources.cpus.is_some()
+            || input.resources.pids.is_some();
+        let planned = plan::plan(&input)?;
+        refuse_missing_home(&planned)?;
+        make_dir(&opts.dirs.runtime)?;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(io_err(format!("create {}", dir.display())))?;
+        let launch = Launch {
+            warnings: planned.warnings.clone(),
+            runtime: Runtime::new(engine_root(&opts.dirs)),
+            dirs: opts.dirs.clone(),
+            planned,
+            dir,
+            require_limits: opts.require_limits,
+            limits_asked,
+        };
+        if let Err(e) = launch
+            .record()
+            .save(&launch.dirs)
+            .and_then(|()| launch.write())
+        {
+            launch.cleanup();
+            return Err(e);
+        }
+        Ok(launch)
+    }
+
+    /// The record of this sandbox with this process as its monitor (the detached monitor
+    /// rewrites it with its own PID).
+    pub fn record(&self) -> super::Record {
+        let (pid, start) = super::record::me();
+        let now = time::OffsetDateTime::now_utc();
+        super::Record {
+            id: self.id().to_string(),
+            agent: self.planned.agent.name.to_string(),
+            profile: self
+                .planned
+                .spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get("run.lasso.profile").cloned())
+                .unwrap_or_default(),
+            dir: self
+                .planned
+                .spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get("run.lasso.workspace").cloned())
+                .unwrap_or_default()
+                .into(),
+            state: super::SandboxState::Starting,
+            monitor_pid: pid,
+            monitor_start: start,
+            init_pid: 0,
+            init_start: 0,
+            created: now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            created_unix: now.unix_timestamp(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.planned.id.as_str()
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn write(&self) -> Result<(), SandboxError> {
+        make_dir(&self.dir)?;
+        plan::prepare_host(&self.planned)?;
+        let mut spec = self.engine_spec()?;
+        self.move_skeleton_etc(&mut spec)?;
+        let bundle = self.bundle();
+        make_dir(&bundle)?;
+        let text = serde_json::to_vec(&spec).map_err(|e| {
+            SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
+        })?;
+        crate::engine::state::write_atomic(&bundle.join("config.json"), &text)
+            .map_err(|e| SandboxError::Protocol(e.to_string()))
+    }
+
+    /// The skeleton's `/etc/{passwd,group,hostname}` are bind sources under `rootfs/etc`, but
+    /// init mounts the host's `/etc` over `rootfs/etc` first, so those source paths would then
+    /// resolve to the host's own files (host accounts visible inside). Copies outside the root
+    /// are bound instead. (Belongs in the planner; done here until it moves there.)
+    fn move_skeleton_etc(&self, spec: &mut oci_spec::runtime::Spec) -> Result<(), SandboxError> {
+        let skel_etc = self.planned.rootfs.join("etc");
+        let out = self.dir.join("etc");
+        make_dir(&out)?;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts.iter_mut() {
+            let Some(src) = m.source().clone() else {
+                continue;
+            };
+            let Ok(rel) = src.strip_prefix(&skel_etc) else {
+                continue;
+            };
+            let to = out.join(rel);
+            std::fs::copy(&src, &to).map_err(io_err(format!("copy {}", src.display())))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err(format!("chmod {}", to.display())))?;
+            m.set_source(Some(to));
+        }
+        spec.set_mounts(Some(mounts));
+        Ok(())
+    }
+
+    /// The planned Spec plus what lasso enforces beside OCI: the built-in seccomp baseline and
+    /// the Landlock rules (as an annotation init reads).
+    fn engine_spec(&self) -> Result<oci_spec::runtime::Spec, SandboxError> {
+        let mut spec = self.planned.spec.clone();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
+        spec.set_linux(Some(linux));
+        let ll = &self.planned.landlock;
+        let rules = LandlockRules {
+            read: ll.read.clone(),
+            read_write: ll.read_write.clone(),
+            execute: ll.execute.clone(),
+        };
+        let mut ann = spec.annotations().clone().unwrap_or_default();
+        ann.insert(
+            confine::LANDLOCK_ANNOTATION.into(),
+            confine::encode_landlock(&rules),
+        );
+        spec.set_annotations(Some(ann));
+        Ok(spec)
+    }
+
+    /// Creates the sandbox's init (blocked until `start`); returns its host PID. With
+    /// `console_socket`, init sends the PTY master there.
+    pub fn create(&mut self, console_socket: Option<&Path>) -> Result<i32, SandboxError> {
+        make_dir(&self.runtime.store.dir(""))?;
+        let c = self.runtime.create(&CreateOptions {
+            id: self.id().to_string(),
+            bundle: self.bundle(),
+            console_socket: console_socket.map(Path::to_path_buf),
+            ..CreateOptions::default()
+        })?;
+        let pid = c.state.pid;
+        if self.limits_asked {
+            let reason = match &c.state.cgroup {
+                Some(cg) => cg.disabled().map(str::to_string),
+                None => Some("no cgroup".into()),
+            };
+            if let Some(reason) = reason {
+                if self.require_limits {
+                    return Err(SandboxError::Refused(format!(
+                        "the profile sets memory/cpu/pids limits but no cgroup can enforce them here ({reason}); run as root, delegate a cgroup v2 subtree to this user, or remove the limits from the profile"
+                    )));
+                }
+                self.warnings.push(format!(
+                    "resource limits are NOT enforced: {reason} (delegate a cgroup v2 subtree to this user to enforce them)"
+                ));
+            }
+        }
+        Ok(pid)
+    }
+
+    pub fn start(&self) -> Result<(), SandboxError> {
+        self.runtime.start(self.id())?;
+        Ok(())
+    }
+
+    /// Removes the engine state (killing what is left, removing the cgroup) and the sandbox's
+    /// directory. Safe to call on every path, more than once.
+    pub fn cleanup(&self) {
+        cleanup_sandbox(&self.runtime, self.id(), &self.dir);
+    }
+}
+
+/// Cleanup shared by `run`, the monitor and leftover removal.
+pub fn cleanup_sandbox(runtime: &Runtime, id: &str, dir: &Path) {
+    if runtime.store.dir(id).exists() {
+        if let Err(e) = runtime.delete(id, true) {
+            tracing::warn!("sandbox {id}: engine cleanup: {e}");
+        }
+    }
+    if let Err(e) = tree::remove(dir) {
+        tracing::warn!("sandbox {id}: {e}");
+    }
+}

@@ -1,0 +1,219 @@
+//! The detached monitor of `lasso up`: one small process per sandbox, outside it, with no
+//! daemon. `spawn` double-forks (the monitor is re-parented away from the terminal and leads
+//! its own session), the monitor creates and starts the sandbox with a PTY, owns the PTY
+//! master and the attach socket `Dirs.runtime/<id>/attach.sock`, keeps the last 64 KiB of
+//! output for whoever attaches next, reaps init, and removes everything when init exits. The
+//! CLI waits on a pipe until the monitor reports the sandbox started (or why it did not).
+
+use super::attach::{self, FrameReader, DATA, EXIT, RESIZE};
+use super::launch::Launch;
+use super::record::SandboxState;
+use super::signals::poll;
+use super::{io_err, sys_err, SandboxError};
+use crate::engine::container::wait_child;
+use crate::engine::namespaces::pidfd_open;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+
+/// Output kept for the next attach.
+const REPLAY_BYTES: usize = 64 * 1024;
+
+pub const ATTACH_SOCKET: &str = "attach.sock";
+const CONSOLE_SOCKET: &str = "console.sock";
+
+/// Starts the monitor for a prepared sandbox; returns once the sandbox runs. The monitor owns
+/// `launch` from here; on failure everything is already removed.
+pub fn spawn(launch: Launch) -> Result<(), SandboxError> {
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+    // SAFETY: lasso is single-threaded here; the child only runs our own code before exiting.
+    match unsafe { nix::unistd::fork() }.map_err(sys_err("fork the monitor"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(ready_r);
+            let _ = nix::unistd::setsid();
+            // SAFETY: as above; the intermediate exits at once so the monitor is orphaned
+            // (re-parented to init or the nearest subreaper) and can never regain a terminal.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => {
+                    let code = monitor_main(launch, ready_w);
+                    // SAFETY: _exit skips atexit handlers inherited from the CLI.
+                    unsafe { libc::_exit(code) }
+                }
+                // SAFETY: as above.
+                _ => unsafe { libc::_exit(0) },
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(ready_r).read_to_string(&mut msg);
+            if msg == "ok" {
+                Ok(())
+            } else {
+                launch.cleanup();
+                Err(SandboxError::Refused(if msg.is_empty() {
+                    "the sandbox's monitor exited before the sandbox started".into()
+                } else {
+                    msg
+                }))
+            }
+        }
+    }
+}
+
+fn report(ready: &mut Option<OwnedFd>, msg: &str) {
+    if let Some(fd) = ready.take() {
+        let _ = std::fs::File::from(fd).write_all(msg.as_bytes());
+    }
+}
+
+fn monitor_main(mut launch: Launch, ready: OwnedFd) -> i32 {
+    let mut ready = Some(ready);
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let code = match serve(&mut launch, &mut ready) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&mut ready, &e.to_string());
+            1
+        }
+    };
+    launch.cleanup();
+    code
+}
+
+fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, SandboxError> {
+    let dirs = launch.dirs.clone();
+    let mut record = launch.record();
+    record.save(&dirs)?;
+
+    let console_path = launch.dir.join(CONSOLE_SOCKET);
+    let console = UnixListener::bind(&console_path)
+        .map_err(io_err(format!("bind {}", console_path.display())))?;
+    let init = launch.create(Some(&console_path))?;
+    let (conn, _) = console
+        .accept()
+        .map_err(io_err("accept on the console socket"))?;
+    let master = attach::recv_fd(&conn)?;
+    drop(console);
+    let _ = std::fs::remove_file(&console_path);
+
+    let attach_path = launch.dir.join(ATTACH_SOCKET);
+    let listener = UnixListener::bind(&attach_path)
+        .map_err(io_err(format!("bind {}", attach_path.display())))?;
+    std::fs::set_permissions(&attach_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("chmod attach socket"))?;
+    let pidfd = pidfd_open(init).map_err(sys_err("pidfd_open of the sandbox's init"))?;
+    launch.start()?;
+    let log = super::audit_log::start(launch, init)?;
+    record.init_pid = init;
+    record.init_start = crate::engine::state::process_start_time(init).unwrap_or(0);
+    record.state = SandboxState::Running;
+    record.save(&dirs)?;
+    report(ready, "ok");
+    let status = pump(&master, &listener, &pidfd, init)?;
+    super::audit_log::stop(log, status)?;
+    Ok(status)
+}
+
+/// Moves bytes between the PTY master and the attached client until init exits.
+fn pump(
+    master: &OwnedFd,
+    listener: &UnixListener,
+    pidfd: &OwnedFd,
+    init: i32,
+) -> Result<i32, SandboxError> {
+    let mut replay: VecDeque<u8> = VecDeque::new();
+    let mut client: Option<(UnixStream, FrameReader)> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut master_open = true;
+    loop {
+        let cfd = client.as_ref().map_or(-1, |(s, _)| s.as_raw_fd());
+        let mfd = if master_open { master.as_raw_fd() } else { -1 };
+        let r = poll(&[pidfd.as_raw_fd(), mfd, listener.as_raw_fd(), cfd], -1)?;
+        if r[1] != 0 {
+            match nix::unistd::read(master.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => {
+                    replay.extend(&buf[..n]);
+                    let excess = replay.len().saturating_sub(REPLAY_BYTES);
+                    replay.drain(..excess);
+                    if let Some((s, _)) = client.as_mut() {
+                        if attach::write_frame(s, DATA, &buf[..n]).is_err() {
+                            client = None;
+                        }
+                    }
+                }
+                // EIO once no slave is open; init's exit is seen through the pidfd.
+                _ => master_open = false,
+            }
+        }
+        if r[2] != 0 {
+            if let Ok((mut s, _)) = listener.accept() {
+                // The newest attach wins; the previous client is dropped (detached).
+                let (a, b) = replay.as_slices();
+                let ok = attach::write_frame(&mut s, DATA, &[a, b].concat()).is_ok();
+                if ok {
+                    client = Some((s, FrameReader::default()));
+                }
+            }
+        }
+        if r[3] != 0 {
+            let mut gone = true;
+            if let Some((s, frames)) = client.as_mut() {
+                if let Ok(n) = s.read(&mut buf) {
+                    if n > 0 {
+                        gone = false;
+                        frames.push(&buf[..n]);
+                        while let Ok(Some((kind, p))) = frames.next_frame() {
+                            match kind {
+                                DATA => {
+                                    let _ = nix::unistd::write(master, &p);
+                                }
+                                RESIZE if p.len() == 4 => attach::set_window_size(
+                                    master.as_raw_fd(),
+                                    u16::from_be_bytes([p[0], p[1]]),
+                                    u16::from_be_bytes([p[2], p[3]]),
+                                ),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            if gone {
+                client = None;
+            }
+        }
+        if r[0] != 0 {
+            let code = wait_child(init)?;
+            // Drain what the agent printed last.
+            while let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) {
+                if n == 0 || !master_open {
+                    break;
+                }
+                if let Some((s, _)) = client.as_mut() {
+                    let _ = attach::write_frame(s, DATA, &buf[..n]);
+                }
+                if n < buf.len() {
+                    break;
+                }
+            }
+            if let Some((s, _)) = client.as_mut() {
+                let _ = attach::write_frame(s, EXIT, &code.to_be_bytes());
+            }
+            return Ok(code);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The sandbox record, `Dirs.runtime/<id>/record.json`: who runs (agent, profile, project
+//! dir), its state, and the monitor's and init's PIDs *with their start times*, so that a
+//! recycled PID is never mistaken for a live sandbox. Written atomically (write + rename).
+
+use super::{io_err, SandboxError};
+use crate::engine::state::{is_alive, process_start_time, write_atomic};
+use crate::paths::Dirs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxState {
+    Starting,
+    Running,
+    Stopping,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub agent: String,
+    pub profile: String,
+    pub dir: PathBuf,
+    pub state: SandboxState,
+    pub monitor_pid: i32,
+    pub monitor_start: u64,
+    pub init_pid: i32,
+    pub init_start: u64,
+    /// RFC 3339.
+    pub created: String,
+    /// Seconds since the epoch (for uptime).
+    pub created_unix: i64,
+}
+
+pub const FILE: &str = "record.json";
+
+impl Record {
+    pub fn path(dirs: &Dirs, id: &str) -> PathBuf {
+        super::launch::sandbox_dir(dirs, id).join(FILE)
+    }
+
+    pub fn save(&self, dirs: &Dirs) -> Result<(), SandboxError> {
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| SandboxError::Protocol(format!("encode record: {e}")))?;
+        write_atomic(&Record::path(dirs, &self.id), &text)
+            .map_err(|e| SandboxError::Protocol(e.to_string()))
+    }
+
+    pub fn load(path: &Path) -> Result<Record, SandboxError> {
+        let text = std::fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| SandboxError::Protocol(format!("{}: {e}", path.display())))
+    }
+
+    /// Whether the monitor that wrote this record still runs.
+    pub fn monitor_alive(&self) -> bool {
+        is_alive(self.monitor_pid, self.monitor_start)
+    }
+
+    pub fn init_alive(&self) -> bool {
+        self.init_pid > 0 && is_alive(self.init_pid, self.init_start)
+    }
+
+    pub fn uptime_secs(&self) -> i64 {
+        (time::OffsetDateTime::now_utc().unix_timestamp() - self.created_unix).max(0)
+    }
+}
+
+/// This process's PID and start time.
+pub fn me() -> (i32, u64) {
+    let pid = std::process::id() as i32;
+    (pid, process_start_time(pid).unwrap_or(0))
+}

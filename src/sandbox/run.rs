@@ -1,0 +1,63 @@
+//! `lasso run`: the foreground sandbox. This process is the sandbox's monitor: it creates and
+//! starts init, forwards the signals a user or CI runner sends (INT, TERM, HUP, QUIT, USR1,
+//! USR2) to it through a pidfd, reaps it, and cleans up on every path. The exit status is the
+//! command's, or 128 + the signal that killed it, as a shell reports it.
+//!
+//! The command is pid 1 of its namespace, and the kernel drops signals to a namespace's init
+//! that it has no handler for: a plain `sh` ignores a forwarded SIGINT. So a second SIGINT or
+//! SIGTERM kills the sandbox (SIGKILL always reaches it), as a user pressing ctrl-c twice expects.
+
+use super::launch::Launch;
+use super::signals::{poll, SignalPipe};
+use super::SandboxError;
+use crate::engine::container::wait_child;
+use crate::engine::namespaces::{pidfd_open, pidfd_signal};
+use std::os::fd::AsRawFd;
+
+/// The signals forwarded to the sandbox.
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Runs the prepared sandbox to completion; cleans up whatever happens.
+pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
+    let result = run_inner(launch);
+    launch.cleanup();
+    result
+}
+
+fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
+    let signals = SignalPipe::install(&FORWARDED)?;
+    let pid = launch.create(None)?;
+    let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
+    launch.start()?;
+    let log = super::audit_log::start(launch, pid)?;
+    let mut record = launch.record();
+    record.init_pid = pid;
+    record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
+    record.state = super::SandboxState::Running;
+    record.save(&launch.dirs)?;
+    let mut interrupts = 0;
+    loop {
+        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], -1)?;
+        if ready[0] != 0 {
+            for sig in signals.drain() {
+                if sig == libc::SIGINT || sig == libc::SIGTERM {
+                    interrupts += 1;
+                }
+                let sig = if interrupts >= 2 { libc::SIGKILL } else { sig };
+                let _ = pidfd_signal(&pidfd, sig);
+            }
+        }
+        if ready[1] != 0 {
+            let status = wait_child(pid)?;
+            super::audit_log::stop(log, status)?;
+            return Ok(status);
+        }
+    }
+}

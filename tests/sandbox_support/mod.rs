@@ -1,0 +1,176 @@
+//! Shared by the sandbox tests: a world of host files to attack (a home with SSH keys and
+//! Claude Code settings, another user's file, a project), running `lasso` as root or as an
+//! unprivileged user (nobody, through setpriv), and reading the probes' reports.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const LASSO: &str = env!("CARGO_BIN_EXE_lasso");
+pub const NOBODY: u32 = 65534;
+/// The workspace owner when the test runs lasso as root (the agent maps to it).
+pub const OWNER: u32 = 4321;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Who runs lasso.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    Root,
+    Nobody,
+}
+
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub base: PathBuf,
+    pub home: PathBuf,
+    pub ws: PathBuf,
+    pub victim: PathBuf,
+    pub who: As,
+}
+
+fn chown_r(path: &Path, id: u32) {
+    let ok = Command::new("chown")
+        .args(["-R", &format!("{id}:{id}")])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "chown {}", path.display());
+}
+
+/// A home with secrets and agent settings, owned by the user lasso maps the agent to.
+pub fn world(who: As) -> World {
+    let tmp = tempfile::Builder::new()
+        .prefix("lasso-sbx-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = base.join("home");
+    let ws = home.join("project");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY\n").unwrap();
+    let claude = home.join(".claude");
+    std::fs::create_dir_all(claude.join("hooks")).unwrap();
+    std::fs::write(claude.join("settings.json"), "{}").unwrap();
+    std::fs::write(claude.join(".credentials.json"), "{}").unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sandbox_support/probes.py"
+        ),
+        ws.join("probes.py"),
+    )
+    .unwrap();
+    let owner = match who {
+        As::Root => OWNER,
+        As::Nobody => NOBODY,
+    };
+    chown_r(&home, owner);
+    let victim = base.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("secret"), "victim secret\n").unwrap();
+    chown_r(&victim, 4242);
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o700)).unwrap();
+    World {
+        tmp,
+        base,
+        home,
+        ws,
+        victim,
+        who,
+    }
+}
+
+impl World {
+    /// `lasso ARGS` as this world's user, in the project directory, with a clean environment.
+    pub fn lasso(&self, args: &[&str]) -> Command {
+        let mut c = match self.who {
+            As::Root => Command::new(LASSO),
+            As::Nobody => {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", LASSO]);
+                c
+            }
+        };
+        c.args(args)
+            .current_dir(&self.ws)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("XDG_RUNTIME_DIR", self.base.join("xdg-run"))
+            .env("LASSO_AUDIT_DIR", self.audit_dir())
+            .env("LASSO_CONFIG_DIR", self.base.join("config"));
+        if self.who == As::Nobody {
+            for d in ["xdg-run", "audit", "config"] {
+                let d = self.base.join(d);
+                std::fs::create_dir_all(&d).unwrap();
+                chown_r(&d, NOBODY);
+            }
+        }
+        c
+    }
+
+    /// Where this world's sandboxes write their audit logs.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.base.join("audit")
+    }
+
+    /// Where this world's lasso keeps sandbox records.
+    pub fn runtime(&self) -> PathBuf {
+        match self.who {
+            As::Root => PathBuf::from("/run/lasso"),
+            As::Nobody => self.base.join("xdg-run/lasso"),
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("start lasso")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn report(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Sandbox directories under `runtime` whose record names `ws` as the project (tests as root
+/// share /run/lasso, so each looks only for its own).
+pub fn sandbox_dirs_of(runtime: &Path, ws: &Path) -> Vec<String> {
+    std::fs::read_dir(runtime)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let rec = std::fs::read_to_string(e.path().join("record.json")).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&rec).unwrap_or_default();
+            v["dir"].as_str() == Some(ws.to_str().unwrap())
+        })
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+impl World {
+    /// This world's sandboxes still on disk.
+    pub fn leftovers(&self) -> Vec<String> {
+        sandbox_dirs_of(&self.runtime(), &self.ws)
+    }
+}
