@@ -99,7 +99,10 @@ impl Lab {
         )
         .expect("bind the lab's /run over /run in the test's mount namespace");
 
-        let cgroup = format!("lasso-clients-{}-{client}", std::process::id());
+        // Unique per Lab: two tests of one binary may each run a lab at the same time.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup = format!("lasso-clients-{}-{client}{n}", std::process::id());
         let harness = tracking_hierarchy().join(&cgroup).join("harness");
         std::fs::create_dir_all(&harness)
             .unwrap_or_else(|e| panic!("create our cgroup {}: {e}", harness.display()));
