@@ -63,7 +63,7 @@ if [ ! -d /var/lib/containers ]; then mkdir /var/lib/containers; made_varlib=1; 
 mount --bind "$tmp/varlib" /var/lib/containers
 
 # The image: busybox-static and its applet links, one layer, as a docker-archive.
-img=docker.io/lasso-bench/busybox:latest
+img=localhost/lasso-bench/busybox:latest
 root=$tmp/img/rootfs
 mkdir -p "$root"/{bin,etc,proc,sys,dev,tmp,root}
 cp /bin/busybox "$root/bin/busybox"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The name every client knows the image by once loaded.
-pub const NAME: &str = "docker.io/lasso-test/busybox:latest";
+pub const NAME: &str = "localhost/lasso-test/busybox:latest";
 
 pub struct Image {
     pub docker_archive: PathBuf,
@@ -102,7 +102,7 @@ pub fn build(dir: &Path) -> Result<Image, String> {
     write(&d.join(format!("{config_hex}.json")), config.as_bytes())?;
     let manifest = serde_json::json!([{
         "Config": format!("{config_hex}.json"),
-        "RepoTags": [NAME.trim_start_matches("docker.io/")],
+        "RepoTags": [NAME],
         "Layers": [format!("{layer_hex}/layer.tar")],
     }]);
     write(&d.join("manifest.json"), manifest.to_string().as_bytes())?;
