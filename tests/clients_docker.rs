@@ -201,11 +201,8 @@ fn docker_drives_runc_through_every_scenario() {
 
 /// The subject, beside the control in the same run.
 #[test]
-#[ignore = "lasso-runc fails every Docker container: Docker sends linux.resources.blockIO.weight \
-            = 0 (unset) and lasso-runc writes it to blkio.bfq.weight (ERANGE); runc skips zero \
-            weights. Run with --ignored once fixed, then drop this ignore."]
-fn docker_drives_runc_and_lasso_runc_through_every_scenario() {
-    docker_scenarios(|_| true);
+fn docker_drives_lasso_runc_through_every_scenario() {
+    docker_scenarios(|rt| rt.name != "runc");
 }
 
 fn docker_scenarios(wanted: impl Fn(&Runtime) -> bool) {

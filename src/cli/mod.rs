@@ -6,10 +6,10 @@ pub mod agents;
 pub mod audit;
 pub mod doctor;
 pub mod error;
+pub mod image;
 pub mod profile;
 pub mod sandbox;
 pub mod why;
-pub mod image;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
