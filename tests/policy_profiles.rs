@@ -382,6 +382,8 @@ fn huge_and_non_utf8_profile_files_are_refused_cleanly() {
 fn every_profile_example_in_the_readme_loads() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // Profile examples are fenced as plain ```toml; other TOML files shown in the README (a
+    // containers.conf, a containerd config) carry their file name in the info string.
     let c = Config::new();
     let mut names = Vec::new();
     let mut rest = readme.as_str();
