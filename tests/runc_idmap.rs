@@ -272,3 +272,53 @@ fn unprivileged_caller_gets_its_subuid_ranges_or_a_named_error() {
         "{err}"
     );
 }
+
+/// Runs the bundle from a private mount namespace in which a tmpfs, owned by HOST_OWNER and
+/// holding `f`, is mounted at `shared/sub`: the host's mount table never sees it.
+fn run_with_submount(b: &Bundle, data: &std::path::Path, id: &str) -> (bool, String, String) {
+    let runc = Runc::new();
+    let _guard = Guard::new(&runc, id);
+    let sub = data.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let script = format!(
+        "mount -t tmpfs lasso-idmap-sub {sub} && touch {sub}/f && chown {o}:{o} {sub} {sub}/f && \
+         exec {bin} --root {root} run --bundle {bundle} {id}",
+        sub = sub.display(),
+        o = HOST_OWNER,
+        bin = bin(),
+        root = runc.root.path().display(),
+        bundle = b.path().display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ridmap_maps_submounts_and_idmap_maps_only_the_top() {
+    let one = json!([{"containerID": HOST_OWNER, "hostID": CONTAINER_BASE + INSIDE, "size": 1}]);
+    for (option, expected) in [("ridmap", "7:7\n7\n"), ("idmap", "7:7\n65534\n")] {
+        let Some((b, data)) = idmap_bundle(
+            "stat -c '%u:%g' /data/owned; stat -c '%u' /data/sub/f",
+            json!({"uidMappings": one, "gidMappings": one}),
+        ) else {
+            return;
+        };
+        b.edit(|s| {
+            let m = s["mounts"].as_array_mut().unwrap().last_mut().unwrap();
+            m["options"] = json!(["rbind", option]);
+            s["process"]["user"] = json!({"uid": INSIDE, "gid": INSIDE});
+        });
+        let (ok, out, err) = run_with_submount(&b, &data, &unique_id(option));
+        assert!(ok, "{option}: {out}{err}");
+        assert_eq!(out, expected, "{option}: {err}");
+        assert!(leftover_mounts("lasso-idmap-sub").is_empty());
+    }
+}
