@@ -322,3 +322,40 @@ fn ridmap_maps_submounts_and_idmap_maps_only_the_top() {
         assert!(leftover_mounts("lasso-idmap-sub").is_empty());
     }
 }
+
+#[test]
+fn idmap_as_an_unprivileged_caller_is_refused_with_the_reason() {
+    if !can_run() {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let runc = Runc::new();
+    std::os::unix::fs::chown(runc.root.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let b = Bundle::with_spec_args("true", true);
+    std::fs::create_dir(b.path().join("shared")).unwrap();
+    b.edit(|s| {
+        s["linux"]["uidMappings"][0]["hostID"] = NOBODY.into();
+        s["linux"]["gidMappings"][0]["hostID"] = NOBODY.into();
+        s["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": "shared",
+            "options": ["rbind", "idmap"]
+        }));
+    });
+    let id = unique_id("idmaprootless");
+    let _guard = Guard::new(&runc, &id);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin())
+        .arg("--root")
+        .arg(runc.root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("mounts[") && err.contains("root"), "{err}");
+    assert!(!runc.root.path().join(&id).exists());
+}
