@@ -220,6 +220,8 @@ impl Runtime {
             )),
             None => None,
         };
+        // Before joining a pid namespace: it clones a short-lived helper.
+        super::idmap::prepare(spec, &bundle.dir).map_err(NamespaceError::from)?;
         plan.join_pid()?;
         let hooks = spec.hooks().clone().unwrap_or_default();
         #[allow(deprecated)]

@@ -19,6 +19,7 @@ pub mod container;
 pub mod control;
 pub mod devices;
 pub mod exec;
+pub mod idmap;
 pub mod init;
 pub mod mount_options;
 pub mod mounts;

@@ -141,7 +141,9 @@ impl Options {
                     o.attr_clr |= MOUNT_ATTR_NOSYMFOLLOW;
                     continue;
                 }
-                "tmpcopyup" | "idmap" | "ridmap" => {
+                // Applied by the runtime before init exists (see `idmap`), not by mount(2).
+                "idmap" | "ridmap" => continue,
+                "tmpcopyup" => {
                     o.unsupported.push(opt.clone());
                     continue;
                 }
@@ -201,7 +203,12 @@ mod tests {
     }
 
     #[test]
-    fn idmapped_mounts_are_refused_not_ignored() {
-        assert_eq!(Options::parse(&s(&["idmap"])).unsupported, s(&["idmap"]));
+    fn unknown_copyup_is_refused_not_ignored_and_idmap_is_no_fs_data() {
+        assert_eq!(
+            Options::parse(&s(&["tmpcopyup"])).unsupported,
+            s(&["tmpcopyup"])
+        );
+        let o = Options::parse(&s(&["rbind", "ridmap", "idmap"]));
+        assert!(o.unsupported.is_empty() && o.data.is_empty());
     }
 }

@@ -26,6 +26,8 @@ pub enum MountError {
         dest: PathBuf,
         source: rustix::io::Errno,
     },
+    #[error(transparent)]
+    Idmap(#[from] super::idmap::IdmapError),
     #[error("mount on {dest}: option {option:?} is not supported yet")]
     Unsupported { dest: PathBuf, option: String },
 }
@@ -256,15 +258,21 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
     let data = (!data.is_empty()).then_some(data.as_str());
 
     if is_bind {
-        let rec = opts.flags & MsFlags::MS_REC;
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(sys(&format!("bind {}", source.display()), dest))?;
+        if super::idmap::requested(m).is_some() {
+            // Cloned and idmapped on the host by the runtime; only attached here.
+            let tree = super::idmap::take(dest)?;
+            super::idmap::attach(tree, target_fd.as_fd(), dest)?;
+        } else {
+            let rec = opts.flags & MsFlags::MS_REC;
+            mount(
+                Some(&source),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .map_err(sys(&format!("bind {}", source.display()), dest))?;
+        }
         // A fresh descriptor: the old one still names the directory under the new mount.
         let mounted = open_in_root(root, dest, dir)?;
         let target = fd_path(mounted.as_fd());

@@ -25,6 +25,18 @@ pub enum NamespaceError {
     },
     #[error("clone3: {0} (user namespaces disabled? check /proc/sys/user/max_user_namespaces)")]
     Clone(nix::Error),
+    #[error(transparent)]
+    Idmap(#[from] super::idmap::IdmapError),
+    #[error("{file} grants user {user} no range holding host IDs {first}-{last} (linux.{field}): add one, e.g. `usermod --add-{flag} {first}-{last} {user}` (a line `{user}:{first}:{size}` in {file})")]
+    SubIds {
+        file: &'static str,
+        user: String,
+        field: &'static str,
+        flag: &'static str,
+        first: u32,
+        last: u32,
+        size: u32,
+    },
     #[error("write {file} of pid {pid}: {message}")]
     Map {
         file: &'static str,
@@ -195,6 +207,7 @@ pub fn write_id_maps(
     if privileged || single(uids, euid) {
         write_map(pid, "uid_map", uids)?;
     } else {
+        check_subids(SubIdKind::Uid, euid, uids)?;
         helper_map(pid, "newuidmap", "uid_map", uids)?;
     }
     let egid = nix::unistd::getegid().as_raw();
@@ -212,9 +225,74 @@ pub fn write_id_maps(
         })?;
         write_map(pid, "gid_map", gids)?;
     } else {
+        check_subids(SubIdKind::Gid, egid, gids)?;
         helper_map(pid, "newgidmap", "gid_map", gids)?;
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SubIdKind {
+    Uid,
+    Gid,
+}
+
+/// Checks, before newuidmap/newgidmap run, that the caller's /etc/subuid or /etc/subgid ranges
+/// hold every host ID the spec maps (its own ID aside, which the helpers always allow): the
+/// helpers' own refusal does not say which entry is missing.
+fn check_subids(kind: SubIdKind, own: u32, m: &[LinuxIdMapping]) -> Result<(), NamespaceError> {
+    let (file, field, flag) = match kind {
+        SubIdKind::Uid => ("/etc/subuid", "uidMappings", "subuids"),
+        SubIdKind::Gid => ("/etc/subgid", "gidMappings", "subgids"),
+    };
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let ranges = subid_ranges(&text, &user, uid.as_raw());
+    for e in m {
+        if e.size() == 0 {
+            continue;
+        }
+        if e.size() == 1 && e.host_id() == own {
+            continue;
+        }
+        let first = e.host_id();
+        let last = first.saturating_add(e.size() - 1);
+        let covered = ranges
+            .iter()
+            .any(|&(start, count)| first >= start && (last as u64) < start as u64 + count as u64);
+        if !covered {
+            return Err(NamespaceError::SubIds {
+                file,
+                user,
+                field,
+                flag,
+                first,
+                last,
+                size: e.size(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `(start, count)` ranges of `/etc/subuid`-format text granted to `user` (by name or by
+/// numeric ID, as the shadow helpers accept both).
+fn subid_ranges(text: &str, user: &str, uid: u32) -> Vec<(u32, u32)> {
+    let uid = uid.to_string();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.trim().split(':');
+            let owner = parts.next()?;
+            let start = parts.next()?.parse().ok()?;
+            let count = parts.next()?.parse().ok()?;
+            (owner == user || owner == uid).then_some((start, count))
+        })
+        .collect()
 }
 
 fn map_text(m: &[LinuxIdMapping]) -> String {
@@ -223,7 +301,11 @@ fn map_text(m: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-fn write_map(pid: i32, file: &'static str, m: &[LinuxIdMapping]) -> Result<(), NamespaceError> {
+pub(crate) fn write_map(
+    pid: i32,
+    file: &'static str,
+    m: &[LinuxIdMapping],
+) -> Result<(), NamespaceError> {
     std::fs::write(format!("/proc/{pid}/{file}"), map_text(m)).map_err(|e| NamespaceError::Map {
         file,
         pid,
@@ -312,4 +394,17 @@ pub fn pidfd_wait_exit(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
     // SAFETY: poll on one valid pollfd.
     let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     rc > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_ranges_match_the_user_by_name_or_number_only() {
+        let text = "alice:100000:65536\n# comment\n1001:200000:10\nbob:300000:65536\nbroken\n";
+        assert_eq!(subid_ranges(text, "alice", 1000), vec![(100000, 65536)]);
+        assert_eq!(subid_ranges(text, "carol", 1001), vec![(200000, 10)]);
+        assert!(subid_ranges(text, "mallory", 7).is_empty());
+    }
 }

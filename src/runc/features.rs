@@ -17,15 +17,18 @@ pub fn run(_args: Args, _g: &Globals) -> Result<u8, RuncError> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Idmapped bind mounts are made by the runtime on the host (root only), through
+    // mount_setattr: report them where this kernel has that call.
+    let idmap = crate::engine::idmap::kernel_supports_idmap();
     let doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "idmap", "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "rdev", "rdiratime", "relatime",
-            "remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnosuid",
+            "remount", "rexec", "ridmap", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnosuid",
             "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
             "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "slave",
             "strictatime", "suid", "sync", "unbindable"
@@ -47,7 +50,7 @@ pub fn run(_args: Args, _g: &Globals) -> Result<u8, RuncError> {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": idmap}}
         },
         "annotations": {
             "run.oci.lasso.version": env!("CARGO_PKG_VERSION")
