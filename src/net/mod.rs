@@ -14,6 +14,7 @@ mod policy;
 pub mod ranges;
 pub mod resolver;
 pub mod rules;
+pub mod setelem;
 
 pub use netns::Netns;
 pub use policy::{Cidr, DomainPattern, EgressMode, EgressPolicy, ValidEgress};
