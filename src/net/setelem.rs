@@ -233,6 +233,7 @@ impl SetWriter {
         if addrs.is_empty() {
             return Ok(());
         }
+        let first = self.seq.wrapping_add(1);
         let batch = allow_batch_bytes(addrs, self.seq);
         self.seq = self.seq.wrapping_add(2 + 3 * addrs.len() as u32);
         self.send(&batch)?;
@@ -252,7 +253,7 @@ impl SetWriter {
             |_| {},
         );
         self.send(&ping)?;
-        self.read_until(fence)
+        self.read_until(first, fence)
     }
 
     fn send(&self, bytes: &[u8]) -> Result<(), NetError> {
@@ -279,8 +280,10 @@ impl SetWriter {
         Ok(())
     }
 
-    /// Read replies up to the ACK of `fence`; the first error reply of the batch fails the call.
-    fn read_until(&self, fence: u32) -> Result<(), NetError> {
+    /// Read replies up to the ACK of `fence`; the first error reply to a message of this batch
+    /// (sequence `first` up to `fence`) fails the call. Replies left over from an earlier call
+    /// that timed out are skipped by their sequence numbers.
+    fn read_until(&self, first: u32, fence: u32) -> Result<(), NetError> {
         let mut buf = vec![0u8; 16384];
         let mut failure: Option<i32> = None;
         loop {
@@ -318,7 +321,8 @@ impl SetWriter {
                             None => Ok(()),
                         };
                     }
-                    if err != 0 && failure.is_none() {
+                    let ours = seq.wrapping_sub(first) < fence.wrapping_sub(first);
+                    if ours && err != 0 && failure.is_none() {
                         failure = Some(err);
                     }
                 }
