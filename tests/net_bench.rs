@@ -96,7 +96,7 @@ fn bench_network_start_dns_and_throughput() {
     });
     stats("DNS direct to the world's server (no lasso)", direct);
     stats("DNS via lasso resolver, address already allowed", cached);
-    stats("DNS via lasso resolver, new address (nft add)", cold);
+    stats("DNS via lasso resolver, new address (netlink add)", cold);
 
     // Throughput through pasta, with and without the ruleset: send for three seconds.
     let send = |sb: &Sandbox| -> String {

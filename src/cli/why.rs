@@ -1,7 +1,9 @@
 //! `lasso why`: prints the policy decision for each command in a shell string, and the verdict.
+//! With `--net HOST[:PORT]` it explains the network decision for a destination instead.
 //! Exit status 0 allowed, 1 blocked, 2 usage or configuration error.
 
 use super::error::{exit, CliError, CliResult};
+use crate::net;
 use crate::paths::Dirs;
 use crate::policy::{self, Outcome, ResolvedProfile, Verdict};
 use serde::Serialize;
@@ -25,8 +27,17 @@ pub struct WhyArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Explain the network decision for a host name or IP address (port 443 unless given)
+    /// instead of a command.
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "command")]
+    pub net: Option<String>,
+
     /// The command, as a shell string or as words (joined with spaces and parsed as shell).
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "net",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -60,6 +71,9 @@ struct JsonOut<'a> {
 }
 
 pub fn run(args: WhyArgs) -> CliResult {
+    if let Some(target) = &args.net {
+        return run_net(&args, target);
+    }
     let mut words = Vec::with_capacity(args.command.len());
     for (i, w) in args.command.iter().enumerate() {
         let s = w.to_str().ok_or_else(|| {
@@ -134,4 +148,87 @@ pub fn render(profile: &ResolvedProfile, v: &Verdict) -> String {
         }
     ));
     s
+}
+
+#[derive(Serialize)]
+struct NetJsonOut<'a> {
+    version: u32,
+    profile: &'a str,
+    profile_digest: String,
+    target: &'a str,
+    port: u16,
+    mode: crate::policy::NetworkMode,
+    #[serde(flatten)]
+    verdict: &'a net::explain::NetVerdict,
+    /// Hosts found for each ecosystem of `registries` in the user's tool configuration.
+    registries: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `why --net`: the egress decision for one destination, without any lookup.
+fn run_net(args: &WhyArgs, raw: &str) -> CliResult {
+    let target = net::explain::Target::parse(raw).map_err(|e| CliError::usage(e.to_string()))?;
+    let profile = load_profile(&args.profile, args.profile_file.as_ref())?;
+    let n = &profile.network;
+    let egress = policy::net::egress_policy(n, &[])
+        .validate()
+        .map_err(|e| CliError::usage(format!("profile {}: [network] {e}", profile.name)))?;
+    let registries: Vec<(String, Vec<String>)> = n
+        .registries
+        .iter()
+        .map(|e| (e.clone(), net::registries::discover(e)))
+        .collect();
+    let verdict = net::explain::explain(&egress, &registries, &target);
+    if args.json {
+        let out = NetJsonOut {
+            version: JSON_VERSION,
+            profile: &profile.name,
+            profile_digest: profile.digest(),
+            target: raw,
+            port: target.port,
+            mode: n.mode,
+            verdict: &verdict,
+            registries: registries.iter().cloned().collect(),
+        };
+        let text =
+            serde_json::to_string_pretty(&out).map_err(|e| CliError::failure(e.to_string()))?;
+        println!("{text}");
+    } else {
+        let host = match &target.host {
+            net::explain::Host::Name(h) => h.clone(),
+            net::explain::Host::Ip(ip) => ip.to_string(),
+        };
+        println!(
+            "{:<11} {host} port {}",
+            if verdict.allowed {
+                "allowed"
+            } else {
+                "blocked"
+            },
+            target.port
+        );
+        println!("            {}", verdict.reason);
+        for (eco, hosts) in &registries {
+            if hosts.is_empty() {
+                println!("            registry {eco}: no host in your {eco} configuration, so none is allowed");
+            }
+        }
+        println!(
+            "verdict: {} (profile {}, network mode {})",
+            if verdict.allowed {
+                "allowed"
+            } else {
+                "blocked"
+            },
+            profile.name,
+            serde_json::to_value(n.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        );
+    }
+    Ok(if verdict.allowed {
+        exit::OK
+    } else {
+        exit::NEGATIVE
+    })
 }

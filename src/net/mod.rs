@@ -8,12 +8,15 @@
 //! engine or the audit writer: callers hand it an [`EgressPolicy`] and an [`EgressAudit`] sink.
 
 pub mod drops;
+pub mod explain;
 pub mod netns;
 pub mod pasta;
 mod policy;
 pub mod ranges;
+pub mod registries;
 pub mod resolver;
 pub mod rules;
+pub mod setelem;
 
 pub use netns::Netns;
 pub use policy::{Cidr, DomainPattern, EgressMode, EgressPolicy, ValidEgress};
@@ -34,6 +37,8 @@ pub enum NetError {
     },
     #[error("network policy: invalid port {value} in {field}: ports are 1..=65535")]
     InvalidPort { field: &'static str, value: u32 },
+    #[error("--net {value:?}: {why} (give HOST, HOST:PORT, an IP address or [IPv6]:PORT; the port defaults to 443)")]
+    InvalidTarget { value: String, why: &'static str },
     #[error("{tool} is not installed: {hint}")]
     ToolMissing {
         tool: &'static str,

@@ -14,7 +14,8 @@
 
 use super::netns::Netns;
 use super::policy::{EgressMode, ValidEgress};
-use super::{ranges, rules, EgressAudit, NetError};
+use super::setelem::SetWriter;
+use super::{ranges, EgressAudit, NetError};
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::{HashMap, HashSet};
@@ -83,10 +84,10 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 struct Shared {
     cfg: ResolverConfig,
     policy: ValidEgress,
-    netns: Netns,
     audit: Arc<dyn EgressAudit>,
-    /// What we believe is in the allow sets and until when; saves an nft run per repeated lookup.
-    allowed: Mutex<HashMap<IpAddr, Instant>>,
+    /// What we believe is in the allow sets and until when (saves a kernel round trip per
+    /// repeated lookup), and the netlink socket that writes them, under one lock.
+    allowed: Mutex<Learned>,
     stop: AtomicBool,
     /// UDP queries being answered; past `MAX_IN_FLIGHT` new ones are dropped (the client
     /// retries), so a query flood from the sandbox cannot exhaust the monitor's threads.
@@ -94,6 +95,11 @@ struct Shared {
 }
 
 const MAX_IN_FLIGHT: usize = 256;
+
+struct Learned {
+    known: HashMap<IpAddr, Instant>,
+    writer: SetWriter,
+}
 
 /// A running resolver; stops its threads when dropped.
 pub struct Resolver {
@@ -128,12 +134,17 @@ impl Resolver {
             .map_err(|e| NetError::io("resolver address", e))?;
         udp.set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(|e| NetError::io("resolver socket", e))?;
+        // Opened once: a netlink socket made inside the namespace keeps writing there, so a new
+        // address costs one round trip to the kernel rather than an `nft` process.
+        let writer = SetWriter::open(&netns)?;
         let shared = Arc::new(Shared {
             cfg,
             policy,
-            netns,
             audit,
-            allowed: Mutex::new(HashMap::new()),
+            allowed: Mutex::new(Learned {
+                known: HashMap::new(),
+                writer,
+            }),
             stop: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         });
@@ -424,7 +435,8 @@ impl Shared {
     /// half the new time; returns, per address, when its set element expires.
     fn allow(&self, learn: &[(IpAddr, Duration)]) -> Result<HashMap<IpAddr, Instant>, NetError> {
         let now = Instant::now();
-        let mut known = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
+        let Learned { known, writer } = &mut *guard;
         let need: Vec<(IpAddr, Duration)> = learn
             .iter()
             .filter(|(ip, ttl)| known.get(ip).is_none_or(|exp| *exp < now + *ttl / 2))
@@ -432,8 +444,8 @@ impl Shared {
             .collect();
         if !need.is_empty() {
             // Under the lock: two lookups racing must not record a shorter expiry than the
-            // kernel holds. nft runs in well under the time a lookup may take.
-            rules::run_nft(&self.netns, &rules::allow_batch(&need))?;
+            // kernel holds. One netlink round trip takes tens of microseconds.
+            writer.allow(&need)?;
             known.retain(|_, exp| *exp > now);
             for (ip, ttl) in &need {
                 known.insert(*ip, now + *ttl);

@@ -12,6 +12,7 @@ mod check;
 mod decide;
 mod load;
 mod merge;
+pub mod net;
 mod profile;
 mod raw;
 mod shell;
