@@ -7,6 +7,8 @@ pub mod audit;
 pub mod doctor;
 pub mod error;
 pub mod sandbox;
+pub mod profile;
+pub mod why;
 
 use clap::{Parser, Subcommand};
 pub use error::{exit, CliError, CliResult};
@@ -52,6 +54,10 @@ pub enum Command {
     Down(sandbox::DownArgs),
     /// Read, verify and manage the tamper-evident audit logs.
     Audit(audit::AuditArgs),
+    /// Show whether a command would be allowed, by which rule and why (exit 0 allowed, 1 blocked).
+    Why(why::WhyArgs),
+    /// List, show, validate and compare security profiles.
+    Profile(profile::ProfileArgs),
 }
 
 impl Cli {
@@ -69,6 +75,8 @@ impl Cli {
             Command::Stop(args) => sandbox::stop(args),
             Command::Down(args) => sandbox::down(args),
             Command::Audit(args) => args.run(),
+            Command::Why(a) => why::run(a),
+            Command::Profile(a) => profile::run(a),
         }
     }
 }
