@@ -109,3 +109,64 @@ fn terminal_without_console_socket_is_an_error_in_detached_create() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
     assert!(!runc.root.path().join(&id).exists());
 }
+
+#[test]
+fn exec_tty_sends_a_pty_of_the_container_over_the_console_socket() {
+    if !can_run() {
+        return;
+    }
+    let runc = Runc::new();
+    let b = Bundle::new("sleep 1000");
+    let id = unique_id("exectty");
+    let _g = Guard::new(&runc, &id);
+    assert!(runc.create(&b, &id).status.success());
+    assert!(runc.exec(&["start", &id]).status.success());
+    let sock_dir = tempfile::Builder::new()
+        .prefix("ocitest-sock")
+        .tempdir()
+        .unwrap();
+    let sock = sock_dir.path().join("exec.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_master(&listener));
+    let out = runc
+        .cmd()
+        .args(["exec", "--tty", "--detach", "--console-socket"])
+        .arg(&sock)
+        .arg("--pid-file")
+        .arg(b.path().join("exec.pid"))
+        .args([&id, "sh", "-c", "tty; echo done"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (master, name) = receiver.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    let mut f = std::fs::File::from(master);
+    let mut text = String::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if text.contains("done") {
+            break;
+        }
+    }
+    assert!(
+        text.contains(&name),
+        "tty inside is not the pty sent: {text}"
+    );
+    // The exec'd process was re-parented to us (subreaper): reap it, or the container's init
+    // could not finish dying at delete.
+    let pid: i32 = std::fs::read_to_string(b.path().join("exec.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}

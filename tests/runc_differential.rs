@@ -42,6 +42,9 @@ fn same_bundle_same_view_under_runc_and_lasso_runc() {
     cmd.args(["run", "--bundle"]).arg(b.path()).arg(&id);
     let (our_code, our_view) = observe(cmd);
 
+    // runc gets a cgroup of its own, removed below if runc leaves it behind.
+    let runc_cg = format!("/{}", unique_id("cg-runc"));
+    b.edit(|s| s["linux"]["cgroupsPath"] = runc_cg.clone().into());
     let runc_root = tempfile::Builder::new()
         .prefix("ocitest-runc")
         .tempdir()
@@ -59,6 +62,9 @@ fn same_bundle_same_view_under_runc_and_lasso_runc() {
         .arg(runc_root.path())
         .args(["delete", "--force", &rid])
         .output();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(runc_cg.trim_start_matches('/')));
+    }
 
     assert_eq!(our_code, 3);
     assert_eq!(their_code, 3);

@@ -112,19 +112,26 @@ fn bind_mount_options_are_enforced_and_nothing_propagates_to_the_host() {
     let b = Bundle::new(
         "cat /data/f; echo y > /data/f 2>/dev/null && echo ro-broken; \
          echo z > /rw/new && echo rw-ok; \
-         grep ' /data ' /proc/self/mountinfo | grep -q nosuid && echo nosuid-ok",
+         grep ' /data ' /proc/self/mountinfo | grep -q nosuid && echo nosuid-ok; \
+         grep -q ociVersion /cfg && echo relative-ok",
     );
     b.edit(|s| {
         s["root"]["readonly"] = false.into();
         let m = s["mounts"].as_array_mut().unwrap();
         m.push(serde_json::json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "ro", "nosuid"]}));
         m.push(serde_json::json!({"destination": "/rw", "type": "bind", "source": host.path(), "options": ["bind", "rw"]}));
+        // A relative source names a path in the bundle.
+        m.push(serde_json::json!({"destination": "/cfg", "type": "bind", "source": "config.json", "options": ["bind", "ro"]}));
     });
     let out = run_ok(&runc, &b, "bind");
     assert!(out.starts_with("host data\n"), "{out}");
     assert!(!out.contains("ro-broken"), "{out}");
     assert!(out.contains("rw-ok"), "{out}");
     assert!(out.contains("nosuid-ok"), "{out}");
+    assert!(
+        out.contains("relative-ok"),
+        "relative bind source not taken from the bundle: {out}"
+    );
     assert_eq!(
         std::fs::read_to_string(host.path().join("new")).unwrap(),
         "z\n"
@@ -308,4 +315,37 @@ fn process_user_groups_umask_cwd_env_and_no_new_privs_apply() {
     assert!(out.contains("0077"), "{out}");
     assert!(out.contains("/tmp\nhello\n"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+}
+
+#[test]
+fn no_pivot_still_shows_only_the_rootfs() {
+    if !can_run() {
+        return;
+    }
+    let runc = Runc::new();
+    let b = Bundle::new("ls /");
+    let id = unique_id("nopivot");
+    let _g = Guard::new(&runc, &id);
+    let out = runc
+        .cmd()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        entries,
+        ["bin", "dev", "etc", "proc", "sys", "tmp"],
+        "host root visible"
+    );
 }

@@ -324,3 +324,50 @@ fn json_log_has_level_msg_time_for_containerd() {
     assert!(line["msg"].as_str().unwrap().contains("does not exist"));
     assert!(line["time"].as_str().is_some());
 }
+
+#[test]
+fn foreground_run_passes_sigterm_to_the_container() {
+    if !can_run() {
+        return;
+    }
+    let runc = Runc::new();
+    let b = Bundle::new("trap 'echo got-term; exit 0' TERM; while true; do sleep 0.05; done");
+    let id = unique_id("fwd");
+    let _g = Guard::new(&runc, &id);
+    let child = runc
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(runc.wait_status(&id, "running"));
+    // Wait until `run` blocks SIGTERM (its forwarding is in place): a signal before that
+    // would kill the runtime alone, as with runc.
+    let blocked = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    for _ in 0..400 {
+        if blocked() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(blocked(), "run never started forwarding signals");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+}

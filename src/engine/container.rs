@@ -17,7 +17,7 @@ use super::sync::{Channel, Message, SyncError};
 use super::sysctl::{self, SysctlError};
 use oci_spec::runtime::{ContainerState, Spec, State, StateBuilder};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -435,6 +435,56 @@ pub fn wait_child(pid: i32) -> Result<i32, ContainerError> {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(sys_err("waitpid")(e)),
             Ok(st) => return Ok(exit_code(st)),
+        }
+    }
+}
+
+/// Waits for init (a child of this process) while passing on the signals a foreground `run`
+/// receives (TERM, INT, HUP, QUIT, USR1, USR2, WINCH), as runc does: a caller stopping
+/// `lasso-runc run` stops the container, not just the runtime.
+pub fn wait_forwarding_signals(pid: i32) -> Result<i32, ContainerError> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    set.thread_block().map_err(sys_err("block signals"))?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(sys_err("signalfd"))?;
+    let pidfd = namespaces::pidfd_open(pid).map_err(sys_err("pidfd_open"))?;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue;
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                let _ = namespaces::pidfd_signal(&pidfd, info.ssi_signo as i32);
+            }
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            return wait_child(pid);
         }
     }
 }

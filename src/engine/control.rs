@@ -133,7 +133,7 @@ impl Runtime {
         }
         if let Some(cg) = &c.state.cgroup {
             // Leftover processes (a daemon started by exec) go with the container.
-            if cg.disabled().is_none() {
+            if cg.disabled().is_none() && !cg.pids().is_empty() {
                 let _ = cg.kill_all(Signal::SIGKILL);
             }
             cg.destroy()?;

@@ -124,6 +124,8 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
                 .any(|(f, _, _)| *f == CloneFlags::CLONE_NEWUSER),
         cgroup2_only: args.cgroup2_only,
     };
+    // Relative bind sources are relative to the bundle, as with runc (which runs in it).
+    nix::unistd::chdir(args.bundle).map_err(|x| format!("chdir to the bundle: {x}"))?;
     let root = rootfs::prepare(spec, &args.rootfs).map_err(|x| e(&x))?;
     rootfs::populate(spec, &root, ctx).map_err(|x| e(&x))?;
     if args.runtime_hooks {

@@ -20,6 +20,7 @@ pub mod control;
 pub mod devices;
 pub mod exec;
 pub mod init;
+pub mod mount_options;
 pub mod mounts;
 pub mod namespaces;
 pub mod prepared;

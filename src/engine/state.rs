@@ -251,8 +251,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .custom_flags(libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(io("create", &tmp))?;
+    // No fsync: readers need atomicity (the rename), not durability; the state lives on a
+    // tmpfs in the usual --root, and an fsync costs milliseconds on every create.
     f.write_all(bytes).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
     fs::rename(&tmp, path).map_err(io("rename into place", path))
 }
 

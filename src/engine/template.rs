@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 pub fn default_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
-        "ociVersion": "1.2.0",
+        // The version runc 1.1 writes: older runtimes (crun 1.8) refuse newer ones.
+        "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

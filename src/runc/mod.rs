@@ -113,7 +113,6 @@ pub enum RuncError {
 /// What every handler gets besides its own arguments.
 pub struct Globals {
     pub runtime: Runtime,
-    pub rootless: bool,
     log: Log,
 }
 
@@ -142,7 +141,6 @@ impl Cli {
         let root = self.root.clone().unwrap_or_else(|| default_root(rootless));
         let globals = Globals {
             runtime: Runtime::new(root),
-            rootless,
             log: Log {
                 file: self.log.clone(),
                 json: self.log_format == LogFormat::Json,

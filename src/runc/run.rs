@@ -29,7 +29,7 @@ pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
     if args.detach {
         return Ok(0);
     }
-    let code = container::wait_child(c.state.pid);
+    let code = container::wait_forwarding_signals(c.state.pid);
     if !args.keep {
         if let Ok(warnings) = g.runtime.delete(&id, true) {
             warnings.iter().for_each(|w| g.warn(w));
