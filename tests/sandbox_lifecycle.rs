@@ -206,7 +206,7 @@ fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let id = rows[0]["id"].as_str().unwrap().to_string();
     assert_eq!(rows[0]["agent"], "shell");
-    assert_eq!(rows[0]["profile"], "default");
+    assert_eq!(rows[0]["profile"], "standard");
     assert_eq!(rows[0]["state"], "running");
     assert!(rows[0]["uptime_secs"].as_i64().is_some());
 

@@ -6,8 +6,8 @@ pub mod agents;
 pub mod audit;
 pub mod doctor;
 pub mod error;
-pub mod sandbox;
 pub mod profile;
+pub mod sandbox;
 pub mod why;
 
 use clap::{Parser, Subcommand};

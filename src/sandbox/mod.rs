@@ -13,6 +13,7 @@ pub mod audit_log;
 pub mod control;
 pub mod launch;
 pub mod monitor;
+pub mod profile;
 pub mod record;
 pub mod run;
 pub mod signals;
@@ -48,6 +49,10 @@ pub enum SandboxError {
     Audit(String),
     #[error("{0}")]
     Refused(String),
+    /// Limits demanded on the command line that this host cannot enforce (the host's
+    /// shortcoming, not the user's input).
+    #[error("{0}")]
+    Unenforceable(String),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
