@@ -25,6 +25,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// The exec gate's hand-over socket for this process (see `CreateOptions::gate_socket`).
+    pub gate_socket: Option<std::os::fd::RawFd>,
 }
 
 /// Namespaces of `pid` that differ from ours: the ones to join.
@@ -103,6 +105,7 @@ impl Runtime {
             console: console.as_ref(),
             setgroups_allowed: !(c.state.rootless && join.contains(CloneFlags::CLONE_NEWUSER)),
             preserve_fds: opts.preserve_fds,
+            gate: opts.gate_socket,
         };
         // SAFETY: prctl with integer arguments; makes orphaned descendants our children, so
         // the process (a grandchild) can be waited for.
@@ -161,6 +164,7 @@ struct HelperArgs<'a> {
     console: Option<&'a OwnedFd>,
     setgroups_allowed: bool,
     preserve_fds: u32,
+    gate: Option<std::os::fd::RawFd>,
 }
 
 fn exit_now(code: i32) -> ! {
@@ -223,7 +227,13 @@ fn start_process(args: &HelperArgs<'_>) -> String {
     if let Err(e) = super::confine::enforce(args.landlock) {
         return e;
     }
-    match process::finish_and_exec(p, args.prepared, args.setgroups_allowed, args.preserve_fds) {
+    match process::finish_and_exec(
+        p,
+        args.prepared,
+        args.setgroups_allowed,
+        args.preserve_fds,
+        args.gate,
+    ) {
         Err(e) => e.to_string(),
         Ok(never) => match never {},
     }

@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub runtime_hooks: bool,
     /// setgroups(2) is allowed in init's user namespace (false for a rootless single mapping).
     pub setgroups_allowed: bool,
+    /// The exec gate's hand-over socket (see `CreateOptions::gate_socket`).
+    pub gate: Option<std::os::fd::RawFd>,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -72,6 +74,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
             args.prepared,
             args.setgroups_allowed,
             args.preserve_fds,
+            args.gate,
         ) {
             Err(e) => e.to_string(),
             Ok(never) => match never {},

@@ -42,6 +42,26 @@ pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     Ok(w)
 }
 
+/// Records the end and seals the log once the gate's sink let go of the writer.
+pub fn stop_shared(w: std::sync::Arc<Writer>, status: i32) -> Result<(), SandboxError> {
+    match std::sync::Arc::try_unwrap(w) {
+        Ok(w) => stop(w, status),
+        Err(w) => {
+            // A gate thread still holds it (it failed to stop): record the end unsealed.
+            w.append(
+                Event::new(
+                    Kind::SandboxStop,
+                    Outcome::Info,
+                    format!("exit status {status}"),
+                )
+                .with_details(serde_json::json!({ "status": status })),
+            )
+            .map_err(err)?;
+            w.sync().map_err(err)
+        }
+    }
+}
+
 /// Records the end (exit status as a shell reports it) and seals the log.
 pub fn stop(w: Writer, status: i32) -> Result<(), SandboxError> {
     w.append(

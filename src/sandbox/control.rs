@@ -142,6 +142,7 @@ pub fn exec(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError> 
             pid_file: None,
             console_socket: None,
             preserve_fds: 0,
+            gate_socket: None,
         },
     )?)
 }
@@ -163,6 +164,7 @@ pub fn shell(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError>
             pid_file: Some(pid_file.clone()),
             console_socket: Some(sock.clone()),
             preserve_fds: 0,
+            gate_socket: None,
         },
     );
     let pid: Option<i32> = std::fs::read_to_string(&pid_file)

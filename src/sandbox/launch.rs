@@ -284,12 +284,19 @@ impl Launch {
 
     /// Creates the sandbox's init (blocked until `start`); returns its host PID. With
     /// `console_socket`, init sends the PTY master there.
-    pub fn create(&mut self, console_socket: Option<&Path>) -> Result<i32, SandboxError> {
+    /// With `gate_socket`, init hands the exec gate's listener over it before its execve (see
+    /// `gate_link::attach`).
+    pub fn create(
+        &mut self,
+        console_socket: Option<&Path>,
+        gate_socket: Option<std::os::fd::RawFd>,
+    ) -> Result<i32, SandboxError> {
         make_dir(&self.runtime.store.dir(""))?;
         let c = self.runtime.create(&CreateOptions {
             id: self.id().to_string(),
             bundle: self.bundle(),
             console_socket: console_socket.map(Path::to_path_buf),
+            gate_socket,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;
