@@ -260,6 +260,7 @@ impl Runtime {
                 runtime_hooks,
                 setgroups_allowed,
                 gate: opts.gate_socket,
+                rootless,
             });
         };
         drop(child);

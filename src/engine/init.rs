@@ -45,6 +45,8 @@ pub struct InitArgs<'a> {
     pub setgroups_allowed: bool,
     /// The exec gate's hand-over socket (see `CreateOptions::gate_socket`).
     pub gate: Option<std::os::fd::RawFd>,
+    /// The runtime is unprivileged: its monitor can trace init only while init is dumpable.
+    pub rootless: bool,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -67,6 +69,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .and_then(|()| start_container_hooks(&args, host_pid))
         .and_then(|()| super::confine::landlock_rules(args.spec))
         .and_then(|rules| super::confine::enforce(rules.as_ref()))
+        .map(|()| dumpable_for_an_unprivileged_gate(&args))
     {
         Err(e) => e,
         Ok(()) => match process::finish_and_exec(
@@ -196,6 +199,17 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
+}
+
+/// An unprivileged monitor may ptrace init only while it is dumpable (its memory still belongs
+/// to the host's user namespace, where the monitor has no CAP_SYS_PTRACE). Init is alone in the
+/// sandbox until its execve (no container process exists yet that could open its
+/// /proc/<pid>/exe), and execve replaces the host binary right after the hand-over.
+fn dumpable_for_an_unprivileged_gate(args: &InitArgs<'_>) {
+    if args.gate.is_some() && args.rootless {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    }
 }
 
 fn set_not_dumpable() {
