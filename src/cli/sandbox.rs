@@ -273,9 +273,8 @@ pub fn shell(args: ShellArgs) -> CliResult {
     let dirs = dirs();
     match args.id {
         Some(id) => {
-            let code = sandbox::control::shell(&dirs, &id, &["/bin/sh".into(), "-l".into()])
-                .map_err(cli_err)?;
-            Ok(exit_status(code))
+            let cmd = ["/bin/sh".to_string(), "-l".to_string()];
+            ended(sandbox::gated_exec::run(&dirs, &id, &cmd, true).map_err(cli_err)?)
         }
         None => up_with(
             &args.sandbox,
@@ -288,8 +287,19 @@ pub fn shell(args: ShellArgs) -> CliResult {
 
 pub fn exec(args: ExecArgs) -> CliResult {
     let dirs = dirs();
-    let code = sandbox::control::exec(&dirs, &args.id, &args.command).map_err(cli_err)?;
-    Ok(exit_status(code))
+    ended(sandbox::gated_exec::run(&dirs, &args.id, &args.command, false).map_err(cli_err)?)
+}
+
+/// A session's end as an exit status: the command's, or 126 with the reason when the profile
+/// refused it.
+fn ended(e: sandbox::gated_exec::Ended) -> CliResult {
+    match e {
+        sandbox::gated_exec::Ended::Exited(code) => Ok(exit_status(code)),
+        sandbox::gated_exec::Ended::Blocked(reason) => {
+            eprintln!("lasso: blocked: {reason}");
+            Ok(exit::BLOCKED)
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -303,6 +313,9 @@ struct StatusRow<'a> {
     created: &'a str,
     init_pid: i32,
     monitor_pid: i32,
+    /// Execs the gate let run, and refused or killed.
+    execs_allowed: u64,
+    execs_blocked: u64,
 }
 
 fn uptime(secs: i64) -> String {
@@ -318,7 +331,13 @@ pub fn status(args: StatusArgs) -> CliResult {
     let records = sandbox::control::list(&dirs);
     let rows: Vec<StatusRow> = records
         .iter()
-        .map(|r| StatusRow {
+        .map(|r| {
+            (
+                r,
+                sandbox::gate_link::read_counts(&sandbox::launch::sandbox_dir(&dirs, &r.id)),
+            )
+        })
+        .map(|(r, c)| StatusRow {
             id: &r.id,
             agent: &r.agent,
             profile: &r.profile,
@@ -328,6 +347,8 @@ pub fn status(args: StatusArgs) -> CliResult {
             created: &r.created,
             init_pid: r.init_pid,
             monitor_pid: r.monitor_pid,
+            execs_allowed: c.allowed,
+            execs_blocked: c.blocked,
         })
         .collect();
     if args.json {
@@ -337,8 +358,8 @@ pub fn status(args: StatusArgs) -> CliResult {
         return Ok(exit::OK);
     }
     println!(
-        "{:<9} {:<12} {:<10} {:<9} {:<8} DIR",
-        "ID", "AGENT", "PROFILE", "STATE", "UPTIME"
+        "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} DIR",
+        "ID", "AGENT", "PROFILE", "STATE", "UPTIME", "ALLOWED", "BLOCKED"
     );
     for r in &rows {
         let state = serde_json::to_value(r.state)
@@ -346,12 +367,14 @@ pub fn status(args: StatusArgs) -> CliResult {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         println!(
-            "{:<9} {:<12} {:<10} {:<9} {:<8} {}",
+            "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} {}",
             r.id,
             r.agent,
             r.profile,
             state,
             uptime(r.uptime_secs),
+            r.execs_allowed,
+            r.execs_blocked,
             r.dir.display()
         );
     }

@@ -27,6 +27,10 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// The exec gate's hand-over socket for this process (see `CreateOptions::gate_socket`).
     pub gate_socket: Option<std::os::fd::RawFd>,
+    /// Where the runtime writes the process's host PID (4 bytes, native order) as soon as it
+    /// is known, before the process execs: a gate monitor must trace it before the hand-over
+    /// completes, and `exec` itself returns only after the execve.
+    pub pid_notify: Option<std::os::fd::RawFd>,
 }
 
 /// Namespaces of `pid` that differ from ours: the ones to join.
@@ -134,6 +138,11 @@ impl Runtime {
         let pid = parent.proceed().and_then(|()| parent.wait_exec_pid());
         let _ = wait_child(helper.pid);
         let pid = pid?;
+        if let Some(fd) = opts.pid_notify {
+            // SAFETY: the caller keeps `fd` open for the duration of the call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = nix::unistd::write(fd, &pid.to_ne_bytes());
+        }
         parent.wait_exec_outcome()?;
         if let Some(f) = &opts.pid_file {
             let abs = if f.is_absolute() {

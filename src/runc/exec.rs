@@ -147,6 +147,7 @@ pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
             console_socket: a.console_socket.clone(),
             preserve_fds: a.preserve_fds,
             gate_socket: None,
+            pid_notify: None,
         },
     )?;
     Ok(code as u8)

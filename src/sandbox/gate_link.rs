@@ -190,12 +190,27 @@ pub struct ExecCounts {
 
 pub const COUNTS_FILE: &str = "gate.json";
 
-/// Reads a sandbox's counts (zero when it has none yet).
+/// A sandbox's counts: its monitor's plus those of every `lasso exec`/`shell` session in it
+/// (`gate*.json`; zero when there are none yet).
 pub fn read_counts(sandbox_dir: &Path) -> ExecCounts {
-    std::fs::read(sandbox_dir.join(COUNTS_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    let mut total = ExecCounts::default();
+    for e in std::fs::read_dir(sandbox_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("gate") && name.ends_with(".json")) {
+            continue;
+        }
+        let c: ExecCounts = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        total.allowed += c.allowed;
+        total.blocked += c.blocked;
+    }
+    total
 }
 
 /// The audit side: one entry per exec, as the profile's `[audit]` asks.
@@ -209,12 +224,13 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, sandbox_dir: &Path) -> AuditSink {
+    /// `counts_path`: where this sink keeps its counts (`gate*.json` in the sandbox's dir).
+    pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
         AuditSink {
             writer,
             record: profile.audit.record,
             enabled: profile.audit.enabled,
-            counts_path: sandbox_dir.join(COUNTS_FILE),
+            counts_path,
             allowed: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
         }
@@ -284,7 +300,11 @@ pub fn attach(
         Ok(l) => l,
         Err(_) => return Ok(None),
     };
-    let sink = Arc::new(AuditSink::new(writer, &profile, sandbox_dir));
+    let sink = Arc::new(AuditSink::new(
+        writer,
+        &profile,
+        sandbox_dir.join(COUNTS_FILE),
+    ));
     let decider = Arc::new(PolicyDecider::new(profile));
     let m = Monitor::start(init, listener, decider, sink).map_err(gate_err)?;
     crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;

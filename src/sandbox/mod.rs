@@ -12,6 +12,7 @@ pub mod attach;
 pub mod audit_log;
 pub mod control;
 pub mod gate_link;
+pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
 pub mod profile;
