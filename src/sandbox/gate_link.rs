@@ -124,13 +124,14 @@ impl PolicyDecider {
             v.extend_from_slice(rest);
             v
         };
-        if let Some(v) = self.identity(e) {
-            return Some(v);
-        }
+        // By name first, so that the entry names the rule; then by identity (a renamed copy).
         if !e.resolved.as_os_str().is_empty() {
             if let Some(v) = self.check(with(e.resolved.as_os_str().as_bytes().to_vec())) {
                 return Some(v);
             }
+        }
+        if let Some(v) = self.identity(e) {
+            return Some(v);
         }
         if let Some(a) = &e.applet {
             if let Some(v) = self.check(with(a.as_bytes().to_vec())) {
