@@ -65,6 +65,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .process()
         .as_ref()
         .expect("validated by Bundle::load");
+    let mut code = 127;
     let err = match wait_for_start(&args)
         .and_then(|()| start_container_hooks(&args, host_pid))
         .and_then(|()| super::confine::landlock_rules(args.spec))
@@ -79,13 +80,16 @@ pub fn run(args: InitArgs<'_>) -> ! {
             args.preserve_fds,
             args.gate,
         ) {
-            Err(e) => e.to_string(),
+            Err(e) => {
+                code = process::failed_exec_status(&e);
+                e.to_string()
+            }
             Ok(never) => match never {},
         },
     };
     let _ = writeln!(std::io::stderr(), "lasso-runc init: {err}");
     // SAFETY: as above.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(code) }
 }
 
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).

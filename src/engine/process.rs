@@ -188,6 +188,18 @@ pub fn finish_and_exec(
     exec(process)
 }
 
+/// The status a process exits with when its setup or execve failed, as a shell reports it:
+/// 126 when the program may not be executed (the exec gate refused it: EACCES), else 127.
+pub fn failed_exec_status(e: &ProcessError) -> i32 {
+    match e {
+        ProcessError::Sys {
+            source: nix::Error::EACCES,
+            ..
+        } => 126,
+        _ => 127,
+    }
+}
+
 fn hand_over_gate(sock: std::os::fd::RawFd) -> Result<(), ProcessError> {
     let gate_err = |e: crate::gate::GateError| ProcessError::Other(e.to_string());
     let listener = crate::gate::install_in_child().map_err(gate_err)?;

@@ -216,7 +216,9 @@ pub fn read_counts(sandbox_dir: &Path) -> ExecCounts {
 
 /// The audit side: one entry per exec, as the profile's `[audit]` asks.
 pub struct AuditSink {
-    writer: Arc<Writer>,
+    /// Set later for an exec session (see `set_writer`); entries wait in `backlog` meanwhile.
+    writer: std::sync::Mutex<Option<Arc<Writer>>>,
+    backlog: std::sync::Mutex<Vec<Event>>,
     record: AuditRecord,
     enabled: bool,
     counts_path: PathBuf,
@@ -228,12 +230,63 @@ impl AuditSink {
     /// `counts_path`: where this sink keeps its counts (`gate*.json` in the sandbox's dir).
     pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
         AuditSink {
-            writer,
+            writer: std::sync::Mutex::new(Some(writer)),
+            backlog: std::sync::Mutex::new(Vec::new()),
             record: profile.audit.record,
             enabled: profile.audit.enabled,
             counts_path,
             allowed: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AuditSink {
+    /// A sink whose log is opened later: a writer runs a flush thread, and the engine's exec
+    /// forks from this process meanwhile (a fork of a threaded process may inherit a held
+    /// malloc lock).
+    pub fn deferred(profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
+        AuditSink {
+            writer: std::sync::Mutex::new(None),
+            backlog: std::sync::Mutex::new(Vec::new()),
+            record: profile.audit.record,
+            enabled: profile.audit.enabled,
+            counts_path,
+            allowed: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+        }
+    }
+
+    /// Attaches the log and writes what waited for it.
+    pub fn set_writer(&self, w: Arc<Writer>) {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        for e in backlog.drain(..) {
+            if let Err(err) = w.append(e) {
+                tracing::warn!("audit: exec entry: {err}");
+            }
+        }
+        *slot = Some(w);
+    }
+
+    /// Lets go of the log (so that its owner can seal it).
+    pub fn take_writer(&self) -> Option<Arc<Writer>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn write(&self, event: Event) {
+        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(w) => {
+                if let Err(e) = w.append(event) {
+                    tracing::warn!("audit: exec entry: {e}");
+                }
+            }
+            None => self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event),
         }
     }
 }
@@ -274,10 +327,7 @@ impl ExecAudit for AuditSink {
                 obj.insert("sha256".into(), hex::encode(h).into());
             }
         }
-        let event = Event::new(Kind::Exec, out.1, verdict.reason.clone()).with_details(v);
-        if let Err(e) = self.writer.append(event) {
-            tracing::warn!("audit: exec entry: {e}");
-        }
+        self.write(Event::new(Kind::Exec, out.1, verdict.reason.clone()).with_details(v));
     }
 }
 

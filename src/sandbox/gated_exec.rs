@@ -81,8 +81,8 @@ pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ende
     let profile = Arc::new(sandbox_profile(dirs, &rec)?);
     let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
     let d = decide_argv(&profile, &argv);
-    let writer = Arc::new(open_log(dirs, &rec, &profile)?);
     if !d.permits(profile.commands.mode) {
+        let writer = Arc::new(open_log(dirs, &rec, &profile)?);
         let reason = format!("{}: {}", d.program, d.reason);
         let details = ExecDetails {
             argv,
@@ -100,9 +100,7 @@ pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ende
         seal(writer)?;
         return Ok(Ended::Blocked(reason));
     }
-    let result = gated(dirs, id, cmd, terminal, profile, writer.clone());
-    seal(writer)?;
-    result.map(Ended::Exited)
+    gated(dirs, id, &rec, cmd, terminal, profile).map(Ended::Exited)
 }
 
 fn seal(w: Arc<Writer>) -> Result<(), SandboxError> {
@@ -115,10 +113,10 @@ fn seal(w: Arc<Writer>) -> Result<(), SandboxError> {
 fn gated(
     dirs: &Dirs,
     id: &str,
+    rec: &Record,
     cmd: &[String],
     terminal: bool,
     profile: Arc<ResolvedProfile>,
-    writer: Arc<Writer>,
 ) -> Result<i32, SandboxError> {
     let rt = runtime(dirs);
     let process = exec_process(&rt, id, cmd, terminal)?;
@@ -127,22 +125,28 @@ fn gated(
     let (pid_r, pid_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
     let counts = dir.join(format!("gate-exec-{}.json", std::process::id()));
-    let sink = Arc::new(AuditSink::new(writer, &profile, counts));
-    let decider = Arc::new(PolicyDecider::new(profile));
+    let sink = Arc::new(AuditSink::deferred(&profile, counts));
+    let decider = Arc::new(PolicyDecider::new(profile.clone()));
+    let thread_sink = sink.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     // The process waits for the trace before its execve, and `exec` returns only after it:
     // the monitor's side runs in a thread meanwhile.
     let monitor = std::thread::spawn(move || -> Result<(i32, crate::gate::Monitor), String> {
         let mut pid = [0u8; 4];
-        std::fs::File::from(pid_r)
-            .read_exact(&mut pid)
+        let mut f = std::fs::File::from(pid_r);
+        // From here until the read returns this thread allocates nothing and holds no lock:
+        // the engine forks from this process meanwhile.
+        let _ = ready_tx.send(());
+        f.read_exact(&mut pid)
             .map_err(|e| format!("the exec'd process's pid: {e}"))?;
         let pid = i32::from_ne_bytes(pid);
         let listener = crate::gate::recv_listener(mine.as_fd()).map_err(|e| e.to_string())?;
-        let m =
-            crate::gate::Monitor::start(pid, listener, decider, sink).map_err(|e| e.to_string())?;
+        let m = crate::gate::Monitor::start(pid, listener, decider, thread_sink)
+            .map_err(|e| e.to_string())?;
         crate::gate::ack_traced(mine.as_fd()).map_err(|e| e.to_string())?;
         Ok((pid, m))
     });
+    let _ = ready_rx.recv();
     let (sock, console) = if terminal {
         let sock = dir.join(format!("shell-{}.sock", std::process::id()));
         let l = UnixListener::bind(&sock).map_err(io_err("bind console socket"))?;
@@ -172,11 +176,20 @@ fn gated(
         .map_err(|_| SandboxError::Protocol("the exec gate's thread panicked".into()));
     started?;
     let (pid, m) = joined?.map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
+    // Every fork of the session's start is done: the log (and its flush thread) may open.
+    match open_log(dirs, rec, &profile) {
+        Ok(w) => sink.set_writer(Arc::new(w)),
+        Err(e) => tracing::warn!("sandbox {id}: exec session log: {e}"),
+    }
     if let Some(l) = console {
         let pidfd: OwnedFd = pidfd_open(pid).map_err(sys_err("pidfd_open of the shell"))?;
         let (conn, _) = l.accept().map_err(io_err("accept console socket"))?;
         let master = super::attach::recv_fd(&conn)?;
         super::attach::proxy_pty(&master, &pidfd)?;
     }
-    super::gate_link::finish(m, pid)
+    let status = super::gate_link::finish(m, pid);
+    if let Some(w) = sink.take_writer() {
+        seal(w)?;
+    }
+    status
 }
