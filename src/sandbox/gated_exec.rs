@@ -78,6 +78,14 @@ fn open_log(dirs: &Dirs, rec: &Record, p: &ResolvedProfile) -> Result<Writer, Sa
 /// Runs `cmd` in sandbox `id` under its profile, gated; with `terminal`, on this terminal.
 pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ended, SandboxError> {
     let rec = find(dirs, id)?;
+    if !nix::unistd::geteuid().is_root() {
+        // The exec'd process is non-dumpable while it still is the host binary (its
+        // /proc/<pid>/exe must stay closed to the agent), and an unprivileged monitor cannot
+        // trace it then. Refused rather than run ungated.
+        return Err(SandboxError::Refused(format!(
+            "lasso exec/shell into sandbox {id}: processes started into a rootless sandbox cannot be gated yet, and nothing runs ungated; run it as root, or from inside the sandbox's own session (`lasso attach {id}`)"
+        )));
+    }
     let profile = Arc::new(sandbox_profile(dirs, &rec)?);
     let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
     let d = decide_argv(&profile, &argv);
