@@ -66,7 +66,7 @@ fn bad_input_is_refused_with_the_fix_and_nothing_is_left() {
         ),
         (
             vec!["run", "--profile", "nope", "--", "true"],
-            vec!["--profile nope", "no such profile"],
+            vec!["profile \"nope\" not found", "lasso profile list"],
         ),
         (
             vec![

@@ -14,9 +14,12 @@ pub struct SandboxArgs {
     /// The project directory, mounted at /workspace.
     #[arg(long, short = 'd', default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
-    /// The security profile. Until profile files land only the built-in `default` exists.
-    #[arg(long, short = 'p', default_value = "default", value_name = "PROFILE")]
+    /// The security profile: a built-in (`lasso profile list`), a user profile, or a path.
+    #[arg(long, short = 'p', default_value = "standard", value_name = "PROFILE")]
     pub profile: String,
+    /// A profile file (overrides --profile).
+    #[arg(long, value_name = "PATH")]
+    pub profile_file: Option<PathBuf>,
     /// The agent (`lasso agents` lists them); `auto` picks the first installed.
     #[arg(long, short = 'a', value_name = "AGENT")]
     pub agent: Option<String>,
@@ -72,20 +75,22 @@ fn cli_err(e: SandboxError) -> CliError {
     }
 }
 
-/// The plan input for `args` (nothing is written).
+/// The plan input for `args` and the launch options carrying its profile (nothing is written).
+/// A profile that does not load is a usage error (exit 2) before anything starts.
 pub fn plan_input(
     args: &SandboxArgs,
     command: Option<Vec<String>>,
     terminal: bool,
     default_agent: &str,
-) -> CliResult<PlanInput> {
-    if args.profile != "default" {
-        return Err(CliError::usage(format!(
-            "--profile {}: no such profile (profile files are not wired in yet; the only profile is the built-in `default`)",
-            args.profile
-        ))
-        .hint("drop --profile, or pass --profile default"));
-    }
+) -> CliResult<(PlanInput, LaunchOptions)> {
+    let profile = super::why::load_profile(&args.profile, args.profile_file.as_ref())?;
+    let profile_source = match &args.profile_file {
+        Some(f) => std::path::absolute(f)
+            .unwrap_or_else(|_| f.clone())
+            .display()
+            .to_string(),
+        None => args.profile.clone(),
+    };
     let host = HostContext::current();
     let name = args.agent.as_deref().unwrap_or(default_agent);
     let agent = if name == "auto" {
@@ -101,7 +106,7 @@ pub fn plan_input(
     let dir = std::path::absolute(&args.dir)
         .map_err(|e| CliError::usage(format!("--dir {}: {e}", args.dir.display())))?;
     let mut input = PlanInput::new(agent, dir, PathBuf::new(), host);
-    input.profile_name = args.profile.clone();
+    sandbox::profile::apply(&profile, &mut input);
     input.mounts = mounts;
     input.allow_sensitive = args.allow_sensitive;
     input.force_dir = args.force_dir;
@@ -111,13 +116,31 @@ pub fn plan_input(
         pass: args.pass_env.clone(),
         files: args.env_files.clone(),
     };
-    input.resources.memory_bytes = args.memory_mib.map(|m| m << 20);
-    input.resources.pids = args.pids;
-    input.resources.cpus = args.cpus;
-    input.resources.tmp_bytes = args.tmp_mib.map(|m| m << 20);
+    // Flags override the profile, limit by limit.
+    if let Some(m) = args.memory_mib {
+        input.resources.memory_bytes = Some(m << 20);
+    }
+    if let Some(p) = args.pids {
+        input.resources.pids = Some(p);
+    }
+    if let Some(c) = args.cpus {
+        input.resources.cpus = Some(c);
+    }
+    if let Some(t) = args.tmp_mib {
+        input.resources.tmp_bytes = Some(t << 20);
+    }
     input.command = command.filter(|c| !c.is_empty());
     input.terminal = terminal;
-    Ok(input)
+    let opts = LaunchOptions {
+        dirs: dirs(),
+        // A limit typed on the command line is a demand: refuse rather than run unlimited.
+        // A profile's limits are defaults for every machine: rootless without a delegated
+        // cgroup they are dropped with a warning, so the built-ins still run there.
+        require_limits: args.memory_mib.is_some() || args.pids.is_some() || args.cpus.is_some(),
+        profile: Some(std::sync::Arc::new(profile)),
+        profile_source,
+    };
+    Ok((input, opts))
 }
 
 /// lasso's directories, with the audit overrides `lasso audit` also reads, so that the log a
@@ -133,14 +156,6 @@ fn dirs() -> Dirs {
     d
 }
 
-fn launch_options() -> LaunchOptions {
-    LaunchOptions {
-        dirs: dirs(),
-        // Limits given on the command line are demands: refuse rather than run unlimited.
-        require_limits: true,
-    }
-}
-
 fn print_warnings(launch: &Launch) {
     for w in &launch.warnings {
         eprintln!("lasso: warning: {w}");
@@ -149,8 +164,7 @@ fn print_warnings(launch: &Launch) {
 
 pub fn run(args: RunArgs) -> CliResult {
     let command = Some(args.command.clone());
-    let input = plan_input(&args.sandbox, command, false, "shell")?;
-    let opts = launch_options();
+    let (input, opts) = plan_input(&args.sandbox, command, false, "shell")?;
     sandbox::control::remove_dead(&opts.dirs);
     let mut launch = Launch::prepare(input, &opts).map_err(cli_err)?;
     print_warnings(&launch);
@@ -232,8 +246,7 @@ fn attach_to(dirs: &Dirs, id: &str) -> CliResult {
 }
 
 fn up_with(args: &SandboxArgs, command: Vec<String>, detach: bool, agent: &str) -> CliResult {
-    let input = plan_input(args, Some(command), true, agent)?;
-    let opts = launch_options();
+    let (input, opts) = plan_input(args, Some(command), true, agent)?;
     sandbox::control::remove_dead(&opts.dirs);
     let launch = Launch::prepare(input, &opts).map_err(cli_err)?;
     print_warnings(&launch);
@@ -260,9 +273,8 @@ pub fn shell(args: ShellArgs) -> CliResult {
     let dirs = dirs();
     match args.id {
         Some(id) => {
-            let code = sandbox::control::shell(&dirs, &id, &["/bin/sh".into(), "-l".into()])
-                .map_err(cli_err)?;
-            Ok(exit_status(code))
+            let cmd = ["/bin/sh".to_string(), "-l".to_string()];
+            ended(sandbox::gated_exec::run(&dirs, &id, &cmd, true).map_err(cli_err)?)
         }
         None => up_with(
             &args.sandbox,
@@ -275,8 +287,19 @@ pub fn shell(args: ShellArgs) -> CliResult {
 
 pub fn exec(args: ExecArgs) -> CliResult {
     let dirs = dirs();
-    let code = sandbox::control::exec(&dirs, &args.id, &args.command).map_err(cli_err)?;
-    Ok(exit_status(code))
+    ended(sandbox::gated_exec::run(&dirs, &args.id, &args.command, false).map_err(cli_err)?)
+}
+
+/// A session's end as an exit status: the command's, or 126 with the reason when the profile
+/// refused it.
+fn ended(e: sandbox::gated_exec::Ended) -> CliResult {
+    match e {
+        sandbox::gated_exec::Ended::Exited(code) => Ok(exit_status(code)),
+        sandbox::gated_exec::Ended::Blocked(reason) => {
+            eprintln!("lasso: blocked: {reason}");
+            Ok(exit::BLOCKED)
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -290,6 +313,9 @@ struct StatusRow<'a> {
     created: &'a str,
     init_pid: i32,
     monitor_pid: i32,
+    /// Execs the gate let run, and refused or killed.
+    execs_allowed: u64,
+    execs_blocked: u64,
 }
 
 fn uptime(secs: i64) -> String {
@@ -305,7 +331,13 @@ pub fn status(args: StatusArgs) -> CliResult {
     let records = sandbox::control::list(&dirs);
     let rows: Vec<StatusRow> = records
         .iter()
-        .map(|r| StatusRow {
+        .map(|r| {
+            (
+                r,
+                sandbox::gate_link::read_counts(&sandbox::launch::sandbox_dir(&dirs, &r.id)),
+            )
+        })
+        .map(|(r, c)| StatusRow {
             id: &r.id,
             agent: &r.agent,
             profile: &r.profile,
@@ -315,6 +347,8 @@ pub fn status(args: StatusArgs) -> CliResult {
             created: &r.created,
             init_pid: r.init_pid,
             monitor_pid: r.monitor_pid,
+            execs_allowed: c.allowed,
+            execs_blocked: c.blocked,
         })
         .collect();
     if args.json {
@@ -324,8 +358,8 @@ pub fn status(args: StatusArgs) -> CliResult {
         return Ok(exit::OK);
     }
     println!(
-        "{:<9} {:<12} {:<10} {:<9} {:<8} DIR",
-        "ID", "AGENT", "PROFILE", "STATE", "UPTIME"
+        "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} DIR",
+        "ID", "AGENT", "PROFILE", "STATE", "UPTIME", "ALLOWED", "BLOCKED"
     );
     for r in &rows {
         let state = serde_json::to_value(r.state)
@@ -333,12 +367,14 @@ pub fn status(args: StatusArgs) -> CliResult {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         println!(
-            "{:<9} {:<12} {:<10} {:<9} {:<8} {}",
+            "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} {}",
             r.id,
             r.agent,
             r.profile,
             state,
             uptime(r.uptime_secs),
+            r.execs_allowed,
+            r.execs_blocked,
             r.dir.display()
         );
     }

@@ -84,6 +84,10 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
+    /// A socket (owned by the caller, open during `create`) over which init hands the exec
+    /// gate's seccomp listener to the caller's monitor right before its execve, and waits
+    /// until the monitor traces it (`gate::send_listener`). `None`: no gate, as runc.
+    pub gate_socket: Option<std::os::fd::RawFd>,
 }
 
 /// A runtime rooted at one state directory (`--root`).
@@ -257,6 +261,8 @@ impl Runtime {
                 cgroup2_only: cgroup2_only(),
                 runtime_hooks,
                 setgroups_allowed,
+                gate: opts.gate_socket,
+                rootless,
             });
         };
         drop(child);

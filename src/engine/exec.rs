@@ -25,6 +25,12 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// The exec gate's hand-over socket for this process (see `CreateOptions::gate_socket`).
+    pub gate_socket: Option<std::os::fd::RawFd>,
+    /// Where the runtime writes the process's host PID (4 bytes, native order) as soon as it
+    /// is known, before the process execs: a gate monitor must trace it before the hand-over
+    /// completes, and `exec` itself returns only after the execve.
+    pub pid_notify: Option<std::os::fd::RawFd>,
 }
 
 /// Namespaces of `pid` that differ from ours: the ones to join.
@@ -103,6 +109,7 @@ impl Runtime {
             console: console.as_ref(),
             setgroups_allowed: !(c.state.rootless && join.contains(CloneFlags::CLONE_NEWUSER)),
             preserve_fds: opts.preserve_fds,
+            gate: opts.gate_socket,
         };
         // SAFETY: prctl with integer arguments; makes orphaned descendants our children, so
         // the process (a grandchild) can be waited for.
@@ -131,6 +138,11 @@ impl Runtime {
         let pid = parent.proceed().and_then(|()| parent.wait_exec_pid());
         let _ = wait_child(helper.pid);
         let pid = pid?;
+        if let Some(fd) = opts.pid_notify {
+            // SAFETY: the caller keeps `fd` open for the duration of the call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = nix::unistd::write(fd, &pid.to_ne_bytes());
+        }
         parent.wait_exec_outcome()?;
         if let Some(f) = &opts.pid_file {
             let abs = if f.is_absolute() {
@@ -161,6 +173,7 @@ struct HelperArgs<'a> {
     console: Option<&'a OwnedFd>,
     setgroups_allowed: bool,
     preserve_fds: u32,
+    gate: Option<std::os::fd::RawFd>,
 }
 
 fn exit_now(code: i32) -> ! {
@@ -223,7 +236,13 @@ fn start_process(args: &HelperArgs<'_>) -> String {
     if let Err(e) = super::confine::enforce(args.landlock) {
         return e;
     }
-    match process::finish_and_exec(p, args.prepared, args.setgroups_allowed, args.preserve_fds) {
+    match process::finish_and_exec(
+        p,
+        args.prepared,
+        args.setgroups_allowed,
+        args.preserve_fds,
+        args.gate,
+    ) {
         Err(e) => e.to_string(),
         Ok(never) => match never {},
     }

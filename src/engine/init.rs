@@ -43,6 +43,10 @@ pub struct InitArgs<'a> {
     pub runtime_hooks: bool,
     /// setgroups(2) is allowed in init's user namespace (false for a rootless single mapping).
     pub setgroups_allowed: bool,
+    /// The exec gate's hand-over socket (see `CreateOptions::gate_socket`).
+    pub gate: Option<std::os::fd::RawFd>,
+    /// The runtime is unprivileged: its monitor can trace init only while init is dumpable.
+    pub rootless: bool,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -61,10 +65,12 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .process()
         .as_ref()
         .expect("validated by Bundle::load");
+    let mut code = 127;
     let err = match wait_for_start(&args)
         .and_then(|()| start_container_hooks(&args, host_pid))
         .and_then(|()| super::confine::landlock_rules(args.spec))
         .and_then(|rules| super::confine::enforce(rules.as_ref()))
+        .map(|()| dumpable_for_an_unprivileged_gate(&args))
     {
         Err(e) => e,
         Ok(()) => match process::finish_and_exec(
@@ -72,14 +78,18 @@ pub fn run(args: InitArgs<'_>) -> ! {
             args.prepared,
             args.setgroups_allowed,
             args.preserve_fds,
+            args.gate,
         ) {
-            Err(e) => e.to_string(),
+            Err(e) => {
+                code = process::failed_exec_status(&e);
+                e.to_string()
+            }
             Ok(never) => match never {},
         },
     };
     let _ = writeln!(std::io::stderr(), "lasso-runc init: {err}");
     // SAFETY: as above.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(code) }
 }
 
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
@@ -193,6 +203,17 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
+}
+
+/// An unprivileged monitor may ptrace init only while it is dumpable (its memory still belongs
+/// to the host's user namespace, where the monitor has no CAP_SYS_PTRACE). Init is alone in the
+/// sandbox until its execve (no container process exists yet that could open its
+/// /proc/<pid>/exe), and execve replaces the host binary right after the hand-over.
+fn dumpable_for_an_unprivileged_gate(args: &InitArgs<'_>) {
+    if args.gate.is_some() && args.rootless {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    }
 }
 
 fn set_not_dumpable() {

@@ -156,11 +156,18 @@ pub fn exec(process: &Process) -> Result<Infallible, ProcessError> {
 /// seccomp, close-on-exec sweep, execve. Without no_new_privs the kernel only accepts a
 /// seccomp filter from a holder of CAP_SYS_ADMIN, so then it goes in first, as runc does (the
 /// policy must allow the few calls made after it).
+///
+/// With `gate`, the exec gate's notification filter goes in right after no_new_privs (which
+/// lets an unprivileged process install it) and before the baseline, whose denial of ptrace,
+/// seccomp and the rest then covers everything the program does; the listener is handed to the
+/// monitor over `gate`, and this process waits until the monitor traces it, so that its own
+/// execve below is the first exec the gate decides.
 pub fn finish_and_exec(
     process: &Process,
     prepared: &Prepared,
     setgroups_allowed: bool,
     preserve_fds: u32,
+    gate: Option<std::os::fd::RawFd>,
 ) -> Result<Infallible, ProcessError> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     if !nnp {
@@ -171,11 +178,34 @@ pub fn finish_and_exec(
     enter_cwd(process)?;
     prepared.apply_caps()?;
     no_new_privs(process)?;
+    if let Some(sock) = gate {
+        hand_over_gate(sock)?;
+    }
     if nnp {
         prepared.apply_seccomp()?;
     }
     cloexec_from(3 + preserve_fds)?;
     exec(process)
+}
+
+/// The status a process exits with when its setup or execve failed, as a shell reports it:
+/// 126 when the program may not be executed (the exec gate refused it: EACCES), else 127.
+pub fn failed_exec_status(e: &ProcessError) -> i32 {
+    match e {
+        ProcessError::Sys {
+            source: nix::Error::EACCES,
+            ..
+        } => 126,
+        _ => 127,
+    }
+}
+
+fn hand_over_gate(sock: std::os::fd::RawFd) -> Result<(), ProcessError> {
+    let gate_err = |e: crate::gate::GateError| ProcessError::Other(e.to_string());
+    let listener = crate::gate::install_in_child().map_err(gate_err)?;
+    // SAFETY: the caller keeps `sock` open until this process execs (it is closed on exec).
+    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(sock) };
+    crate::gate::send_listener(sock, listener).map_err(gate_err)
 }
 
 #[cfg(test)]

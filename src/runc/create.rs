@@ -37,6 +37,7 @@ impl Args {
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
+            gate_socket: None,
         }
     }
 }

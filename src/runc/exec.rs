@@ -146,6 +146,8 @@ pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
             pid_file: a.pid_file.clone(),
             console_socket: a.console_socket.clone(),
             preserve_fds: a.preserve_fds,
+            gate_socket: None,
+            pid_notify: None,
         },
     )?;
     Ok(code as u8)

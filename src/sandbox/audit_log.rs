@@ -2,8 +2,8 @@
 //! of `up`): genesis, `sandbox.start` once init runs, `sandbox.stop` with the exit status, then
 //! the seal. The writer is opened only after the engine cloned init: it runs a flush thread,
 //! and a process cloned from a threaded parent must not allocate (the malloc lock may be held).
-//! Until profiles are wired in, the genesis digest is the SHA-256 of the sandbox's effective
-//! Spec (what was enforced), not of a profile file.
+//! The genesis records the profile's name and `ResolvedProfile::digest()`; a sandbox started
+//! without a profile (library callers) records the SHA-256 of its effective Spec instead.
 
 use super::launch::Launch;
 use super::SandboxError;
@@ -18,9 +18,14 @@ fn err(e: crate::audit::AuditError) -> SandboxError {
 pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     let dirs = &launch.dirs;
     let ring = KeyRing::open(&dirs.config).map_err(err)?;
-    let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)));
     let record = launch.record();
+    let digest = match &launch.profile {
+        Some(p) => format!("sha256:{}", p.digest()),
+        None => {
+            let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)))
+        }
+    };
     let mut genesis = Genesis::new(launch.id(), record.profile.clone(), digest);
     genesis.agent = Some(record.agent.clone());
     let w = Writer::create(&dirs.audit_logs, &ring, genesis).map_err(err)?;
@@ -35,6 +40,26 @@ pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     )
     .map_err(err)?;
     Ok(w)
+}
+
+/// Records the end and seals the log once the gate's sink let go of the writer.
+pub fn stop_shared(w: std::sync::Arc<Writer>, status: i32) -> Result<(), SandboxError> {
+    match std::sync::Arc::try_unwrap(w) {
+        Ok(w) => stop(w, status),
+        Err(w) => {
+            // A gate thread still holds it (it failed to stop): record the end unsealed.
+            w.append(
+                Event::new(
+                    Kind::SandboxStop,
+                    Outcome::Info,
+                    format!("exit status {status}"),
+                )
+                .with_details(serde_json::json!({ "status": status })),
+            )
+            .map_err(err)?;
+            w.sync().map_err(err)
+        }
+    }
 }
 
 /// Records the end (exit status as a shell reports it) and seals the log.

@@ -1,21 +1,18 @@
 //! Acting on running sandboxes from any lasso process: list them (removing the leftovers of a
 //! monitor that died, detected by PID *and* start time), stop them (TERM, a grace period, then
-//! KILL, through a pidfd so a recycled PID is never signalled), and run a command or a shell
-//! inside through the engine's exec.
+//! KILL, through a pidfd so a recycled PID is never signalled), and build the process of a
+//! command run inside (`gated_exec` runs it).
 
 use super::launch::{cleanup_sandbox, engine_root, sandbox_dir};
 use super::record::{Record, FILE};
-use super::{io_err, sys_err, SandboxError};
-use crate::engine::container::{wait_child, Runtime};
-use crate::engine::exec::ExecOptions;
+use super::SandboxError;
+use crate::engine::container::Runtime;
 use crate::engine::namespaces::{pidfd_open, pidfd_signal, pidfd_wait_exit};
 use crate::engine::state::is_alive;
 use crate::paths::Dirs;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
-fn runtime(dirs: &Dirs) -> Runtime {
+pub(crate) fn runtime(dirs: &Dirs) -> Runtime {
     Runtime::new(engine_root(dirs))
 }
 
@@ -109,7 +106,7 @@ pub fn stop(dirs: &Dirs, id: &str, grace: Duration) -> Result<(), SandboxError> 
 }
 
 /// The process of an exec: the sandbox's own process settings with another command.
-fn exec_process(
+pub(crate) fn exec_process(
     rt: &Runtime,
     id: &str,
     cmd: &[String],
@@ -129,52 +126,4 @@ fn exec_process(
     Ok(p)
 }
 
-/// Runs `cmd` in sandbox `id` with this process's stdio; returns its exit status.
-pub fn exec(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError> {
-    find(dirs, id)?;
-    let rt = runtime(dirs);
-    let process = exec_process(&rt, id, cmd, false)?;
-    Ok(rt.exec(
-        id,
-        &ExecOptions {
-            process,
-            detach: false,
-            pid_file: None,
-            console_socket: None,
-            preserve_fds: 0,
-        },
-    )?)
-}
-
-/// Opens an interactive shell in sandbox `id` on this terminal; returns its exit status.
-pub fn shell(dirs: &Dirs, id: &str, cmd: &[String]) -> Result<i32, SandboxError> {
-    find(dirs, id)?;
-    let rt = runtime(dirs);
-    let process = exec_process(&rt, id, cmd, true)?;
-    let base = sandbox_dir(dirs, id).join(format!("shell-{}", std::process::id()));
-    let sock = base.with_extension("sock");
-    let pid_file = base.with_extension("pid");
-    let listener = UnixListener::bind(&sock).map_err(io_err("bind console socket"))?;
-    let started = rt.exec(
-        id,
-        &ExecOptions {
-            process,
-            detach: true,
-            pid_file: Some(pid_file.clone()),
-            console_socket: Some(sock.clone()),
-            preserve_fds: 0,
-        },
-    );
-    let pid: Option<i32> = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(&pid_file);
-    started?;
-    let pid = pid.ok_or_else(|| SandboxError::Protocol("exec wrote no pid file".into()))?;
-    let pidfd: OwnedFd = pidfd_open(pid).map_err(sys_err("pidfd_open of the shell"))?;
-    let (conn, _) = listener.accept().map_err(io_err("accept console socket"))?;
-    let master = super::attach::recv_fd(&conn)?;
-    super::attach::proxy_pty(&master, &pidfd)?;
-    Ok(wait_child(pid)?)
-}
+// Running a command inside is `gated_exec`'s: every process started into a sandbox is gated.

@@ -9,8 +9,10 @@ use crate::engine::container::{CreateOptions, Runtime};
 use crate::engine::landlock::LandlockRules;
 use crate::paths::Dirs;
 use crate::plan::{self, PlanInput, PlannedSandbox};
+use crate::policy::ResolvedProfile;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What the caller decides beyond the plan input.
 #[derive(Debug, Clone)]
@@ -19,6 +21,11 @@ pub struct LaunchOptions {
     /// Refuse to start when the profile sets limits and no cgroup can enforce them (rootless
     /// without delegation). When false, the limits are dropped with a warning.
     pub require_limits: bool,
+    /// The resolved profile whose command rules the exec gate applies, and what the record
+    /// keeps to find it again (`lasso exec` reloads it and checks the digest).
+    pub profile: Option<Arc<ResolvedProfile>>,
+    /// The name or path the profile was loaded from.
+    pub profile_source: String,
 }
 
 /// A planned sandbox with its directory on disk, ready for the engine.
@@ -32,6 +39,8 @@ pub struct Launch {
     pub warnings: Vec<String>,
     require_limits: bool,
     limits_asked: bool,
+    pub profile: Option<Arc<ResolvedProfile>>,
+    pub profile_source: String,
 }
 
 /// Run by root for a workspace whose owner has no home directory, the planner would create
@@ -56,6 +65,28 @@ fn refuse_missing_home(planned: &PlannedSandbox) -> Result<(), SandboxError> {
         )));
     }
     Ok(())
+}
+
+fn id_str(input: &PlanInput) -> &str {
+    input.id.as_ref().map_or("probe", |i| i.as_str())
+}
+
+/// Why no cgroup can be made for a sandbox here, if none can: rootless without a delegated
+/// hierarchy. Root always gets one (or a hard error from the engine). The probe is a cgroup of
+/// our own, removed at once.
+fn cgroups_unavailable(id: &str) -> Option<String> {
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let probe = format!("{id}-probe");
+    match crate::engine::cgroups::Cgroup::create(None, &probe, true) {
+        Ok(cg) => {
+            let reason = cg.disabled().map(str::to_string);
+            let _ = cg.destroy();
+            reason
+        }
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// The engine's state root for lasso's sandboxes.
@@ -88,9 +119,28 @@ impl Launch {
         let dir = sandbox_dir(&opts.dirs, id.as_str());
         input.id = Some(id);
         input.sandbox_dir = dir.clone();
-        let limits_asked = input.resources.memory_bytes.is_some()
+        let mut limits_asked = input.resources.memory_bytes.is_some()
             || input.resources.cpus.is_some()
             || input.resources.pids.is_some();
+        let mut warnings = Vec::new();
+        if limits_asked {
+            if let Some(reason) = cgroups_unavailable(id_str(&input)) {
+                if opts.require_limits {
+                    return Err(SandboxError::Unenforceable(format!(
+                        "memory/cpu/pids limits were asked for on the command line but no cgroup can enforce them here ({reason}); run as root, delegate a cgroup v2 subtree to this user, or drop --memory-mib/--cpus/--pids"
+                    )));
+                }
+                // The engine refuses a Spec with limits it cannot apply: drop them from the
+                // plan, and say so.
+                input.resources.memory_bytes = None;
+                input.resources.cpus = None;
+                input.resources.pids = None;
+                limits_asked = false;
+                warnings.push(format!(
+                    "the profile's resource limits are NOT enforced: {reason} (delegate a cgroup v2 subtree to this user to enforce them)"
+                ));
+            }
+        }
         let planned = plan::plan(&input)?;
         refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
@@ -98,14 +148,17 @@ impl Launch {
             .mode(0o755)
             .create(&dir)
             .map_err(io_err(format!("create {}", dir.display())))?;
+        warnings.extend(planned.warnings.iter().cloned());
         let launch = Launch {
-            warnings: planned.warnings.clone(),
+            warnings,
             runtime: Runtime::new(engine_root(&opts.dirs)),
             dirs: opts.dirs.clone(),
             planned,
             dir,
             require_limits: opts.require_limits,
             limits_asked,
+            profile: opts.profile.clone(),
+            profile_source: opts.profile_source.clone(),
         };
         if let Err(e) = launch
             .record()
@@ -141,6 +194,12 @@ impl Launch {
                 .and_then(|a| a.get("run.lasso.workspace").cloned())
                 .unwrap_or_default()
                 .into(),
+            profile_source: self.profile_source.clone(),
+            profile_digest: self
+                .profile
+                .as_ref()
+                .map(|p| p.digest())
+                .unwrap_or_default(),
             state: super::SandboxState::Starting,
             monitor_pid: pid,
             monitor_start: start,
@@ -225,12 +284,19 @@ impl Launch {
 
     /// Creates the sandbox's init (blocked until `start`); returns its host PID. With
     /// `console_socket`, init sends the PTY master there.
-    pub fn create(&mut self, console_socket: Option<&Path>) -> Result<i32, SandboxError> {
+    /// With `gate_socket`, init hands the exec gate's listener over it before its execve (see
+    /// `gate_link::attach`).
+    pub fn create(
+        &mut self,
+        console_socket: Option<&Path>,
+        gate_socket: Option<std::os::fd::RawFd>,
+    ) -> Result<i32, SandboxError> {
         make_dir(&self.runtime.store.dir(""))?;
         let c = self.runtime.create(&CreateOptions {
             id: self.id().to_string(),
             bundle: self.bundle(),
             console_socket: console_socket.map(Path::to_path_buf),
+            gate_socket,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;

@@ -11,8 +11,11 @@
 pub mod attach;
 pub mod audit_log;
 pub mod control;
+pub mod gate_link;
+pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
+pub mod profile;
 pub mod record;
 pub mod run;
 pub mod signals;
@@ -48,6 +51,10 @@ pub enum SandboxError {
     Audit(String),
     #[error("{0}")]
     Refused(String),
+    /// Limits demanded on the command line that this host cannot enforce (the host's
+    /// shortcoming, not the user's input).
+    #[error("{0}")]
+    Unenforceable(String),
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {

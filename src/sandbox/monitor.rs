@@ -4,6 +4,8 @@
 //! master and the attach socket `Dirs.runtime/<id>/attach.sock`, keeps the last 64 KiB of
 //! output for whoever attaches next, reaps init, and removes everything when init exits. The
 //! CLI waits on a pipe until the monitor reports the sandbox started (or why it did not).
+//! With a profile it also runs the exec gate (`gate_link`); init's status then comes from the
+//! gate's tracer, which reaps it.
 
 use super::attach::{self, FrameReader, DATA, EXIT, RESIZE};
 use super::launch::Launch;
@@ -102,7 +104,15 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let console_path = launch.dir.join(CONSOLE_SOCKET);
     let console = UnixListener::bind(&console_path)
         .map_err(io_err(format!("bind {}", console_path.display())))?;
-    let init = launch.create(Some(&console_path))?;
+    let gate = match &launch.profile {
+        Some(_) => Some(super::gate_link::socket_pair()?),
+        None => None,
+    };
+    let init = launch.create(
+        Some(&console_path),
+        gate.as_ref().map(|(_, i)| i.as_raw_fd()),
+    )?;
+    let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
         .accept()
         .map_err(io_err("accept on the console socket"))?;
@@ -117,14 +127,20 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
         .map_err(io_err("chmod attach socket"))?;
     let pidfd = pidfd_open(init).map_err(sys_err("pidfd_open of the sandbox's init"))?;
     launch.start()?;
-    let log = super::audit_log::start(launch, init)?;
+    let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
+    let monitor = match (&gate, &launch.profile) {
+        (Some(sock), Some(profile)) => {
+            super::gate_link::attach(sock, init, profile.clone(), log.clone(), &launch.dir)?
+        }
+        _ => None,
+    };
     record.init_pid = init;
     record.init_start = crate::engine::state::process_start_time(init).unwrap_or(0);
     record.state = SandboxState::Running;
     record.save(&dirs)?;
     report(ready, "ok");
-    let status = pump(&master, &listener, &pidfd, init)?;
-    super::audit_log::stop(log, status)?;
+    let status = pump(&master, &listener, &pidfd, init, monitor)?;
+    super::audit_log::stop_shared(log, status)?;
     Ok(status)
 }
 
@@ -134,6 +150,7 @@ fn pump(
     listener: &UnixListener,
     pidfd: &OwnedFd,
     init: i32,
+    mut gate: Option<crate::gate::Monitor>,
 ) -> Result<i32, SandboxError> {
     let mut replay: VecDeque<u8> = VecDeque::new();
     let mut client: Option<(UnixStream, FrameReader)> = None;
@@ -197,7 +214,10 @@ fn pump(
             }
         }
         if r[0] != 0 {
-            let code = wait_child(init)?;
+            let code = match gate.take() {
+                Some(m) => super::gate_link::finish(m, init)?,
+                None => wait_child(init)?,
+            };
             // Drain what the agent printed last.
             while let Ok(n) = nix::unistd::read(master.as_fd(), &mut buf) {
                 if n == 0 || !master_open {

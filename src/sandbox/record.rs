@@ -20,6 +20,12 @@ pub struct Record {
     pub id: String,
     pub agent: String,
     pub profile: String,
+    /// The name or path the profile was loaded from (`lasso exec` reloads it).
+    #[serde(default)]
+    pub profile_source: String,
+    /// `ResolvedProfile::digest()` of the profile the sandbox started with.
+    #[serde(default)]
+    pub profile_digest: String,
     pub dir: PathBuf,
     pub state: SandboxState,
     pub monitor_pid: i32,

@@ -6,6 +6,10 @@
 //! The command is pid 1 of its namespace, and the kernel drops signals to a namespace's init
 //! that it has no handler for: a plain `sh` ignores a forwarded SIGINT. So a second SIGINT or
 //! SIGTERM kills the sandbox (SIGKILL always reaches it), as a user pressing ctrl-c twice expects.
+//!
+//! With a profile, this process also runs the exec gate (`gate_link`): its tracer thread is the
+//! ptrace parent of every sandbox process and reaps init, so init's status comes from the gate
+//! and this thread never waits for init itself (it would steal the tracer's stops).
 
 use super::launch::Launch;
 use super::signals::{poll, SignalPipe};
@@ -33,10 +37,22 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
 
 fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
-    let pid = launch.create(None)?;
+    let gate = match &launch.profile {
+        Some(_) => Some(super::gate_link::socket_pair()?),
+        None => None,
+    };
+    let pid = launch.create(None, gate.as_ref().map(|(_, init)| init.as_raw_fd()))?;
+    let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     launch.start()?;
-    let log = super::audit_log::start(launch, pid)?;
+    let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
+    let monitor = match (&gate, &launch.profile) {
+        (Some(sock), Some(profile)) => {
+            super::gate_link::attach(sock, pid, profile.clone(), log.clone(), &launch.dir)?
+        }
+        _ => None,
+    };
+    let mut monitor = monitor;
     let mut record = launch.record();
     record.init_pid = pid;
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
@@ -55,8 +71,11 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
             }
         }
         if ready[1] != 0 {
-            let status = wait_child(pid)?;
-            super::audit_log::stop(log, status)?;
+            let status = match monitor.take() {
+                Some(m) => super::gate_link::finish(m, pid)?,
+                None => wait_child(pid)?,
+            };
+            super::audit_log::stop_shared(log, status)?;
             return Ok(status);
         }
     }

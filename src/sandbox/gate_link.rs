@@ -1,0 +1,376 @@
+//! The exec gate wired to a sandbox: the decider that asks the profile (`policy::decide_argv`)
+//! about everything the gate learned of an exec (the file really run, the name it was called by,
+//! a busybox applet, each `#!` interpreter, the loader's target, and whether the file is a copy
+//! of a blocked program), and the audit sink that writes one `exec` entry per exec to the
+//! sandbox's log and keeps the counts `lasso status` shows.
+//!
+//! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
+//! the log's chain is `audit`'s.
+
+use super::SandboxError;
+use crate::audit::{Event, ExecDetails, Kind, Outcome, Writer};
+use crate::engine::state::write_atomic;
+use crate::gate::Monitor;
+use crate::gate::{ExeIdentity, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateVerdict};
+use crate::policy::{decide_argv, AuditRecord, CommandMode, ResolvedProfile};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where the host's programs live; the sandbox's host view shows the same files (same device
+/// and inode), so a blocked program's identity found here is the one the gate sees inside.
+const PROGRAM_DIRS: [&str; 4] = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"];
+/// Larger programs are blocked by device and inode and by name, but not hashed: hashing them at
+/// every sandbox start would cost more than the start itself.
+const MAX_HASHED: u64 = 16 << 20;
+
+/// The policy as the gate asks it.
+pub struct PolicyDecider {
+    profile: Arc<ResolvedProfile>,
+    /// Blocked programs by (device, inode) and by content, with their names: a hard link, a
+    /// copy or a rename of `rm` is still `rm`.
+    by_id: HashMap<(u64, u64), String>,
+    by_hash: HashMap<[u8; 32], String>,
+}
+
+impl PolicyDecider {
+    /// In blocklist mode, finds every program in the host's program directories that the
+    /// profile blocks by name and remembers its identity. (In allowlist mode an unknown name
+    /// is refused anyway.)
+    pub fn new(profile: Arc<ResolvedProfile>) -> PolicyDecider {
+        let mut d = PolicyDecider {
+            profile,
+            by_id: HashMap::new(),
+            by_hash: HashMap::new(),
+        };
+        if d.profile.commands.mode == CommandMode::Blocklist {
+            d.learn_blocked_programs();
+        }
+        d
+    }
+
+    fn learn_blocked_programs(&mut self) {
+        for dir in PROGRAM_DIRS {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let d = decide_argv(&self.profile, &[name.as_bytes().to_vec()]);
+                if d.permits(self.profile.commands.mode) {
+                    continue;
+                }
+                let path = e.path();
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let label = name.to_string_lossy().to_string();
+                self.by_id.insert((meta.dev(), meta.ino()), label.clone());
+                if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        self.by_hash
+                            .insert(sha2::Sha256::digest(&bytes).into(), label);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The policy's answer for one argv (argv[0] the program's path or name).
+    fn check(&self, argv: Vec<Vec<u8>>) -> Option<GateVerdict> {
+        let d = decide_argv(&self.profile, &argv);
+        if d.permits(self.profile.commands.mode) {
+            return None;
+        }
+        let what = if d.via.is_empty() {
+            d.program.clone()
+        } else {
+            format!("{} (via {})", d.program, d.via.join(", "))
+        };
+        Some(GateVerdict::block(
+            format!("{what}: {}", d.reason),
+            d.rule.map(|r| r.to_string()),
+        ))
+    }
+
+    fn identity(&self, e: &ExeIdentity) -> Option<GateVerdict> {
+        let copy_of = self
+            .by_id
+            .get(&(e.dev, e.ino))
+            .or_else(|| e.sha256.as_ref().and_then(|h| self.by_hash.get(h)))?;
+        Some(GateVerdict::block(
+            format!(
+                "{} is the blocked program {copy_of} (same file or same content)",
+                e.resolved.display()
+            ),
+            None,
+        ))
+    }
+
+    /// Everything one exe identity may be run as: its real path, its applet, its interpreters,
+    /// its loader target.
+    fn exe(&self, e: &ExeIdentity, rest: &[Vec<u8>]) -> Option<GateVerdict> {
+        let with = |first: Vec<u8>| {
+            let mut v = vec![first];
+            v.extend_from_slice(rest);
+            v
+        };
+        // By name first, so that the entry names the rule; then by identity (a renamed copy).
+        if !e.resolved.as_os_str().is_empty() {
+            if let Some(v) = self.check(with(e.resolved.as_os_str().as_bytes().to_vec())) {
+                return Some(v);
+            }
+        }
+        if let Some(v) = self.identity(e) {
+            return Some(v);
+        }
+        if let Some(a) = &e.applet {
+            if let Some(v) = self.check(with(a.as_bytes().to_vec())) {
+                return Some(v);
+            }
+        }
+        for i in &e.interpreters {
+            let mut args = Vec::new();
+            args.extend(i.arg.clone());
+            args.extend_from_slice(rest);
+            if let Some(v) = self.exe(&i.exe, &args) {
+                return Some(GateVerdict::block(
+                    format!("script interpreter {}", v.reason),
+                    v.rule,
+                ));
+            }
+        }
+        if let Some(t) = &e.loader_target {
+            return match &t.exe {
+                None => Some(GateVerdict::block(
+                    "the dynamic loader's target cannot be identified",
+                    None,
+                )),
+                Some(x) => self.exe(x, &[]).map(|v| {
+                    GateVerdict::block(format!("run through the loader: {}", v.reason), v.rule)
+                }),
+            };
+        }
+        None
+    }
+}
+
+impl ExecDecider for PolicyDecider {
+    fn decide(&self, req: &ExecRequest) -> GateVerdict {
+        let rest: &[Vec<u8>] = req.argv.get(1..).unwrap_or(&[]);
+        if let Some(v) = self.exe(&req.exe, rest) {
+            return v;
+        }
+        // The name it was called by (a symlink's own name) must pass too.
+        if !req.path.is_empty() {
+            let mut argv = vec![req.path.clone()];
+            argv.extend_from_slice(rest);
+            if let Some(v) = self.check(argv) {
+                return v;
+            }
+        }
+        GateVerdict::allow("allowed by the profile", None)
+    }
+}
+
+/// Counts of gated execs, kept beside the record for `lasso status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExecCounts {
+    pub allowed: u64,
+    pub blocked: u64,
+}
+
+pub const COUNTS_FILE: &str = "gate.json";
+
+/// A sandbox's counts: its monitor's plus those of every `lasso exec`/`shell` session in it
+/// (`gate*.json`; zero when there are none yet).
+pub fn read_counts(sandbox_dir: &Path) -> ExecCounts {
+    let mut total = ExecCounts::default();
+    for e in std::fs::read_dir(sandbox_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("gate") && name.ends_with(".json")) {
+            continue;
+        }
+        let c: ExecCounts = std::fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        total.allowed += c.allowed;
+        total.blocked += c.blocked;
+    }
+    total
+}
+
+/// The audit side: one entry per exec, as the profile's `[audit]` asks.
+pub struct AuditSink {
+    /// Set later for an exec session (see `set_writer`); entries wait in `backlog` meanwhile.
+    writer: std::sync::Mutex<Option<Arc<Writer>>>,
+    backlog: std::sync::Mutex<Vec<Event>>,
+    record: AuditRecord,
+    enabled: bool,
+    counts_path: PathBuf,
+    allowed: AtomicU64,
+    blocked: AtomicU64,
+}
+
+impl AuditSink {
+    /// `counts_path`: where this sink keeps its counts (`gate*.json` in the sandbox's dir).
+    pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
+        AuditSink {
+            writer: std::sync::Mutex::new(Some(writer)),
+            backlog: std::sync::Mutex::new(Vec::new()),
+            record: profile.audit.record,
+            enabled: profile.audit.enabled,
+            counts_path,
+            allowed: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AuditSink {
+    /// A sink whose log is opened later: a writer runs a flush thread, and the engine's exec
+    /// forks from this process meanwhile (a fork of a threaded process may inherit a held
+    /// malloc lock).
+    pub fn deferred(profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
+        AuditSink {
+            writer: std::sync::Mutex::new(None),
+            backlog: std::sync::Mutex::new(Vec::new()),
+            record: profile.audit.record,
+            enabled: profile.audit.enabled,
+            counts_path,
+            allowed: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+        }
+    }
+
+    /// Attaches the log and writes what waited for it.
+    pub fn set_writer(&self, w: Arc<Writer>) {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        for e in backlog.drain(..) {
+            if let Err(err) = w.append(e) {
+                tracing::warn!("audit: exec entry: {err}");
+            }
+        }
+        *slot = Some(w);
+    }
+
+    /// Lets go of the log (so that its owner can seal it).
+    pub fn take_writer(&self) -> Option<Arc<Writer>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn write(&self, event: Event) {
+        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(w) => {
+                if let Err(e) = w.append(event) {
+                    tracing::warn!("audit: exec entry: {e}");
+                }
+            }
+            None => self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event),
+        }
+    }
+}
+
+impl ExecAudit for AuditSink {
+    fn exec(&self, req: &ExecRequest, verdict: &GateVerdict, outcome: ExecOutcome) {
+        let (result, out) = match outcome {
+            ExecOutcome::Ran => (&self.allowed, ("ran", Outcome::Allowed)),
+            ExecOutcome::Refused => (&self.blocked, ("refused", Outcome::Blocked)),
+            ExecOutcome::KilledMismatch => (&self.blocked, ("killed", Outcome::Blocked)),
+        };
+        result.fetch_add(1, Ordering::Relaxed);
+        let counts = ExecCounts {
+            allowed: self.allowed.load(Ordering::Relaxed),
+            blocked: self.blocked.load(Ordering::Relaxed),
+        };
+        if let Ok(text) = serde_json::to_vec(&counts) {
+            let _ = write_atomic(&self.counts_path, &text);
+        }
+        if !self.enabled || (self.record == AuditRecord::Blocked && out.1 == Outcome::Allowed) {
+            return;
+        }
+        let details = ExecDetails {
+            argv: req.argv.clone(),
+            cwd: req.cwd.clone(),
+            pid: req.pid as u32,
+            ppid: req.ppid as u32,
+            uid: req.uid,
+            exe: req.exe.resolved.clone(),
+            rule: verdict.rule.clone(),
+        };
+        let mut v = details.to_value();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("result".into(), out.0.into());
+            obj.insert("dev".into(), req.exe.dev.into());
+            obj.insert("ino".into(), req.exe.ino.into());
+            if let Some(h) = req.exe.sha256 {
+                obj.insert("sha256".into(), hex::encode(h).into());
+            }
+        }
+        self.write(Event::new(Kind::Exec, out.1, verdict.reason.clone()).with_details(v));
+    }
+}
+
+/// The monitor's end of the gate hand-over and init's end (passed to `Launch::create`).
+pub fn socket_pair() -> Result<(UnixStream, UnixStream), SandboxError> {
+    UnixStream::pair().map_err(super::io_err("socketpair for the exec gate"))
+}
+
+/// After `start`: receives init's listener, traces init and serves the gate with the profile's
+/// decider and the sandbox's audit log, then lets init go on to its execve. `Ok(None)` when
+/// init died before handing the listener over (its own error is on its stderr; reap it).
+pub fn attach(
+    sock: &UnixStream,
+    init: i32,
+    profile: Arc<ResolvedProfile>,
+    writer: Arc<Writer>,
+    sandbox_dir: &Path,
+) -> Result<Option<Monitor>, SandboxError> {
+    let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
+    let listener = match crate::gate::recv_listener(sock.as_fd()) {
+        Ok(l) => l,
+        Err(_) => return Ok(None),
+    };
+    let sink = Arc::new(AuditSink::new(
+        writer,
+        &profile,
+        sandbox_dir.join(COUNTS_FILE),
+    ));
+    let decider = Arc::new(PolicyDecider::new(profile));
+    let m = Monitor::start(init, listener, decider, sink).map_err(gate_err)?;
+    crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;
+    Ok(Some(m))
+}
+
+/// Waits for the gated tree to end; returns init's exit status as a shell reports it.
+pub fn finish(m: Monitor, init: i32) -> Result<i32, SandboxError> {
+    let raw = m
+        .wait()
+        .map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
+    Ok(match raw {
+        Some(raw) => nix::sys::wait::WaitStatus::from_raw(nix::unistd::Pid::from_raw(init), raw)
+            .map(crate::engine::container::exit_code)
+            .unwrap_or(255),
+        None => 255,
+    })
+}
