@@ -21,22 +21,34 @@ pub fn read(path: &Path) -> Result<String, CgroupError> {
 }
 
 /// `mkdir -p` that records, parents first, each directory it really created, so that `destroy`
-/// removes those and nothing that existed before.
+/// removes those and nothing that existed before. A parent that another container's `destroy`
+/// removes between our look and our mkdir (ENOENT) is made again: the walk is retried.
 pub fn mkdir_all(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while !cur.exists() {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
+    const ATTEMPTS: usize = 8;
+    for attempt in 1..=ATTEMPTS {
+        let mut missing = Vec::new();
+        let mut cur = dir;
+        while !cur.exists() {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
         }
-    }
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(&d) {
-            Ok(()) => created.push(d),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(CgroupError::Create { path: d, source }),
+        let mut vanished = false;
+        for d in missing.into_iter().rev() {
+            match std::fs::create_dir(&d) {
+                Ok(()) => created.push(d),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+                    vanished = true;
+                    break;
+                }
+                Err(source) => return Err(CgroupError::Create { path: d, source }),
+            }
+        }
+        if !vanished {
+            return Ok(());
         }
     }
     Ok(())

@@ -52,6 +52,9 @@ pub struct Cgroup {
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// The parent of lasso's default cgroups (`/lasso/<id>`), shared by every lasso container.
+const DEFAULT_PARENT: &str = "/lasso";
+
 impl Cgroup {
     /// Creates (or joins, if it exists) the container's cgroup. `cgroups_path`: absolute = under
     /// each hierarchy root; relative = under the caller's own cgroup; `None` = `/lasso/<id>`.
@@ -77,7 +80,7 @@ impl Cgroup {
         container_id: &str,
         rootless: bool,
     ) -> Result<Cgroup, CgroupError> {
-        let default = PathBuf::from("/lasso").join(container_id);
+        let default = PathBuf::from(DEFAULT_PARENT).join(container_id);
         let path = cgroups_path.map(Path::to_path_buf).unwrap_or(default);
         validate_path(&path)?;
         let mut cg = Cgroup {
@@ -89,6 +92,9 @@ impl Cgroup {
             disabled: None,
         };
         let result = cg.make_dirs(host, &path);
+        if result.is_ok() && path.parent() == Some(Path::new(DEFAULT_PARENT)) {
+            cg.share_default_parents();
+        }
         match result {
             Ok(()) => Ok(cg),
             Err(CgroupError::Create { source, .. }) if rootless && is_permission(&source) => {
@@ -99,6 +105,24 @@ impl Cgroup {
             Err(e) => {
                 let _ = cg.destroy();
                 Err(e)
+            }
+        }
+    }
+
+    /// The default parent (`/lasso` in each hierarchy, whether the path was given as
+    /// `/lasso/<id>` or left to the default) belongs to every lasso container, not to
+    /// the one that happened to make it: each `destroy` tries to remove it (an rmdir that fails
+    /// while a sibling still lives there), so the last container out leaves no empty parent.
+    fn share_default_parents(&mut self) {
+        let parents: Vec<PathBuf> = self
+            .dirs()
+            .iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .collect();
+        for p in parents {
+            if !self.created.contains(&p) {
+                // Parents first: `destroy` walks the list in reverse.
+                self.created.insert(0, p);
             }
         }
     }
