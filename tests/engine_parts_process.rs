@@ -3,47 +3,14 @@
 //! /proc/thread-self/status and what a privileged call does afterwards.
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use lasso::engine::{capabilities, rlimits};
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
 };
 
-const CHILD: &str = "LASSO_PARTS_CHILD";
-
-/// Runs test `name` of this binary in a fresh process; returns its stdout.
-fn in_child(name: &str) -> String {
-    in_child_with(name, &[])
-}
-
-fn in_child_with(name: &str, env: &[(&str, &std::path::Path)]) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-/// `KEY: value` lines the child printed.
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("{key} missing in child output:\n{out}"))
-}
+mod engine_parts_support;
+use engine_parts_support::{field, in_child, in_child_with, is_child};
 
 fn status_field(key: &str) -> String {
     let s = std::fs::read_to_string("/proc/thread-self/status").unwrap();

@@ -9,34 +9,8 @@ use std::process::Command;
 use lasso::engine::seccomp;
 use oci_spec::runtime::LinuxSeccomp;
 
-const CHILD: &str = "LASSO_PARTS_CHILD";
-
-fn in_child(name: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {name} failed ({:?}): {stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("{key} missing in child output:\n{out}"))
-}
+mod engine_parts_support;
+use engine_parts_support::{field, in_child, is_child, CHILD};
 
 /// Result of a raw system call: "ok" or "errno N".
 fn outcome(rc: libc::c_long) -> String {

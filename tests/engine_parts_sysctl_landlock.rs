@@ -3,40 +3,13 @@
 //! namespaces, so the host's values cannot change; Landlock restricts only the helper.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 use lasso::engine::landlock::{self, Enforcement, LandlockRules};
 use lasso::engine::sysctl;
 
-const CHILD: &str = "LASSO_PARTS_CHILD";
-
-fn in_child(name: &str, env: &[(&str, &Path)]) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
-
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("{key} missing in child output:\n{out}"))
-}
+mod engine_parts_support;
+use engine_parts_support::{field, in_child_with as in_child, is_child};
 
 fn read(p: &str) -> String {
     std::fs::read_to_string(p).unwrap().trim().to_owned()
