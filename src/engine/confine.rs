@@ -20,6 +20,18 @@ struct Wire {
     execute: Vec<PathBuf>,
 }
 
+/// The annotation asking for lasso's seccomp baseline on top of the Spec's own policy
+/// (value `baseline`); set by `lasso-runc` for a `run.lasso.profile` container.
+pub const SECCOMP_ANNOTATION: &str = "run.lasso.seccomp";
+
+/// Whether the Spec asks for the seccomp baseline beside its own policy.
+pub fn wants_baseline(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(SECCOMP_ANNOTATION))
+        .is_some_and(|v| v == "baseline")
+}
+
 /// Encodes rules for the annotation.
 pub fn encode_landlock(rules: &LandlockRules) -> String {
     serde_json::to_string(&Wire {

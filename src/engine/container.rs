@@ -88,6 +88,10 @@ pub struct CreateOptions {
     /// gate's seccomp listener to the caller's monitor right before its execve, and waits
     /// until the monitor traces it (`gate::send_listener`). `None`: no gate, as runc.
     pub gate_socket: Option<std::os::fd::RawFd>,
+    /// The Spec to run instead of the bundle's `config.json` (the bundle still gives the rootfs
+    /// and relative paths): `lasso-runc` adds a `run.lasso.profile`'s hardening this way without
+    /// rewriting the client's bundle. `None`: the bundle's own config.
+    pub spec: Option<Spec>,
 }
 
 /// A runtime rooted at one state directory (`--root`).
@@ -167,7 +171,10 @@ impl Runtime {
     /// Init is this process's child (it is re-parented to the caller's subreaper when this
     /// process exits). The pid file is written atomically after the state.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container, ContainerError> {
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
+        if let Some(spec) = &opts.spec {
+            bundle.spec = spec.clone();
+        }
         let spec = &bundle.spec;
         let process = spec.process().as_ref().expect("validated");
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
@@ -175,7 +182,7 @@ impl Runtime {
         }
         let linux = spec.linux().as_ref();
         // Everything that can be checked is checked before a process or a directory exists.
-        let prepared = Prepared::new(process, linux)?;
+        let prepared = Prepared::new(process, linux)?.with_baseline(super::confine::wants_baseline(spec))?;
         let plan = Plan::from_spec(linux)?;
         let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
         sysctl::validate(&sysctl, plan.sysctl_namespaces())?;

@@ -98,7 +98,8 @@ impl Runtime {
         };
         let spec = self.store.load_spec(id)?;
         // The container's seccomp policy applies to every process in it, as in runc.
-        let prepared = Prepared::new(p, spec.linux().as_ref())?;
+        let prepared = Prepared::new(p, spec.linux().as_ref())?
+            .with_baseline(super::confine::wants_baseline(&spec))?;
         let landlock =
             super::confine::landlock_rules(&spec).map_err(ContainerError::Unsupported)?;
         let args = HelperArgs {

@@ -23,6 +23,10 @@ pub enum PrepareError {
 pub struct Prepared {
     pub caps: Option<CapSets>,
     pub seccomp: Option<Filters>,
+    /// lasso's built-in baseline, installed as a second filter beside the Spec's own: the
+    /// kernel runs both and the stricter action wins for every call (seccomp(2), "multiple
+    /// filters"), which is exactly the merge a `run.lasso.profile` container asks for.
+    pub baseline: Option<&'static Filters>,
     pub rlimits: Vec<PosixRlimit>,
 }
 
@@ -41,8 +45,17 @@ impl Prepared {
         Ok(Prepared {
             caps,
             seccomp,
+            baseline: None,
             rlimits,
         })
+    }
+
+    /// Adds lasso's seccomp baseline (see `baseline`) when `on`.
+    pub fn with_baseline(mut self, on: bool) -> Result<Prepared, PrepareError> {
+        if on {
+            self.baseline = Some(seccomp::default_filters()?);
+        }
+        Ok(self)
     }
 
     pub fn apply_rlimits(&self) -> Result<(), RlimitError> {
@@ -65,6 +78,9 @@ impl Prepared {
     }
 
     pub fn apply_seccomp(&self) -> Result<(), SeccompError> {
+        if let Some(b) = self.baseline {
+            seccomp::install(b)?;
+        }
         match &self.seccomp {
             Some(f) => seccomp::install(f),
             None => Ok(()),

@@ -1,7 +1,11 @@
 //! `lasso-runc create`: set up a container whose process waits for `start`.
 
-use super::{Globals, RuncError};
-use crate::engine::container::CreateOptions;
+use super::gate_monitor::{self, MonitorPlan};
+use super::{profile, Globals, RuncError};
+use crate::engine::bundle::Bundle;
+use crate::engine::container::{Container, CreateOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -38,11 +42,57 @@ impl Args {
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             gate_socket: None,
+            spec: None,
         }
     }
 }
 
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
-    g.runtime.create(&args.options())?;
+    create(&args, g)?;
     Ok(0)
+}
+
+/// `create` as runc does it, or, for a container whose annotations carry
+/// `run.lasso.profile`, with the profile's hardening and the exec gate's monitor.
+pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
+    let mut opts = args.options();
+    // Read once here to see the annotations; the engine reads it again (cheap, and it keeps
+    // the engine's own checks and error messages for a bad config).
+    let bundle = match Bundle::load(&args.bundle) {
+        Ok(b) => b,
+        Err(_) => return Ok(g.runtime.create(&opts)?),
+    };
+    let dirs = profile::dirs();
+    let Some(opted) = profile::opted(&bundle.spec, &args.id, &dirs)? else {
+        return Ok(g.runtime.create(&opts)?);
+    };
+    let spec = profile::harden(&bundle.spec, &bundle.rootfs, &opted);
+    let (mine, theirs) = UnixStream::pair().map_err(|source| RuncError::Io {
+        what: "socketpair for the exec gate".into(),
+        source,
+    })?;
+    opts.spec = Some(spec);
+    opts.gate_socket = Some(theirs.as_raw_fd());
+    let c = g.runtime.create(&opts)?;
+    drop(theirs);
+    let plan = MonitorPlan {
+        id: args.id.clone(),
+        init: c.state.pid,
+        command: bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default(),
+        opted,
+        dirs,
+        record: gate_monitor::record_path(&g.runtime.store, &args.id),
+        state_dir: g.runtime.store.dir(&args.id),
+    };
+    if let Err(e) = gate_monitor::spawn(plan, mine) {
+        // Nothing may run ungated: the half-made container goes.
+        let _ = g.runtime.delete(&args.id, true);
+        return Err(RuncError::Usage(e.to_string()));
+    }
+    Ok(c)
 }

@@ -1,6 +1,6 @@
 //! `lasso-runc delete`: remove a stopped container; --force kills a running one first.
 
-use super::{Globals, RuncError};
+use super::{gate_monitor, Globals, RuncError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,8 +10,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
-    for w in g.runtime.delete(&args.id, args.force)? {
+    for w in delete(g, &args.id, args.force)? {
         g.warn(&w);
     }
     Ok(0)
+}
+
+/// The engine's delete, then the exec gate's monitor of a `run.lasso.profile` container: it
+/// seals the container's log once the container is gone, and is killed if it lingers.
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<Vec<String>, RuncError> {
+    let monitor = gate_monitor::read_record(&gate_monitor::record_path(&g.runtime.store, id));
+    let warnings = g.runtime.delete(id, force)?;
+    if let Some(m) = monitor {
+        gate_monitor::reap(&m);
+    }
+    Ok(warnings)
 }

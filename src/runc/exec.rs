@@ -137,6 +137,7 @@ fn build_process(a: &Args, g: &Globals) -> Result<Process, RuncError> {
 }
 
 pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
+    refuse_ungated(&a.id, g)?;
     let process = build_process(&a, g)?;
     let code = g.runtime.exec(
         &a.id,
@@ -151,4 +152,24 @@ pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
         },
     )?;
     Ok(code as u8)
+}
+
+/// A `run.lasso.profile` container gates every exec through its init's tracer; a process
+/// joined from outside is not that tracer's descendant and would run ungated. Refused until
+/// exec sessions get a gate of their own.
+fn refuse_ungated(id: &str, g: &Globals) -> Result<(), RuncError> {
+    let Ok(spec) = g.runtime.store.load_spec(id) else {
+        return Ok(());
+    };
+    if let Some(p) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::profile::PROFILE_ANNOTATION))
+    {
+        return Err(RuncError::Usage(format!(
+            "container {id} runs under {}={p}: processes started with `exec` are not gated by lasso-runc yet, and nothing runs ungated in such a container; run the command as the container's own process instead (or drop the annotation)",
+            super::profile::PROFILE_ANNOTATION
+        )));
+    }
+    Ok(())
 }

@@ -7,9 +7,11 @@ mod create;
 mod delete;
 mod exec;
 mod features;
+mod gate_monitor;
 mod kill;
 mod list;
 mod pause;
+pub mod profile;
 mod ps;
 mod run;
 mod spec;
@@ -103,6 +105,8 @@ pub enum RuncError {
     Container(#[from] ContainerError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -1,7 +1,7 @@
 //! `lasso-runc run`: create, start, wait for the process and delete (or, with --detach, return
 //! after start). The exit status is the container's, or 128 + the signal that killed it.
 
-use super::{create, Globals, RuncError};
+use super::{create, delete, Globals, RuncError};
 use crate::engine::container;
 
 #[derive(Debug, clap::Args)]
@@ -18,11 +18,11 @@ pub struct Args {
 
 pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
     let id = args.create.id.clone();
-    let c = g.runtime.create(&args.create.options())?;
+    let c = create::create(&args.create, g)?;
     match g.runtime.start(&id) {
         Ok(warnings) => warnings.iter().for_each(|w| g.warn(w)),
         Err(e) => {
-            let _ = g.runtime.delete(&id, true);
+            let _ = delete::delete(g, &id, true);
             return Err(e.into());
         }
     }
@@ -31,7 +31,7 @@ pub fn run(args: Args, g: &Globals) -> Result<u8, RuncError> {
     }
     let code = container::wait_forwarding_signals(c.state.pid);
     if !args.keep {
-        if let Ok(warnings) = g.runtime.delete(&id, true) {
+        if let Ok(warnings) = delete::delete(g, &id, true) {
             warnings.iter().for_each(|w| g.warn(w));
         }
     }

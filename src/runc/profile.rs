@@ -1,0 +1,290 @@
+//! The opt-in policy of `lasso-runc`: a container whose annotations carry
+//! `run.lasso.profile=NAME` (a built-in or user profile name, or a profile file's path) is run
+//! with that profile's hardening on top of its own OCI config, and `run.lasso.audit=DIR` says
+//! where its audit log goes. This module reads those annotations, loads the profile and derives
+//! the Spec the engine runs: lasso's seccomp baseline stacked on the container's own filter,
+//! Landlock rules from the container's mounts, every capability dropped and no_new_privs.
+//! The exec gate itself is `gate_monitor`'s.
+//!
+//! Owns only this translation. It never rewrites the client's bundle (the engine takes the
+//! derived Spec through `CreateOptions::spec`) and never touches the kernel.
+
+use crate::engine::confine;
+use crate::engine::landlock::LandlockRules;
+use crate::paths::Dirs;
+use crate::policy::{self, ResolvedProfile};
+use oci_spec::runtime::{LinuxCapabilities, Spec};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+
+/// The annotation that opts a container in.
+pub const PROFILE_ANNOTATION: &str = "run.lasso.profile";
+/// The annotation naming the audit log's directory.
+pub const AUDIT_ANNOTATION: &str = "run.lasso.audit";
+
+/// File systems that are never made writable by Landlock, even when mounted read-write: the
+/// kernel's control files (sysctls, cgroup knobs, per-process attributes) are not an agent's
+/// working space.
+const KERNEL_FS: [&str; 4] = ["proc", "sysfs", "cgroup", "cgroup2"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("annotation {PROFILE_ANNOTATION}={name:?}: {source}; the profiles here are: {available} (or give a profile file's absolute path)")]
+    Unknown {
+        name: String,
+        available: String,
+        #[source]
+        source: policy::ProfileError,
+    },
+    #[error("annotation {PROFILE_ANNOTATION}={name:?}: {source}")]
+    Invalid {
+        name: String,
+        #[source]
+        source: policy::ProfileError,
+    },
+    #[error("annotation {AUDIT_ANNOTATION}={0:?}: give an absolute directory path without `..`")]
+    AuditPath(String),
+    #[error("annotation {PROFILE_ANNOTATION}: the container's process cannot start without a pid namespace of its own here (add a pid namespace to linux.namespaces): the exec gate traces the container's init")]
+    NoPidNamespace,
+}
+
+/// What a container opted into.
+#[derive(Debug)]
+pub struct Opted {
+    /// The annotation's value (name or path), as given.
+    pub source: String,
+    pub profile: ResolvedProfile,
+    /// The audit log's directory.
+    pub audit_dir: PathBuf,
+}
+
+/// The directories lasso-runc uses for keys and user profiles: lasso's own (`/etc/lasso` for
+/// root), or `LASSO_CONFIG_DIR` as `lasso audit` honours it, so that a test or a user can keep
+/// the key ring elsewhere.
+pub fn dirs() -> Dirs {
+    let mut d = Dirs::current();
+    if let Some(c) = std::env::var_os("LASSO_CONFIG_DIR").filter(|c| !c.is_empty()) {
+        d.config = PathBuf::from(c);
+    }
+    d
+}
+
+/// Default audit directory: beside lasso's own logs, one directory per container
+/// (`/var/log/lasso/runc/<id>/` for root).
+fn default_audit_dir(dirs: &Dirs, id: &str) -> PathBuf {
+    let base = dirs
+        .audit_logs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dirs.state.clone());
+    base.join("runc").join(id)
+}
+
+fn names(dirs: &Dirs) -> String {
+    let mut n: Vec<String> = policy::BUILTINS.iter().map(|(n, _)| n.to_string()).collect();
+    n.extend(policy::user_profile_names(dirs));
+    n.join(", ")
+}
+
+/// Reads the annotations of `spec`; `Ok(None)` when the container did not opt in.
+pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, ProfileError> {
+    let ann = spec.annotations().clone().unwrap_or_default();
+    let Some(source) = ann.get(PROFILE_ANNOTATION).cloned() else {
+        return Ok(None);
+    };
+    let profile = policy::load(&source, dirs).map_err(|e| match e {
+        policy::ProfileError::NotFound { .. } => ProfileError::Unknown {
+            name: source.clone(),
+            available: names(dirs),
+            source: e,
+        },
+        e => ProfileError::Invalid {
+            name: source.clone(),
+            source: e,
+        },
+    })?;
+    let audit_dir = match ann.get(AUDIT_ANNOTATION) {
+        Some(p) => {
+            let path = PathBuf::from(p);
+            if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+                return Err(ProfileError::AuditPath(p.clone()));
+            }
+            path
+        }
+        None => default_audit_dir(dirs, id),
+    };
+    let has_pid_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+        });
+    if !has_pid_ns {
+        return Err(ProfileError::NoPidNamespace);
+    }
+    Ok(Some(Opted {
+        source,
+        profile,
+        audit_dir,
+    }))
+}
+
+/// The Landlock rules for a container: everything readable and executable (which programs
+/// may run is the exec gate's decision, not Landlock's); writable are the container's
+/// read-write mounts except kernel file systems, plus, when the root is writable, every
+/// top-level entry of the root except `/proc` and `/sys`. So even a read-write root keeps the
+/// kernel's control files out of reach, and a read-only root confines writes to the volumes
+/// and tmpfs mounts the client gave the container. `rootfs` is the root on the host, used to
+/// list its top-level entries (each must exist when init enforces the rules).
+pub fn landlock_rules(spec: &Spec, rootfs: &Path) -> LandlockRules {
+    let mut rw: Vec<PathBuf> = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let ty = m.typ().as_deref().unwrap_or("");
+        let ro = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "ro" || o == "rro");
+        if ro || KERNEL_FS.contains(&ty) {
+            continue;
+        }
+        let dest = m.destination();
+        if dest == Path::new("/proc") || dest.starts_with("/sys") || dest.starts_with("/proc/") {
+            continue;
+        }
+        rw.push(dest.clone());
+    }
+    let root_rw = !spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
+    if root_rw {
+        let mut top: Vec<PathBuf> = std::fs::read_dir(rootfs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "proc" && n != "sys")
+            .map(|n| Path::new("/").join(n))
+            .collect();
+        top.sort();
+        rw.extend(top);
+    }
+    let mut seen = HashSet::new();
+    rw.retain(|p| seen.insert(p.clone()));
+    LandlockRules {
+        read: vec![PathBuf::from("/")],
+        read_write: rw,
+        execute: vec![PathBuf::from("/")],
+    }
+}
+
+/// The Spec the engine runs for an opted-in container: `spec` plus the profile's hardening.
+pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
+    let mut out = spec.clone();
+    let rules = landlock_rules(spec, rootfs);
+    let mut ann = out.annotations().clone().unwrap_or_default();
+    ann.insert(
+        confine::LANDLOCK_ANNOTATION.into(),
+        confine::encode_landlock(&rules),
+    );
+    ann.insert(confine::SECCOMP_ANNOTATION.into(), "baseline".into());
+    // What the container runs under, for `state` readers and for `delete`'s gate cleanup.
+    ann.insert(
+        PROFILE_ANNOTATION.into(),
+        opted.profile.name.clone(),
+    );
+    out.set_annotations(Some(ann));
+    if let Some(mut p) = out.process().clone() {
+        // lasso's sandboxes hold no capability at all; a profile container gets the same: a
+        // capability is a way around the seccomp and Landlock rules above (CAP_SYS_ADMIN
+        // mounts, CAP_DAC_OVERRIDE, CAP_SYS_PTRACE on the gate's tracees).
+        p.set_capabilities(Some(LinuxCapabilities::default().clone_empty()));
+        p.set_no_new_privileges(Some(true));
+        out.set_process(Some(p));
+    }
+    out
+}
+
+/// Every set empty.
+trait Empty {
+    fn clone_empty(&self) -> LinuxCapabilities;
+}
+
+impl Empty for LinuxCapabilities {
+    fn clone_empty(&self) -> LinuxCapabilities {
+        let none = oci_spec::runtime::Capabilities::new();
+        let mut c = self.clone();
+        c.set_bounding(Some(none.clone()));
+        c.set_effective(Some(none.clone()));
+        c.set_inheritable(Some(none.clone()));
+        c.set_permitted(Some(none.clone()));
+        c.set_ambient(Some(none));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(ann: &[(&str, &str)]) -> Spec {
+        let mut s = Spec::default();
+        s.set_annotations(Some(
+            ann.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+        s
+    }
+
+    #[test]
+    fn container_without_the_annotation_is_left_alone() {
+        let d = Dirs::current();
+        assert!(opted(&spec_with(&[]), "c", &d).unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_profile_names_the_annotation_and_lists_profiles() {
+        let d = Dirs::current();
+        let e = opted(&spec_with(&[(PROFILE_ANNOTATION, "standrd")]), "c", &d).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("run.lasso.profile=\"standrd\""), "{msg}");
+        assert!(msg.contains("standard, open"), "{msg}");
+    }
+
+    #[test]
+    fn relative_audit_dir_is_refused() {
+        let d = Dirs::current();
+        let s = spec_with(&[(PROFILE_ANNOTATION, "standard"), (AUDIT_ANNOTATION, "logs/x")]);
+        assert!(matches!(opted(&s, "c", &d), Err(ProfileError::AuditPath(_))));
+        let s = spec_with(&[(PROFILE_ANNOTATION, "standard"), (AUDIT_ANNOTATION, "/a/../b")]);
+        assert!(matches!(opted(&s, "c", &d), Err(ProfileError::AuditPath(_))));
+    }
+
+    #[test]
+    fn default_audit_dir_is_per_container() {
+        assert_eq!(
+            default_audit_dir(&Dirs::system(), "abc"),
+            PathBuf::from("/var/log/lasso/runc/abc")
+        );
+    }
+
+    #[test]
+    fn read_only_root_makes_only_rw_mounts_writable() {
+        let s: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["rw"]},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/data", "type": "bind", "source": "/x", "options": ["rbind", "rw"]},
+                {"destination": "/etc/resolv.conf", "type": "bind", "source": "/y", "options": ["rbind", "ro"]}
+            ]
+        }))
+        .unwrap();
+        let r = landlock_rules(&s, Path::new("/nonexistent"));
+        assert_eq!(r.read_write, vec![PathBuf::from("/dev"), PathBuf::from("/data")]);
+        assert_eq!(r.read, vec![PathBuf::from("/")]);
+    }
+}
