@@ -182,7 +182,8 @@ impl Runtime {
         }
         let linux = spec.linux().as_ref();
         // Everything that can be checked is checked before a process or a directory exists.
-        let prepared = Prepared::new(process, linux)?.with_baseline(super::confine::wants_baseline(spec))?;
+        let prepared =
+            Prepared::new(process, linux)?.with_baseline(super::confine::wants_baseline(spec))?;
         let plan = Plan::from_spec(linux)?;
         let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
         sysctl::validate(&sysctl, plan.sysctl_namespaces())?;

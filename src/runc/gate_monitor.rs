@@ -66,12 +66,13 @@ pub struct MonitorPlan {
 /// Forks the detached monitor with `sock` (the gate hand-over's monitor end). Returns once the
 /// monitor runs, its log is open and its record is written; or why it could not start.
 pub fn spawn(plan: MonitorPlan, sock: UnixStream) -> Result<(), GateMonitorError> {
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| {
-        GateMonitorError::Sys {
-            what: "pipe for the gate monitor".into(),
-            source,
-        }
-    })?;
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| {
+            GateMonitorError::Sys {
+                what: "pipe for the gate monitor".into(),
+                source,
+            }
+        })?;
     // SAFETY: lasso-runc is single-threaded here; the children run our own code only and
     // leave with _exit.
     match unsafe { nix::unistd::fork() }.map_err(|source| GateMonitorError::Sys {
@@ -179,8 +180,7 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
     }
     report(&mut ready, "ok");
     let profile = Arc::new(plan.opted.profile);
-    let status = match gate_link::attach(&sock, plan.init, profile, log.clone(), &plan.state_dir)
-    {
+    let status = match gate_link::attach(&sock, plan.init, profile, log.clone(), &plan.state_dir) {
         Ok(Some(m)) => gate_link::finish(m, plan.init).unwrap_or(255),
         // Deleted before `start`: init never handed its listener over.
         Ok(None) => {

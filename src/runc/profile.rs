@@ -34,13 +34,13 @@ pub enum ProfileError {
         name: String,
         available: String,
         #[source]
-        source: policy::ProfileError,
+        source: Box<policy::ProfileError>,
     },
     #[error("annotation {PROFILE_ANNOTATION}={name:?}: {source}")]
     Invalid {
         name: String,
         #[source]
-        source: policy::ProfileError,
+        source: Box<policy::ProfileError>,
     },
     #[error("annotation {AUDIT_ANNOTATION}={0:?}: give an absolute directory path without `..`")]
     AuditPath(String),
@@ -81,7 +81,10 @@ fn default_audit_dir(dirs: &Dirs, id: &str) -> PathBuf {
 }
 
 fn names(dirs: &Dirs) -> String {
-    let mut n: Vec<String> = policy::BUILTINS.iter().map(|(n, _)| n.to_string()).collect();
+    let mut n: Vec<String> = policy::BUILTINS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     n.extend(policy::user_profile_names(dirs));
     n.join(", ")
 }
@@ -96,11 +99,11 @@ pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, Profil
         policy::ProfileError::NotFound { .. } => ProfileError::Unknown {
             name: source.clone(),
             available: names(dirs),
-            source: e,
+            source: Box::new(e),
         },
         e => ProfileError::Invalid {
             name: source.clone(),
-            source: e,
+            source: Box::new(e),
         },
     })?;
     let audit_dir = match ann.get(AUDIT_ANNOTATION) {
@@ -118,8 +121,9 @@ pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, Profil
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
         });
     if !has_pid_ns {
         return Err(ProfileError::NoPidNamespace);
@@ -156,7 +160,10 @@ pub fn landlock_rules(spec: &Spec, rootfs: &Path) -> LandlockRules {
         }
         rw.push(dest.clone());
     }
-    let root_rw = !spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true));
+    let root_rw = spec
+        .root()
+        .as_ref()
+        .is_none_or(|r| r.readonly() != Some(true));
     if root_rw {
         let mut top: Vec<PathBuf> = std::fs::read_dir(rootfs)
             .into_iter()
@@ -189,10 +196,7 @@ pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
     );
     ann.insert(confine::SECCOMP_ANNOTATION.into(), "baseline".into());
     // What the container runs under, for `state` readers and for `delete`'s gate cleanup.
-    ann.insert(
-        PROFILE_ANNOTATION.into(),
-        opted.profile.name.clone(),
-    );
+    ann.insert(PROFILE_ANNOTATION.into(), opted.profile.name.clone());
     out.set_annotations(Some(ann));
     if let Some(mut p) = out.process().clone() {
         // lasso's sandboxes hold no capability at all; a profile container gets the same: a
@@ -255,10 +259,22 @@ mod tests {
     #[test]
     fn relative_audit_dir_is_refused() {
         let d = Dirs::current();
-        let s = spec_with(&[(PROFILE_ANNOTATION, "standard"), (AUDIT_ANNOTATION, "logs/x")]);
-        assert!(matches!(opted(&s, "c", &d), Err(ProfileError::AuditPath(_))));
-        let s = spec_with(&[(PROFILE_ANNOTATION, "standard"), (AUDIT_ANNOTATION, "/a/../b")]);
-        assert!(matches!(opted(&s, "c", &d), Err(ProfileError::AuditPath(_))));
+        let s = spec_with(&[
+            (PROFILE_ANNOTATION, "standard"),
+            (AUDIT_ANNOTATION, "logs/x"),
+        ]);
+        assert!(matches!(
+            opted(&s, "c", &d),
+            Err(ProfileError::AuditPath(_))
+        ));
+        let s = spec_with(&[
+            (PROFILE_ANNOTATION, "standard"),
+            (AUDIT_ANNOTATION, "/a/../b"),
+        ]);
+        assert!(matches!(
+            opted(&s, "c", &d),
+            Err(ProfileError::AuditPath(_))
+        ));
     }
 
     #[test]
@@ -284,7 +300,10 @@ mod tests {
         }))
         .unwrap();
         let r = landlock_rules(&s, Path::new("/nonexistent"));
-        assert_eq!(r.read_write, vec![PathBuf::from("/dev"), PathBuf::from("/data")]);
+        assert_eq!(
+            r.read_write,
+            vec![PathBuf::from("/dev"), PathBuf::from("/data")]
+        );
         assert_eq!(r.read, vec![PathBuf::from("/")]);
     }
 }
