@@ -6,6 +6,7 @@
 
 mod clients;
 
+use clients::profile::{self, AnnotatingClient};
 use clients::scenarios::{self, Client};
 use clients::{image, run, run_in_pty, wait_until, Lab, Out, Report, Runtime};
 use std::cell::Cell;
@@ -216,6 +217,31 @@ impl Client for Containerd {
     }
 }
 
+impl AnnotatingClient for Containerd {
+    fn run_rm_annotated(
+        &self,
+        rt: &Runtime,
+        annotations: &[(&str, &str)],
+        host: &std::path::Path,
+        dest: &str,
+        cmd: &[&str],
+    ) -> Out {
+        let id = self.next_id(&format!("profile-{}", rt.name));
+        let mut extra: Vec<String> = vec!["--rm".into()];
+        for (k, v) in annotations {
+            extra.push("--annotation".into());
+            extra.push(format!("{k}={v}"));
+        }
+        extra.push("--mount".into());
+        extra.push(format!(
+            "type=bind,src={},dst={dest},options=rbind:ro",
+            host.display()
+        ));
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        run(self.command().args(self.run_args(rt, &extra, &id, cmd)))
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
         let out = self.ctr(&["containers", "ls", "-q"]);
@@ -247,6 +273,7 @@ fn containerd_drives_runc_and_lasso_runc_through_every_scenario() {
     let mut report = Report::new("containerd");
     for rt in &runtimes {
         scenarios::run_all(&ctrd, rt, &mut report);
+        profile::run(&ctrd, rt, &ctrd.lab.dir, &mut report);
     }
     let footprint = ctrd.lab.witness();
     drop(ctrd);

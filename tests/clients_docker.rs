@@ -9,6 +9,7 @@
 
 mod clients;
 
+use clients::profile::{self, AnnotatingClient};
 use clients::scenarios::{self, Client};
 use clients::{expect_contains, image, run, run_in_pty, wait_until, Lab, Out, Report, Runtime};
 use std::process::Command;
@@ -183,6 +184,28 @@ impl Client for Docker {
     }
 }
 
+impl AnnotatingClient for Docker {
+    fn run_rm_annotated(
+        &self,
+        rt: &Runtime,
+        annotations: &[(&str, &str)],
+        host: &std::path::Path,
+        dest: &str,
+        cmd: &[&str],
+    ) -> Out {
+        let mut extra: Vec<String> = vec!["--rm".into()];
+        for (k, v) in annotations {
+            extra.push("--annotation".into());
+            extra.push(format!("{k}={v}"));
+        }
+        extra.push("-v".into());
+        extra.push(format!("{}:{dest}:ro", host.display()));
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let argv = self.run_args(rt.name, &extra, cmd);
+        run(self.command(&argv[0]).args(&argv[1..]))
+    }
+}
+
 impl Drop for Docker {
     fn drop(&mut self) {
         let ids = self.docker(&["ps", "-aq"]).stdout;
@@ -225,6 +248,7 @@ fn docker_scenarios(wanted: impl Fn(&Runtime) -> bool) {
     let mut report = Report::new("docker");
     for rt in &runtimes {
         scenarios::run_all(&docker, rt, &mut report);
+        profile::run(&docker, rt, &docker.lab.dir, &mut report);
     }
     if let Some(rt) = runtimes.iter().find(|rt| rt.name != "runc") {
         report.check(

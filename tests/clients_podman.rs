@@ -6,6 +6,7 @@
 
 mod clients;
 
+use clients::profile::{self, AnnotatingClient};
 use clients::scenarios::{self, Client};
 use clients::{image, run, run_in_pty, Lab, Out, Report, Runtime};
 use std::process::Command;
@@ -215,6 +216,28 @@ impl Client for Podman {
     }
 }
 
+impl AnnotatingClient for Podman {
+    fn run_rm_annotated(
+        &self,
+        rt: &Runtime,
+        annotations: &[(&str, &str)],
+        host: &std::path::Path,
+        dest: &str,
+        cmd: &[&str],
+    ) -> Out {
+        let mut extra: Vec<String> = vec!["--rm".into()];
+        for (k, v) in annotations {
+            extra.push("--annotation".into());
+            extra.push(format!("{k}={v}"));
+        }
+        extra.push("-v".into());
+        extra.push(format!("{}:{dest}:ro", host.display()));
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let argv = self.run_args(rt, &extra, cmd);
+        run(self.command(&argv[0]).args(&argv[1..]))
+    }
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
         // Containers first, through the client, so podman unmounts its overlays and conmon
@@ -237,6 +260,7 @@ fn podman_drives_runc_and_lasso_runc_through_every_scenario() {
     let mut report = Report::new("podman");
     for rt in &runtimes {
         scenarios::run_all(&podman, rt, &mut report);
+        profile::run(&podman, rt, &podman.lab.dir, &mut report);
     }
     let footprint = podman.lab.witness();
     drop(podman);

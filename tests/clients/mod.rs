@@ -16,6 +16,7 @@
 pub mod image;
 pub mod kernel;
 pub mod lab;
+pub mod profile;
 pub mod report;
 pub mod scenarios;
 pub mod teardown;
