@@ -225,7 +225,7 @@ impl AnnotatingClient for Containerd {
         host: &std::path::Path,
         dest: &str,
         cmd: &[&str],
-    ) -> Out {
+    ) -> Result<Out, String> {
         let id = self.next_id(&format!("profile-{}", rt.name));
         let mut extra: Vec<String> = vec!["--rm".into()];
         for (k, v) in annotations {
@@ -238,7 +238,9 @@ impl AnnotatingClient for Containerd {
             host.display()
         ));
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        run(self.command().args(self.run_args(rt, &extra, &id, cmd)))
+        Ok(run(self
+            .command()
+            .args(self.run_args(rt, &extra, &id, cmd))))
     }
 }
 

@@ -187,22 +187,15 @@ impl Client for Docker {
 impl AnnotatingClient for Docker {
     fn run_rm_annotated(
         &self,
-        rt: &Runtime,
-        annotations: &[(&str, &str)],
-        host: &std::path::Path,
-        dest: &str,
-        cmd: &[&str],
-    ) -> Out {
-        let mut extra: Vec<String> = vec!["--rm".into()];
-        for (k, v) in annotations {
-            extra.push("--annotation".into());
-            extra.push(format!("{k}={v}"));
-        }
-        extra.push("-v".into());
-        extra.push(format!("{}:{dest}:ro", host.display()));
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let argv = self.run_args(rt.name, &extra, cmd);
-        run(self.command(&argv[0]).args(&argv[1..]))
+        _rt: &Runtime,
+        _annotations: &[(&str, &str)],
+        _host: &std::path::Path,
+        _dest: &str,
+        _cmd: &[&str],
+    ) -> Result<Out, String> {
+        // Annotations arrived in the Engine API 1.43 (Docker 24); dockerd 20.10 speaks 1.41,
+        // and the CLI refuses `--annotation` against it ("unknown flag").
+        Err("dockerd 20.10 cannot pass OCI annotations (Engine API 1.41; `--annotation` needs Docker 24+)".into())
     }
 }
 

@@ -224,7 +224,7 @@ impl AnnotatingClient for Podman {
         host: &std::path::Path,
         dest: &str,
         cmd: &[&str],
-    ) -> Out {
+    ) -> Result<Out, String> {
         let mut extra: Vec<String> = vec!["--rm".into()];
         for (k, v) in annotations {
             extra.push("--annotation".into());
@@ -234,7 +234,7 @@ impl AnnotatingClient for Podman {
         extra.push(format!("{}:{dest}:ro", host.display()));
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let argv = self.run_args(rt, &extra, cmd);
-        run(self.command(&argv[0]).args(&argv[1..]))
+        Ok(run(self.command(&argv[0]).args(&argv[1..])))
     }
 }
 

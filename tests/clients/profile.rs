@@ -15,7 +15,8 @@ const SCRIPT: &str = "mkdir -p /tmp/keep\n/bin/rm -rf /tmp/keep; echo rm=$?\n/bi
 
 /// A client that can start a container with annotations and a read-only bind mount.
 pub trait AnnotatingClient {
-    /// `run --rm` of `cmd` with OCI `annotations` and `host` bound read-only at `dest`.
+    /// `run --rm` of `cmd` with OCI `annotations` and `host` bound read-only at `dest`;
+    /// `Err(why)` when this client cannot pass annotations to the runtime.
     fn run_rm_annotated(
         &self,
         rt: &Runtime,
@@ -23,7 +24,7 @@ pub trait AnnotatingClient {
         host: &Path,
         dest: &str,
         cmd: &[&str],
-    ) -> Out;
+    ) -> Result<Out, String>;
 }
 
 /// The key ring lasso-runc writes with: the clients do not pass our environment through (conmon
@@ -43,82 +44,88 @@ pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Rep
     if rt.name != "lasso-runc" {
         return;
     }
-    report.check(
-        rt.name,
-        "run.lasso.profile=standard: rm is refused by the exec gate and audited, the log verifies",
-        || {
-            let dir = lab.join(format!("profile-{}", rt.name));
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let script = dir.join("t.sh");
-            std::fs::write(&script, SCRIPT).map_err(|e| e.to_string())?;
-            let audit = dir.join("audit");
-            let audit_s = audit.display().to_string();
-            let out = c.run_rm_annotated(
-                rt,
-                &[
-                    ("run.lasso.profile", "standard"),
-                    ("run.lasso.audit", &audit_s),
-                ],
-                &script,
-                "/t.sh",
-                &["sh", "/t.sh"],
-            );
-            let out = out.ok()?;
-            expect_contains("stdout", &out.stdout, "allowed-ran")?;
-            expect_contains("stdout (rm refused with EACCES)", &out.stdout, "rm=126")?;
-            expect_contains("stdout (the directory survived)", &out.stdout, "kept")?;
-            let logs: Vec<PathBuf> = std::fs::read_dir(&audit)
-                .map_err(|e| format!("audit dir {}: {e}", audit.display()))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            let [log] = logs.as_slice() else {
-                return Err(format!("expected one log in {}: {logs:?}", audit.display()));
-            };
-            let text = std::fs::read_to_string(log).map_err(|e| e.to_string())?;
-            let entries: Vec<serde_json::Value> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
-            let has = |outcome: &str, argv: &[&str]| {
-                entries.iter().any(|e| {
-                    e["kind"] == "exec"
-                        && e["outcome"] == outcome
-                        && e["details"]["argv"] == serde_json::json!(argv)
-                })
-            };
-            if !has("blocked", &["/bin/rm", "-rf", "/tmp/keep"]) {
-                return Err(format!("no blocked entry for rm in {}", log.display()));
+    const SCENARIO: &str =
+        "run.lasso.profile=standard: rm is refused by the exec gate and audited, the log verifies";
+    let dir = lab.join(format!("profile-{}", rt.name));
+    let script = dir.join("t.sh");
+    let audit = dir.join("audit");
+    let audit_s = audit.display().to_string();
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&script, SCRIPT)) {
+        report.check(rt.name, SCENARIO, || Err(format!("{}: {e}", dir.display())));
+        return;
+    }
+    let out = match c.run_rm_annotated(
+        rt,
+        &[
+            ("run.lasso.profile", "standard"),
+            ("run.lasso.audit", &audit_s),
+        ],
+        &script,
+        "/t.sh",
+        &["sh", "/t.sh"],
+    ) {
+        Ok(out) => out,
+        Err(why) => {
+            report.not_applicable(rt.name, SCENARIO, &why);
+            return;
+        }
+    };
+    report.check(rt.name, SCENARIO, || {
+        let out = out.ok()?;
+        expect_contains("stdout", &out.stdout, "allowed-ran")?;
+        expect_contains("stdout (rm refused with EACCES)", &out.stdout, "rm=126")?;
+        expect_contains("stdout (the directory survived)", &out.stdout, "kept")?;
+        let logs: Vec<PathBuf> = std::fs::read_dir(&audit)
+            .map_err(|e| format!("audit dir {}: {e}", audit.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        let [log] = logs.as_slice() else {
+            return Err(format!("expected one log in {}: {logs:?}", audit.display()));
+        };
+        let text = std::fs::read_to_string(log).map_err(|e| e.to_string())?;
+        let entries: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let has = |outcome: &str, argv: &[&str]| {
+            entries.iter().any(|e| {
+                e["kind"] == "exec"
+                    && e["outcome"] == outcome
+                    && e["details"]["argv"] == serde_json::json!(argv)
+            })
+        };
+        if !has("blocked", &["/bin/rm", "-rf", "/tmp/keep"]) {
+            return Err(format!("no blocked entry for rm in {}", log.display()));
+        }
+        if !has("allowed", &["/bin/echo", "allowed-ran"]) {
+            return Err(format!("no allowed entry for echo in {}", log.display()));
+        }
+        let Some(lasso) = lasso_bin() else {
+            return Err("the lasso binary was not built".into());
+        };
+        // The monitor seals the log once the container is gone; the client may return
+        // a moment before.
+        let mut verify = None;
+        for _ in 0..40 {
+            let v = Command::new(&lasso)
+                .args(["audit", "verify", "--config-dir"])
+                .arg(key_dir())
+                .arg(log)
+                .output()
+                .map_err(|e| e.to_string())?;
+            let t = String::from_utf8_lossy(&v.stdout).into_owned();
+            let done = v.status.success() && t.contains("sealed");
+            verify = Some((v.status.success(), t));
+            if done {
+                break;
             }
-            if !has("allowed", &["/bin/echo", "allowed-ran"]) {
-                return Err(format!("no allowed entry for echo in {}", log.display()));
-            }
-            let Some(lasso) = lasso_bin() else {
-                return Err("the lasso binary was not built".into());
-            };
-            // The monitor seals the log once the container is gone; the client may return
-            // a moment before.
-            let mut verify = None;
-            for _ in 0..40 {
-                let v = Command::new(&lasso)
-                    .args(["audit", "verify", "--config-dir"])
-                    .arg(key_dir())
-                    .arg(log)
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                let t = String::from_utf8_lossy(&v.stdout).into_owned();
-                let done = v.status.success() && t.contains("sealed");
-                verify = Some((v.status.success(), t));
-                if done {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            match verify {
-                Some((true, t)) if t.contains("sealed") => Ok(()),
-                other => Err(format!("lasso audit verify: {other:?}")),
-            }
-        },
-    );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        match verify {
+            Some((true, t)) if t.contains("sealed") => Ok(()),
+            other => Err(format!("lasso audit verify: {other:?}")),
+        }
+    });
 }
