@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start-up cost of a container through real clients, lasso-runc against runc and crun, measured
 # side by side in one run: `podman run --rm IMAGE true` (podman + conmon) and `ctr run --rm`
-# (containerd's runc shim v2 with --runc-binary). Prints hyperfine's table and the ratios.
+# (containerd's runc shim v2 with --runc-binary), plus lasso-runc with `run.lasso.profile=standard`
+# (the opt-in policy and its exec-gate monitor). Prints hyperfine's table and the ratios.
 #
 #   cargo build --release --bin lasso-runc && sudo benches/clients.sh [RUNS]
 #
@@ -129,7 +130,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$tmp/containerd.sock"
 EOF
 mkdir -p "/sys/fs/cgroup/pids/$cg" 2>/dev/null || mkdir -p "/sys/fs/cgroup/$cg"
-containerd --config "$tmp/containerd.toml" >"$tmp/containerd.log" 2>&1 &
+# The audit key ring of annotated containers stays in the temp dir (containerd's shims pass
+# their environment on to the runtime; conmon does not, so podman's use root's /etc/lasso).
+LASSO_CONFIG_DIR=$tmp/keys containerd --config "$tmp/containerd.toml" >"$tmp/containerd.log" 2>&1 &
 ctrd_pid=$!
 ctr_() { ctr --address "$tmp/containerd.sock" -n bench "$@"; }
 for _ in $(seq 100); do ctr_ version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -140,6 +143,13 @@ for n in "${names[@]}"; do
   pcmds+=(-n "podman $n" "podman $podman_global run --rm --pull never --runtime $n --network none --cgroup-parent /$cg/podman $img true")
   ccmds+=(-n "ctr $n" "ctr --address $tmp/containerd.sock -n bench run --rm --runc-binary ${rt[$n]} --runc-root $tmp/runc-root/$n --cgroup /$cg/ctr/bench-$n $img bench-$n true")
 done
+# lasso-runc once more with the opt-in policy: the profile's seccomp baseline, Landlock, and the
+# exec gate's monitor (forked by create, tracing init, writing the container's own audit log).
+if [ -n "${rt[lasso-runc]:-}" ]; then
+  prof="run.lasso.profile=standard"
+  pcmds+=(-n "podman lasso-runc+profile" "podman $podman_global run --rm --pull never --runtime lasso-runc --network none --cgroup-parent /$cg/podman --annotation $prof --annotation run.lasso.audit=$tmp/audit/podman $img true")
+  ccmds+=(-n "ctr lasso-runc+profile" "ctr --address $tmp/containerd.sock -n bench run --rm --runc-binary ${rt[lasso-runc]} --runc-root $tmp/runc-root/lasso-runc --cgroup /$cg/ctr/bench-profile --annotation $prof --annotation run.lasso.audit=$tmp/audit/ctr $img bench-profile true")
+fi
 # One plain run of each first, so a failing runtime shows its error instead of a bare status.
 for ((i = 2; i < ${#pcmds[@]}; i += 3)); do sh -c "${pcmds[i]}" || { echo "failed: ${pcmds[i]}" >&2; exit 1; }; done
 for ((i = 2; i < ${#ccmds[@]}; i += 3)); do sh -c "${ccmds[i]}" || { echo "failed: ${ccmds[i]}" >&2; exit 1; }; done
