@@ -253,7 +253,7 @@ fn gone(pid: i32) -> bool {
 }
 
 #[test]
-fn gate_monitor_is_gone_after_delete_and_exec_is_refused_meanwhile() {
+fn exec_sessions_are_gated_and_audited_and_the_monitor_is_gone_after_delete() {
     if !can_run() {
         return;
     }
@@ -276,11 +276,70 @@ fn gate_monitor_is_gone_after_delete_and_exec_is_refused_meanwhile() {
     assert!(runc.exec(&["start", &id]).status.success());
     assert!(runc.wait_status(&id, "running"));
 
-    // A process joined from outside would not be the gate's tracee: refused, not run ungated.
-    let ex = runc.exec(&["exec", &id, "true"]);
-    assert!(!ex.status.success());
-    let msg = String::from_utf8_lossy(&ex.stderr);
-    assert!(msg.contains("run.lasso.profile"), "{msg}");
+    // A process joined from outside is not the container monitor's tracee: `exec` gives it a
+    // gate of its own, with its own log beside the container's.
+    let exec = |args: &[&str]| {
+        runc_cmd(&runc, &p)
+            .arg("exec")
+            .arg(&id)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = exec(&["/bin/echo", "exec-ran"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("exec-ran"));
+    let refused = exec(&["/bin/rm", "-rf", "/tmp"]);
+    assert!(!refused.status.success(), "rm ran through exec");
+    let sessions: Vec<PathBuf> = std::fs::read_dir(p.audit.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| {
+            let n = f.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&format!("{id}-exec-")) && n.ends_with(".jsonl")
+        })
+        .collect();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let all: Vec<Value> = sessions
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let argv = |outcome: &str, want: Value| {
+        all.iter()
+            .any(|e| e["kind"] == "exec" && e["outcome"] == outcome && e["details"]["argv"] == want)
+    };
+    assert!(
+        argv("blocked", serde_json::json!(["/bin/rm", "-rf", "/tmp"])),
+        "{all:?}"
+    );
+    assert!(
+        argv("allowed", serde_json::json!(["/bin/echo", "exec-ran"])),
+        "{all:?}"
+    );
+    for f in &sessions {
+        let mut sealed = false;
+        for _ in 0..100 {
+            let v = lasso_audit_verify(&p, f.to_str().unwrap());
+            if v.status.success() && String::from_utf8_lossy(&v.stdout).contains("sealed") {
+                sealed = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(sealed, "session log {} not sealed and intact", f.display());
+    }
 
     let del = runc.exec(&["delete", "--force", &id]);
     assert!(

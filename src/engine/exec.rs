@@ -144,7 +144,13 @@ impl Runtime {
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
             let _ = nix::unistd::write(fd, &pid.to_ne_bytes());
         }
-        parent.wait_exec_outcome()?;
+        if let Err(e) = parent.wait_exec_outcome() {
+            // The process exits right after reporting its failed execve; reaped here, it does
+            // not linger as a zombie in the container's pid namespace (whose init could then
+            // not finish exiting on `delete`).
+            let _ = wait_child(pid);
+            return Err(e.into());
+        }
         if let Some(f) = &opts.pid_file {
             let abs = if f.is_absolute() {
                 f.clone()

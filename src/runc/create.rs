@@ -1,6 +1,6 @@
 //! `lasso-runc create`: set up a container whose process waits for `start`.
 
-use super::gate_monitor::{self, MonitorPlan};
+use super::gate_monitor::{self, Gated, MonitorPlan};
 use super::{profile, Globals, RuncError};
 use crate::engine::bundle::Bundle;
 use crate::engine::container::{Container, CreateOptions};
@@ -77,7 +77,8 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
     drop(theirs);
     let plan = MonitorPlan {
         id: args.id.clone(),
-        init: c.state.pid,
+        log_id: args.id.clone(),
+        gated: Gated::Init(c.state.pid),
         command: bundle
             .spec
             .process()
@@ -86,7 +87,7 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
             .unwrap_or_default(),
         opted,
         dirs,
-        record: gate_monitor::record_path(&g.runtime.store, &args.id),
+        record: Some(gate_monitor::record_path(&g.runtime.store, &args.id)),
         state_dir: g.runtime.store.dir(&args.id),
     };
     if let Err(e) = gate_monitor::spawn(plan, mine) {

@@ -1,9 +1,12 @@
 //! `lasso-runc exec`: run a process in a running container, from `--process FILE` or from the
 //! container's own process settings with the given command line and overrides.
 
-use super::{Globals, RuncError};
+use super::gate_monitor::{self, Gated, MonitorPlan};
+use super::{profile, Globals, RuncError};
 use crate::engine::exec::ExecOptions;
 use oci_spec::runtime::{Capability, Process};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -137,39 +140,59 @@ fn build_process(a: &Args, g: &Globals) -> Result<Process, RuncError> {
 }
 
 pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
-    refuse_ungated(&a.id, g)?;
     let process = build_process(&a, g)?;
-    let code = g.runtime.exec(
-        &a.id,
-        &ExecOptions {
-            process,
-            detach: a.detach,
-            pid_file: a.pid_file.clone(),
-            console_socket: a.console_socket.clone(),
-            preserve_fds: a.preserve_fds,
-            gate_socket: None,
-            pid_notify: None,
-        },
-    )?;
-    Ok(code as u8)
+    let mut opts = ExecOptions {
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+        gate_socket: None,
+        pid_notify: None,
+    };
+    // A missing container is the engine's error to report, with its wording.
+    let opted = match g.runtime.store.load_spec(&a.id) {
+        Ok(spec) => profile::of_created(&spec, &a.id, &profile::dirs())?,
+        Err(_) => None,
+    };
+    let Some(opted) = opted else {
+        return Ok(g.runtime.exec(&a.id, &opts)? as u8);
+    };
+    Ok(gated(&a, g, &mut opts, opted)? as u8)
 }
 
-/// A `run.lasso.profile` container gates every exec through its init's tracer; a process
-/// joined from outside is not that tracer's descendant and would run ungated. Refused until
-/// exec sessions get a gate of their own.
-fn refuse_ungated(id: &str, g: &Globals) -> Result<(), RuncError> {
-    let Ok(spec) = g.runtime.store.load_spec(id) else {
-        return Ok(());
+/// `exec` into a `run.lasso.profile` container: the process is not a descendant of the
+/// container's gated init, so it gets a gate monitor of its own (detached like the
+/// container's, deciding with the same profile), which traces it from before its execve and
+/// writes the session's entries to a log of its own beside the container's.
+fn gated(
+    a: &Args,
+    g: &Globals,
+    opts: &mut ExecOptions,
+    opted: profile::Opted,
+) -> Result<i32, RuncError> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| RuncError::Io { what, source }
     };
-    if let Some(p) = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(super::profile::PROFILE_ANNOTATION))
-    {
-        return Err(RuncError::Usage(format!(
-            "container {id} runs under {}={p}: processes started with `exec` are not gated by lasso-runc yet, and nothing runs ungated in such a container; run the command as the container's own process instead (or drop the annotation)",
-            super::profile::PROFILE_ANNOTATION
-        )));
-    }
-    Ok(())
+    let (mine, theirs) = UnixStream::pair().map_err(io("socketpair for the exec gate"))?;
+    let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuncError::Usage(format!("pipe for the exec gate: {e}")))?;
+    let plan = MonitorPlan {
+        id: a.id.clone(),
+        log_id: format!("{}-exec-{}", a.id, std::process::id()),
+        gated: Gated::Exec(pid_r),
+        command: opts.process.args().clone().unwrap_or_default(),
+        opted,
+        dirs: profile::dirs(),
+        record: None,
+        state_dir: g.runtime.store.dir(&a.id),
+    };
+    gate_monitor::spawn(plan, mine).map_err(|e| RuncError::Usage(e.to_string()))?;
+    opts.gate_socket = Some(theirs.as_raw_fd());
+    opts.pid_notify = Some(pid_w.as_raw_fd());
+    let r = g.runtime.exec(&a.id, opts);
+    drop(theirs);
+    drop(pid_w);
+    Ok(r?)
 }

@@ -50,13 +50,28 @@ pub fn record_path(store: &StateStore, id: &str) -> PathBuf {
     store.dir(id).join(RECORD)
 }
 
+/// The process a monitor gates (with everything it starts).
+pub enum Gated {
+    /// The container's init, known once `create` made it.
+    Init(i32),
+    /// A process `exec` is about to start: the runtime writes its host PID (4 bytes, native
+    /// order) on this pipe before the process execs.
+    Exec(OwnedFd),
+}
+
 /// What the monitor needs; everything is resolved before the fork.
 pub struct MonitorPlan {
+    /// The container's id.
     pub id: String,
-    pub init: i32,
+    /// The log's id: the container's for its init, `<id>-exec-<pid>` for an exec session
+    /// (the container's log has one writer, its own monitor).
+    pub log_id: String,
+    pub gated: Gated,
     pub opted: Opted,
     pub dirs: Dirs,
-    pub record: PathBuf,
+    /// Where `delete` finds the monitor (None for an exec session: it ends with its process,
+    /// which `delete` kills with the container).
+    pub record: Option<PathBuf>,
     /// The container's state directory, for the gate's exec counts.
     pub state_dir: PathBuf,
     /// The command the container runs, for the log's start entry.
@@ -150,7 +165,11 @@ fn null_stdio() {
 
 fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
     null_stdio();
-    close_inherited(&[sock.as_raw_fd(), ready.as_raw_fd()]);
+    let mut keep = vec![sock.as_raw_fd(), ready.as_raw_fd()];
+    if let Gated::Exec(fd) = &plan.gated {
+        keep.push(fd.as_raw_fd());
+    }
+    close_inherited(&keep);
     let mut ready = Some(ready);
     let report = |ready: &mut Option<OwnedFd>, msg: &str| {
         if let Some(fd) = ready.take() {
@@ -173,16 +192,36 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
         start,
         log: log.path(),
     };
-    let text = serde_json::to_vec(&rec).unwrap_or_default();
-    if let Err(e) = write_atomic(&plan.record, &text) {
-        report(&mut ready, &format!("write {}: {e}", plan.record.display()));
-        return 1;
+    if let Some(path) = &plan.record {
+        let text = serde_json::to_vec(&rec).unwrap_or_default();
+        if let Err(e) = write_atomic(path, &text) {
+            report(&mut ready, &format!("write {}: {e}", path.display()));
+            return 1;
+        }
     }
     report(&mut ready, "ok");
+    let pid = match plan.gated {
+        Gated::Init(pid) => pid,
+        Gated::Exec(fd) => {
+            let mut b = [0u8; 4];
+            match std::fs::File::from(fd).read_exact(&mut b) {
+                Ok(()) => i32::from_ne_bytes(b),
+                Err(_) => {
+                    let _ = log.append(Event::new(
+                        Kind::SandboxStop,
+                        Outcome::Info,
+                        "the exec'd process was never started",
+                    ));
+                    return seal(log);
+                }
+            }
+        }
+    };
     let profile = Arc::new(plan.opted.profile);
-    let status = match gate_link::attach(&sock, plan.init, profile, log.clone(), &plan.state_dir) {
-        Ok(Some(m)) => gate_link::finish(m, plan.init).unwrap_or(255),
-        // Deleted before `start`: init never handed its listener over.
+    let status = match gate_link::attach(&sock, pid, profile, log.clone(), &plan.state_dir) {
+        Ok(Some(m)) => gate_link::finish(m, pid).unwrap_or(255),
+        // Deleted before `start` (or the exec failed): the process never handed its
+        // listener over.
         Ok(None) => {
             let _ = log.append(Event::new(
                 Kind::SandboxStop,
@@ -231,27 +270,25 @@ fn open_log(plan: &MonitorPlan) -> Result<Writer, String> {
     let ring = KeyRing::open(&plan.dirs.config).map_err(|e| format!("audit key ring: {e}"))?;
     let p = &plan.opted.profile;
     let mut genesis = Genesis::new(
-        plan.id.clone(),
+        plan.log_id.clone(),
         p.name.clone(),
         format!("sha256:{}", p.digest()),
     );
     genesis.agent = Some("oci".into());
     let w = Writer::create(dir, &ring, genesis).map_err(|e| format!("audit log: {e}"))?;
+    let (what, init) = match &plan.gated {
+        Gated::Init(pid) => ("container created under lasso's profile", Some(*pid)),
+        Gated::Exec(_) => ("exec session in a container under lasso's profile", None),
+    };
     let details = serde_json::json!({
         "runtime": "lasso-runc",
+        "container": plan.id,
         "profile_source": plan.opted.source,
-        "init_pid": plan.init,
+        "init_pid": init,
         "command": plan.command,
     });
-    w.append(
-        Event::new(
-            Kind::SandboxStart,
-            Outcome::Info,
-            "container created under lasso's profile",
-        )
-        .with_details(details),
-    )
-    .map_err(|e| format!("audit log: {e}"))?;
+    w.append(Event::new(Kind::SandboxStart, Outcome::Info, what).with_details(details))
+        .map_err(|e| format!("audit log: {e}"))?;
     Ok(w)
 }
 

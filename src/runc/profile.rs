@@ -22,6 +22,10 @@ pub const PROFILE_ANNOTATION: &str = "run.lasso.profile";
 /// The annotation naming the audit log's directory.
 pub const AUDIT_ANNOTATION: &str = "run.lasso.audit";
 
+/// Set by lasso-runc on the Spec it runs (never read from the client): the digest of the
+/// profile the container was created with.
+pub const DIGEST_ANNOTATION: &str = "run.lasso.profile.digest";
+
 /// File systems that are never made writable by Landlock, even when mounted read-write: the
 /// kernel's control files (sysctls, cgroup knobs, per-process attributes) are not an agent's
 /// working space.
@@ -44,6 +48,12 @@ pub enum ProfileError {
     },
     #[error("annotation {AUDIT_ANNOTATION}={0:?}: give an absolute directory path without `..`")]
     AuditPath(String),
+    #[error("profile {source_name} changed since the container was created (digest {now} now, {then} then): exec sessions would be decided by other rules than the container's; recreate the container to use the new rules")]
+    Changed {
+        source_name: String,
+        now: String,
+        then: String,
+    },
     #[error("annotation {PROFILE_ANNOTATION}: the container's process cannot start without a pid namespace of its own here (add a pid namespace to linux.namespaces): the exec gate traces the container's init")]
     NoPidNamespace,
 }
@@ -135,6 +145,29 @@ pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, Profil
     }))
 }
 
+/// For `exec` into a created container: the profile it runs under (from the Spec lasso-runc
+/// saved at `create`), loaded again and checked against the digest recorded then. `Ok(None)`
+/// for a container without the annotation.
+pub fn of_created(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, ProfileError> {
+    let Some(opted) = opted(spec, id, dirs)? else {
+        return Ok(None);
+    };
+    let then = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(DIGEST_ANNOTATION).cloned())
+        .unwrap_or_default();
+    let now = opted.profile.digest();
+    if now != then {
+        return Err(ProfileError::Changed {
+            source_name: opted.source.clone(),
+            now,
+            then,
+        });
+    }
+    Ok(Some(opted))
+}
+
 /// The Landlock rules for a container: everything readable and executable (which programs
 /// may run is the exec gate's decision, not Landlock's); writable are the container's
 /// read-write mounts except kernel file systems, plus, when the root is writable, every
@@ -195,8 +228,13 @@ pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
         confine::encode_landlock(&rules),
     );
     ann.insert(confine::SECCOMP_ANNOTATION.into(), "baseline".into());
-    // What the container runs under, for `state` readers and for `delete`'s gate cleanup.
-    ann.insert(PROFILE_ANNOTATION.into(), opted.profile.name.clone());
+    // The rules `exec` sessions must be decided with: a profile file edited after `create`
+    // would otherwise give them other rules than the container's own log names.
+    ann.insert(DIGEST_ANNOTATION.into(), opted.profile.digest());
+    ann.insert(
+        AUDIT_ANNOTATION.into(),
+        opted.audit_dir.display().to_string(),
+    );
     out.set_annotations(Some(ann));
     if let Some(mut p) = out.process().clone() {
         // lasso's sandboxes hold no capability at all; a profile container gets the same: a
