@@ -332,7 +332,7 @@ fn exec_sessions_are_gated_and_audited_and_the_monitor_is_gone_after_delete() {
         let mut sealed = false;
         for _ in 0..100 {
             let v = lasso_audit_verify(&p, f.to_str().unwrap());
-            if v.status.success() && String::from_utf8_lossy(&v.stdout).contains("sealed") {
+            if v.status.success() && String::from_utf8_lossy(&v.stdout).contains(", sealed") {
                 sealed = true;
                 break;
             }
@@ -359,7 +359,7 @@ fn exec_sessions_are_gated_and_audited_and_the_monitor_is_gone_after_delete() {
     assert!(dead, "gate monitor {monitor} outlived delete");
     let v = lasso_audit_verify(&p, log.to_str().unwrap());
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(v.status.success() && text.contains("sealed"), "{text}");
+    assert!(v.status.success() && text.contains(", sealed"), "{text}");
 }
 
 #[test]
@@ -403,7 +403,9 @@ fn monitor_of_a_container_deleted_before_start_exits_and_seals() {
             .any(|r| r.contains("deleted before it started")),
         "{reasons:?}"
     );
-    assert!(lasso_audit_verify(&p, &id).status.success());
+    let v = lasso_audit_verify(&p, &id);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success() && text.contains(", sealed"), "{text}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::engine::state::{is_alive, process_start_time, write_atomic, StateStor
 use crate::paths::Dirs;
 use crate::sandbox::{audit_log, gate_link};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -200,6 +200,17 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
         }
     }
     report(&mut ready, "ok");
+    // The decider learns the blocked programs' identities (a walk of the program directories
+    // and some hashing): done here, while init still waits for `start` (or `exec` for its
+    // process), instead of between the hand-over and the process's first instruction.
+    let profile = Arc::new(plan.opted.profile);
+    let decider = Arc::new(gate_link::PolicyDecider::new(profile.clone()));
+    let sink = Arc::new(gate_link::AuditSink::new(
+        log.clone(),
+        &profile,
+        plan.state_dir.join(gate_link::COUNTS_FILE),
+    ));
+    let is_exec = matches!(plan.gated, Gated::Exec(_));
     let pid = match plan.gated {
         Gated::Init(pid) => pid,
         Gated::Exec(fd) => {
@@ -207,6 +218,7 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             match std::fs::File::from(fd).read_exact(&mut b) {
                 Ok(()) => i32::from_ne_bytes(b),
                 Err(_) => {
+                    drop(sink);
                     let _ = log.append(Event::new(
                         Kind::SandboxStop,
                         Outcome::Info,
@@ -217,8 +229,7 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             }
         }
     };
-    let profile = Arc::new(plan.opted.profile);
-    let status = match gate_link::attach(&sock, pid, profile, log.clone(), &plan.state_dir) {
+    let status = match serve(&sock, pid, decider, sink) {
         Ok(Some(m)) => gate_link::finish(m, pid).unwrap_or(255),
         // Deleted before `start` (or the exec failed): the process never handed its
         // listener over.
@@ -226,7 +237,11 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             let _ = log.append(Event::new(
                 Kind::SandboxStop,
                 Outcome::Info,
-                "the container was deleted before it started",
+                if is_exec {
+                    "the exec'd process ended before its execve"
+                } else {
+                    "the container was deleted before it started"
+                },
             ));
             return seal(log);
         }
@@ -244,6 +259,22 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// Receives the process's listener, traces it and lets it go on to its execve. `Ok(None)` when
+/// the process died before handing the listener over.
+fn serve(
+    sock: &UnixStream,
+    pid: i32,
+    decider: Arc<gate_link::PolicyDecider>,
+    sink: Arc<gate_link::AuditSink>,
+) -> Result<Option<crate::gate::Monitor>, crate::gate::GateError> {
+    let Ok(listener) = crate::gate::recv_listener(sock.as_fd()) else {
+        return Ok(None);
+    };
+    let m = crate::gate::Monitor::start(pid, listener, decider, sink)?;
+    crate::gate::ack_traced(sock.as_fd())?;
+    Ok(Some(m))
 }
 
 fn seal(log: Arc<Writer>) -> i32 {

@@ -240,7 +240,7 @@ pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
         // lasso's sandboxes hold no capability at all; a profile container gets the same: a
         // capability is a way around the seccomp and Landlock rules above (CAP_SYS_ADMIN
         // mounts, CAP_DAC_OVERRIDE, CAP_SYS_PTRACE on the gate's tracees).
-        p.set_capabilities(Some(LinuxCapabilities::default().clone_empty()));
+        p.set_capabilities(Some(no_capabilities()));
         p.set_no_new_privileges(Some(true));
         out.set_process(Some(p));
     }
@@ -248,21 +248,15 @@ pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
 }
 
 /// Every set empty.
-trait Empty {
-    fn clone_empty(&self) -> LinuxCapabilities;
-}
-
-impl Empty for LinuxCapabilities {
-    fn clone_empty(&self) -> LinuxCapabilities {
-        let none = oci_spec::runtime::Capabilities::new();
-        let mut c = self.clone();
-        c.set_bounding(Some(none.clone()));
-        c.set_effective(Some(none.clone()));
-        c.set_inheritable(Some(none.clone()));
-        c.set_permitted(Some(none.clone()));
-        c.set_ambient(Some(none));
-        c
-    }
+fn no_capabilities() -> LinuxCapabilities {
+    let none = oci_spec::runtime::Capabilities::new();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(none.clone()));
+    c.set_effective(Some(none.clone()));
+    c.set_inheritable(Some(none.clone()));
+    c.set_permitted(Some(none.clone()));
+    c.set_ambient(Some(none));
+    c
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Rep
                 .output()
                 .map_err(|e| e.to_string())?;
             let t = String::from_utf8_lossy(&v.stdout).into_owned();
-            let done = v.status.success() && t.contains("sealed");
+            let done = v.status.success() && t.contains(", sealed");
             verify = Some((v.status.success(), t));
             if done {
                 break;
@@ -124,7 +124,7 @@ pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Rep
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         match verify {
-            Some((true, t)) if t.contains("sealed") => Ok(()),
+            Some((true, t)) if t.contains(", sealed") => Ok(()),
             other => Err(format!("lasso audit verify: {other:?}")),
         }
     });
