@@ -338,4 +338,84 @@ mod tests {
         );
         assert_eq!(r.read, vec![PathBuf::from("/")]);
     }
+
+    fn opted_standard() -> Opted {
+        Opted {
+            source: "standard".into(),
+            profile: policy::load("standard", &Dirs::current()).unwrap(),
+            audit_dir: PathBuf::from("/var/log/lasso/runc/c"),
+        }
+    }
+
+    #[test]
+    fn hardened_spec_drops_every_capability_and_sets_no_new_privs() {
+        let s: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {
+                "args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"],
+                                 "permitted": ["CAP_SYS_ADMIN"], "ambient": ["CAP_SYS_ADMIN"]}
+            }
+        }))
+        .unwrap();
+        let h = harden(&s, Path::new("/nonexistent"), &opted_standard());
+        let caps = h
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        for set in [
+            caps.bounding(),
+            caps.effective(),
+            caps.permitted(),
+            caps.inheritable(),
+            caps.ambient(),
+        ] {
+            assert_eq!(set.as_ref().map(|s| s.len()), Some(0));
+        }
+        assert_eq!(
+            h.process().as_ref().unwrap().no_new_privileges(),
+            Some(true)
+        );
+        assert!(confine::wants_baseline(&h));
+        let ann = h.annotations().clone().unwrap();
+        assert_eq!(
+            ann.get(DIGEST_ANNOTATION),
+            Some(&opted_standard().profile.digest())
+        );
+        assert!(confine::landlock_rules(&h).unwrap().is_some());
+    }
+
+    #[test]
+    fn writable_root_keeps_proc_and_sys_and_new_top_level_entries_unwritable() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["bin", "tmp", "proc", "sys", "etc"] {
+            std::fs::create_dir(root.path().join(d)).unwrap();
+        }
+        let s: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": false}
+        }))
+        .unwrap();
+        let r = landlock_rules(&s, root.path());
+        let want: Vec<PathBuf> = ["/bin", "/etc", "/tmp"].iter().map(PathBuf::from).collect();
+        assert_eq!(r.read_write, want);
+        assert!(!r.read_write.contains(&PathBuf::from("/")));
+    }
+
+    #[test]
+    fn edited_profile_is_refused_for_exec_sessions() {
+        let mut s = spec_with(&[
+            (PROFILE_ANNOTATION, "standard"),
+            (DIGEST_ANNOTATION, "0000"),
+        ]);
+        s.set_linux(Some(
+            serde_json::from_value(serde_json::json!({"namespaces": [{"type": "pid"}]})).unwrap(),
+        ));
+        let e = of_created(&s, "c", &Dirs::current()).unwrap_err();
+        assert!(matches!(e, ProfileError::Changed { .. }), "{e}");
+    }
 }
