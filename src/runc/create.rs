@@ -93,7 +93,7 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
     if let Err(e) = gate_monitor::spawn(plan, mine) {
         // Nothing may run ungated: the half-made container goes.
         let _ = g.runtime.delete(&args.id, true);
-        return Err(RuncError::Usage(e.to_string()));
+        return Err(e.into());
     }
     Ok(c)
 }

@@ -1,5 +1,6 @@
 //! `lasso-runc exec`: run a process in a running container, from `--process FILE` or from the
-//! container's own process settings with the given command line and overrides.
+//! container's own process settings with the given command line and overrides. In a
+//! `run.lasso.profile` container the process gets an exec-gate monitor of its own first.
 
 use super::gate_monitor::{self, Gated, MonitorPlan};
 use super::{profile, Globals, RuncError};
@@ -177,7 +178,7 @@ fn gated(
     };
     let (mine, theirs) = UnixStream::pair().map_err(io("socketpair for the exec gate"))?;
     let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| RuncError::Usage(format!("pipe for the exec gate: {e}")))?;
+        .map_err(|e| io("pipe for the exec gate")(e.into()))?;
     let plan = MonitorPlan {
         id: a.id.clone(),
         log_id: format!("{}-exec-{}", a.id, std::process::id()),
@@ -188,7 +189,7 @@ fn gated(
         record: None,
         state_dir: g.runtime.store.dir(&a.id),
     };
-    gate_monitor::spawn(plan, mine).map_err(|e| RuncError::Usage(e.to_string()))?;
+    gate_monitor::spawn(plan, mine)?;
     opts.gate_socket = Some(theirs.as_raw_fd());
     opts.pid_notify = Some(pid_w.as_raw_fd());
     let r = g.runtime.exec(&a.id, opts);

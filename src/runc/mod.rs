@@ -107,6 +107,8 @@ pub enum RuncError {
     Usage(String),
     #[error(transparent)]
     Profile(#[from] profile::ProfileError),
+    #[error(transparent)]
+    GateMonitor(#[from] gate_monitor::GateMonitorError),
     #[error("{what}: {source}")]
     Io {
         what: String,
