@@ -313,7 +313,7 @@ fn readme_cri_handler_is_parsed_by_containerd_and_named_by_the_runtimeclass() {
     let section = section.split("\n\n      [").next().unwrap();
     for want in [
         "runtime_type = \"io.containerd.runc.v2\"",
-        "pod_annotations = [\"run.lasso.*\"]",
+        "pod_annotations = [\"run.lasso.profile\"]",
         &format!("BinaryName = \"{}\"", path.display()),
     ] {
         assert!(
