@@ -54,7 +54,10 @@ pub fn run(_args: Args, _g: &Globals) -> Result<u8, RuncError> {
         },
         "annotations": {
             "run.oci.lasso.version": env!("CARGO_PKG_VERSION")
-        }
+        },
+        // It names a host directory that root writes the container's audit log into: a
+        // caller (containerd's CRI) should not take it from untrusted pod specs.
+        "potentiallyUnsafeConfigAnnotations": ["run.lasso.audit"]
     });
     print_json(&doc)?;
     Ok(0)
