@@ -164,6 +164,9 @@ fn null_stdio() {
 }
 
 fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
+    // Its argv is still `lasso-runc create ...`; the name tells an operator what it is.
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"lasso-gate".as_ptr(), 0, 0, 0) };
     null_stdio();
     let mut keep = vec![sock.as_raw_fd(), ready.as_raw_fd()];
     if let Gated::Exec(fd) = &plan.gated {
