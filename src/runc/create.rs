@@ -38,6 +38,8 @@ impl Args {
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             gate_socket: None,
+            // runc's create returns at once; the container outlives it.
+            die_with_parent: false,
         }
     }
 }

@@ -297,6 +297,10 @@ impl Launch {
             bundle: self.bundle(),
             console_socket: console_socket.map(Path::to_path_buf),
             gate_socket,
+            // This process is the sandbox's monitor (`lasso run`, or the monitor of `up`): a
+            // sandbox whose monitor was killed has no gate, no log and no cleanup, so it dies
+            // too, and the next lasso command removes what is left.
+            die_with_parent: true,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;
