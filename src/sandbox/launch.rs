@@ -278,6 +278,19 @@ impl Launch {
             confine::LANDLOCK_ANNOTATION.into(),
             confine::encode_landlock(&rules),
         );
+        // The host view's root is a skeleton: init copies it into a tmpfs instead of binding
+        // it, so no host directory of the sandbox becomes a mount point (cheap cleanup).
+        // (Only for that skeleton: an image root is bound as usual.)
+        let root_is_skeleton = spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.path() == &self.planned.rootfs);
+        if root_is_skeleton {
+            ann.insert(
+                crate::engine::rootfs::SKELETON_ANNOTATION.into(),
+                crate::engine::rootfs::SKELETON_VALUE.into(),
+            );
+        }
         spec.set_annotations(Some(ann));
         Ok(spec)
     }
