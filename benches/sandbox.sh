@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Start-up cost of a lasso sandbox against the other runtimes on this machine, in one run:
 #   lasso run -- /bin/true   (host view, all hardening: userns, seccomp, Landlock, caps, no network)
-#   crun run / runc run      (a busybox bundle from `runc spec`, rootful)
+#   crun run / runc run      (a busybox bundle from `runc spec`, rootful, cgroups on; crun
+#                            through a wrapper on hybrid-cgroup hosts, its cost listed apart)
 #   bwrap --unshare-all      (host /usr bound read-only)
 # plus the time from `lasso up --detach` to the agent's first output and the monitor's resident
 # memory. Root only (runc/crun run rootful; lasso maps the agent to the workspace owner).
 # Usage: benches/sandbox.sh [RUNS]   (needs hyperfine, busybox-static, crun, runc, bubblewrap)
+#        LASSO=target/release/lasso LASSO_BEFORE=/path/to/old/lasso benches/sandbox.sh 40
 set -euo pipefail
 RUNS=${1:-50}
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
-cargo build --release --bin lasso >&2
-LASSO=$PWD/target/release/lasso
+# LASSO=PATH measures another build (e.g. the previous one, for a before/after in one run).
+if [ -z "${LASSO:-}" ]; then
+    cargo build --release --bin lasso >&2
+    LASSO=$PWD/target/release/lasso
+fi
 
 work=$(mktemp -d /tmp/lasso-bench.XXXXXX)
 cleanup() {
@@ -26,22 +31,38 @@ chown 4321:4321 "$work/proj"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
 (cd "$work/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
-# crun refuses hybrid cgroups; give it none, which favours it.
-CRUN_CG=""
-if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then CRUN_CG="--cgroup-manager=disabled"; fi
+# crun 1.8 refuses hybrid cgroups ("cgroups in hybrid mode not supported"). As in
+# benches/clients.sh, it runs through a wrapper that hides the cgroup2 mount
+# /sys/fs/cgroup/unified in a mount namespace of its own, so it uses the v1 controllers as runc
+# does (cgroups enabled, like lasso and runc). The wrapper's own cost is measured beside it.
+CRUN=$(command -v crun)
+CRUN_RUN=$CRUN
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+    CRUN_RUN=$work/crun-v1
+    {
+        echo '#!/bin/sh'
+        echo "exec unshare --mount --propagation private sh -c 'mount -t tmpfs none /sys/fs/cgroup/unified && exec $CRUN \"\$@\"' crun \"\$@\""
+    } > "$CRUN_RUN"
+    chmod 755 "$CRUN_RUN"
+fi
 
 cd "$work/proj"
 # Each contender once first: one that cannot run here (crun 1.8 refuses hybrid cgroups) is
 # reported and left out rather than failing the whole comparison.
 declare -a BENCH=(-n lasso "$LASSO run -- /bin/true")
+# LASSO_BEFORE=PATH adds a second lasso build to the same run.
+if [ -n "${LASSO_BEFORE:-}" ]; then BENCH+=(-n lasso-before "$LASSO_BEFORE run -- /bin/true"); fi
 try() {
     local name=$1 cmd=$2
     if $cmd >/dev/null 2>"$work/$name.err"; then BENCH+=(-n "$name" "$cmd")
     else echo "$name left out: $(head -c 200 "$work/$name.err")" >&2; fi
 }
-try crun "crun $CRUN_CG --root $work/crun-state run --bundle $work/bundle bench"
+try crun "$CRUN_RUN --root $work/crun-state run --bundle $work/bundle bench"
 try runc "runc --root $work/runc-state run --bundle $work/bundle bench"
 try bwrap "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev /bin/true"
+if [ "$CRUN_RUN" != "$CRUN" ]; then
+    BENCH+=(-n crun-wrapper "unshare --mount --propagation private sh -c 'mount -t tmpfs none /sys/fs/cgroup/unified && exec true'")
+fi
 BENCH+=(-n bare /bin/true)
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$work/result.json" "${BENCH[@]}" >&2

@@ -463,12 +463,35 @@ fn agent_never_maps_to_host_root() {
             assert_ne!(maps[0].host_id(), 0);
         }
     }
-    // Run by root: the workspace's owner, and never root itself.
+    // Run by root: the workspace's owner, and never root itself. A root-owned workspace
+    // reaches an agent of an unused, unprivileged ID through an idmapped mount.
     let mut input = f.input("shell");
     input.host = f.host(0);
     if nix::unistd::getuid().is_root() {
-        let err = plan::plan(&input).unwrap_err();
-        assert!(matches!(err, PlanError::RootOwnedWorkspace { .. }), "{err}");
+        let p = plan::plan(&input).unwrap();
+        let linux = p.spec.linux().as_ref().unwrap();
+        for maps in [linux.uid_mappings(), linux.gid_mappings()] {
+            let m = &maps.as_ref().unwrap()[0];
+            assert_eq!(m.host_id(), plan::ROOT_WORKSPACE_AGENT_ID);
+            assert_ne!(m.host_id(), 0);
+        }
+        let ws = p
+            .spec
+            .mounts()
+            .iter()
+            .flatten()
+            .find(|m| m.destination() == std::path::Path::new("/workspace"))
+            .unwrap();
+        assert!(ws
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"idmap".to_string()));
+        let m = &ws.uid_mappings().as_ref().unwrap()[0];
+        assert_eq!(
+            (m.container_id(), m.host_id()),
+            (0, plan::ROOT_WORKSPACE_AGENT_ID)
+        );
         nix::unistd::chown(&f.ws, Some(4321.into()), Some(4322.into())).unwrap();
         let p = plan::plan(&input).unwrap();
         let linux = p.spec.linux().as_ref().unwrap();

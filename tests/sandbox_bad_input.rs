@@ -110,10 +110,18 @@ fn root_refuses_a_root_owned_workspace() {
         eprintln!("skipped: needs root");
         return;
     }
+    // Root-owned workspaces are refused only where they cannot be idmapped (devpts cannot);
+    // elsewhere they reach the agent through an idmapped mount (tests/sandbox_startup.rs).
     let w = world(As::Root);
-    let dir = w.base.join("rootowned");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = run(&mut w.lasso(&["run", "--dir", dir.to_str().unwrap(), "--", "true"]));
+    let dir = std::path::Path::new("/dev/pts");
+    let out = run(&mut w.lasso(&[
+        "run",
+        "--force-dir",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--",
+        "true",
+    ]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("chown"),

@@ -92,6 +92,11 @@ pub struct CreateOptions {
     /// and relative paths): `lasso-runc` adds a `run.lasso.profile`'s hardening this way without
     /// rewriting the client's bundle. `None`: the bundle's own config.
     pub spec: Option<Spec>,
+    /// Init (and with it its pid namespace) is SIGKILLed when the process that called
+    /// `create` dies, even by SIGKILL: for a caller that stays in the foreground as the
+    /// container's monitor (`lasso run`, the monitor of `lasso up`). runc's `create` returns
+    /// at once, so `lasso-runc` leaves it off.
+    pub die_with_parent: bool,
 }
 
 /// A runtime rooted at one state directory (`--root`).
@@ -251,6 +256,16 @@ impl Runtime {
             .unwrap_or_default();
         let setgroups_allowed = !(rootless && plan.new_user());
 
+        // Init's handle on this process: its parent-death signal covers only deaths after it
+        // is armed, so init checks this pidfd once armed (see `process::die_with_parent`).
+        let runtime_pidfd = if opts.die_with_parent {
+            Some(
+                namespaces::pidfd_open(std::process::id() as i32)
+                    .map_err(sys_err("pidfd_open of the runtime itself"))?,
+            )
+        } else {
+            None
+        };
         let cloned = namespaces::clone3(plan.new)?;
         let Some(c) = cloned else {
             drop(parent);
@@ -271,8 +286,10 @@ impl Runtime {
                 setgroups_allowed,
                 gate: opts.gate_socket,
                 rootless,
+                runtime_pidfd: runtime_pidfd.as_ref().map(|f| f.as_raw_fd()),
             });
         };
+        drop(runtime_pidfd);
         drop(child);
         drop(console);
         drop(fifo);

@@ -331,3 +331,21 @@ fn user_namespace(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Ow
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None);
     result
 }
+
+/// Whether `path` can be the source of an idmapped bind mount here (kernel, filesystem, and
+/// this process's privilege): a detached clone of it is idmapped with a throwaway single-ID
+/// mapping, then both are dropped. Nothing is attached anywhere.
+pub fn probe(path: &Path) -> Result<(), nix::Error> {
+    if !kernel_supports_idmap() {
+        return Err(nix::Error::ENOSYS);
+    }
+    let one = oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(65534u32)
+        .size(1u32)
+        .build()
+        .map_err(|_| nix::Error::EINVAL)?;
+    let ns = user_namespace(std::slice::from_ref(&one), std::slice::from_ref(&one))?;
+    let tree = open_tree(path, false)?;
+    set_idmap(&tree, &ns, false)
+}

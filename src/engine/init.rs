@@ -47,6 +47,8 @@ pub struct InitArgs<'a> {
     pub gate: Option<std::os::fd::RawFd>,
     /// The runtime is unprivileged: its monitor can trace init only while init is dumpable.
     pub rootless: bool,
+    /// A pidfd of the runtime when init must die with it (`CreateOptions::die_with_parent`).
+    pub runtime_pidfd: Option<std::os::fd::RawFd>,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -73,12 +75,13 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .map(|()| dumpable_for_an_unprivileged_gate(&args))
     {
         Err(e) => e,
-        Ok(()) => match process::finish_and_exec(
+        Ok(()) => match process::finish_and_exec_with(
             process,
             args.prepared,
             args.setgroups_allowed,
             args.preserve_fds,
             args.gate,
+            args.runtime_pidfd,
         ) {
             Err(e) => {
                 code = process::failed_exec_status(&e);
@@ -95,8 +98,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     // If the runtime dies during setup, init must not linger half-built.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    arm_parent_death_signal();
     // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve
     // replaces the host binary (execve resets the flag for the new program). A non-dumpable
     // process's /proc files belong to root, so an unprivileged runtime could no longer write
@@ -123,6 +125,8 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
             .map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
         nix::unistd::setresuid(uid.into(), uid.into(), uid.into())
             .map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
+        // A change of credentials clears the parent-death signal (prctl(2)): arm it again.
+        arm_parent_death_signal();
     }
     args.plan.join_others().map_err(|x| e(&x))?;
     let ctx = MountContext {
@@ -198,9 +202,13 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         )
         .map_err(|x| e(&x))?;
     }
-    // From here the runtime may exit: init must survive it.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    // From here the runtime may exit (runc's create returns): init must survive it, unless
+    // it was asked to die with the runtime (then `process` arms the signal again after the
+    // last change of credentials).
+    if args.runtime_pidfd.is_none() {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    }
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
 }
@@ -214,6 +222,11 @@ fn dumpable_for_an_unprivileged_gate(args: &InitArgs<'_>) {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
     }
+}
+
+fn arm_parent_death_signal() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
 }
 
 fn set_not_dumpable() {

@@ -169,12 +169,35 @@ pub fn finish_and_exec(
     preserve_fds: u32,
     gate: Option<std::os::fd::RawFd>,
 ) -> Result<Infallible, ProcessError> {
+    finish_and_exec_with(
+        process,
+        prepared,
+        setgroups_allowed,
+        preserve_fds,
+        gate,
+        None,
+    )
+}
+
+/// `finish_and_exec`, and with `runtime_pidfd` the process dies with the runtime that holds
+/// it as its child (see `die_with_parent`).
+pub fn finish_and_exec_with(
+    process: &Process,
+    prepared: &Prepared,
+    setgroups_allowed: bool,
+    preserve_fds: u32,
+    gate: Option<std::os::fd::RawFd>,
+    runtime_pidfd: Option<std::os::fd::RawFd>,
+) -> Result<Infallible, ProcessError> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     if !nnp {
         prepared.apply_seccomp()?;
     }
     prepared.before_setuid()?;
     set_user(process, setgroups_allowed)?;
+    if let Some(fd) = runtime_pidfd {
+        die_with_parent(fd)?;
+    }
     enter_cwd(process)?;
     prepared.apply_caps()?;
     no_new_privs(process)?;
@@ -186,6 +209,31 @@ pub fn finish_and_exec(
     }
     cloexec_from(3 + preserve_fds)?;
     exec(process)
+}
+
+/// Arms SIGKILL for the moment the parent (the runtime, which cloned this process) dies, then
+/// checks through `runtime_pidfd` that it has not died already: the signal only covers deaths
+/// after it is armed. Must come after the last change of uid/gid (which clears the setting);
+/// dropping capabilities, Landlock, seccomp and the unprivileged execve keep it. When this
+/// process is a pid namespace's init, its death takes every process of the namespace along.
+pub fn die_with_parent(runtime_pidfd: std::os::fd::RawFd) -> Result<(), ProcessError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
+        return Err(sys("prctl(PR_SET_PDEATHSIG)")(nix::Error::last()));
+    }
+    let mut pfd = libc::pollfd {
+        fd: runtime_pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd for a descriptor inherited from the runtime, without waiting.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if rc != 0 {
+        return Err(ProcessError::Other(
+            "the runtime exited before the container started (it was to die with it)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The status a process exits with when its setup or execve failed, as a shell reports it:

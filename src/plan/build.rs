@@ -30,7 +30,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     // Under root the agent's home is another user's: its secrets count as much as lasso's own.
     let homes: &[&Path] = &[home, &identity.host_home];
     check_workspace(&workspace, homes, input.force_dir)?;
-    let owner = (identity.host_uid, identity.host_gid);
+    let owner = identity.file_owner();
     let rootfs = input.sandbox_dir.join("rootfs");
     let mut warnings = Vec::new();
     let mut prep = vec![HostPrep::SkeletonFile {
@@ -272,6 +272,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         }
     };
 
+    identity.idmap_binds(&mut mounts, &[&workspace, &identity.host_home, &private]);
     dedup(&mut ll.read);
     dedup(&mut ll.read_write);
     dedup(&mut ll.execute);

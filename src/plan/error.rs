@@ -32,6 +32,24 @@ pub enum PlanError {
     )]
     RootOwnedWorkspace { path: PathBuf, kind: &'static str },
 
+    #[error(
+        "--dir {path}: the directory is owned by host root, and lasso never maps the agent to host \
+         root; it would reach it through an idmapped mount, but this host cannot make one here \
+         ({reason}); chown it to an unprivileged user (chown -R USER:GROUP {path}) or use a \
+         directory owned by one"
+    )]
+    RootOwnedWorkspaceNoIdmap { path: PathBuf, reason: String },
+
+    #[error(
+        "--dir {path} is owned by root, so the agent would run as host uid/gid {id}, but account \
+         {name:?} has that ID; chown the directory to an unprivileged user instead"
+    )]
+    AgentIdTaken {
+        path: PathBuf,
+        id: u32,
+        name: String,
+    },
+
     #[error("lasso is running as uid {uid} gid {gid}; the agent never maps to host root or group 0: run lasso as an unprivileged user whose primary group is not 0")]
     RootIdentity { uid: u32, gid: u32 },
 

@@ -30,7 +30,7 @@ pub use hostview::{
     etc_hidden, materialise_skeleton, materialise_skeleton_from, system_entries, SystemEntry,
 };
 pub use id::SandboxId;
-pub use identity::{Identity, AGENT_ID};
+pub use identity::{Identity, AGENT_ID, ROOT_WORKSPACE_AGENT_ID};
 pub use mounts::{parse_mount, sensitivity, MountRequest};
 pub use prepare::prepare_host;
 

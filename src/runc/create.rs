@@ -43,6 +43,8 @@ impl Args {
             no_pivot: self.no_pivot,
             gate_socket: None,
             spec: None,
+            // runc's create returns at once; the container outlives it.
+            die_with_parent: false,
         }
     }
 }

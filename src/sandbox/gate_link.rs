@@ -7,13 +7,13 @@
 //! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
 //! the log's chain is `audit`'s.
 
+use super::program_hashes::ProgramHashes;
 use super::SandboxError;
 use crate::audit::{Event, ExecDetails, Kind, Outcome, Writer};
 use crate::engine::state::write_atomic;
 use crate::gate::Monitor;
 use crate::gate::{ExeIdentity, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateVerdict};
 use crate::policy::{decide_argv, AuditRecord, CommandMode, ResolvedProfile};
-use sha2::Digest;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -44,18 +44,28 @@ impl PolicyDecider {
     /// profile blocks by name and remembers its identity. (In allowlist mode an unknown name
     /// is refused anyway.)
     pub fn new(profile: Arc<ResolvedProfile>) -> PolicyDecider {
+        PolicyDecider::with_hashes(profile, ProgramHashes::uncached())
+    }
+
+    /// As `new`, with the digests cached in `runtime_dir` (`Dirs.runtime`) across starts.
+    pub fn cached(profile: Arc<ResolvedProfile>, runtime_dir: &Path) -> PolicyDecider {
+        PolicyDecider::with_hashes(profile, ProgramHashes::open(runtime_dir))
+    }
+
+    fn with_hashes(profile: Arc<ResolvedProfile>, mut hashes: ProgramHashes) -> PolicyDecider {
         let mut d = PolicyDecider {
             profile,
             by_id: HashMap::new(),
             by_hash: HashMap::new(),
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
-            d.learn_blocked_programs();
+            d.learn_blocked_programs(&mut hashes);
+            hashes.save();
         }
         d
     }
 
-    fn learn_blocked_programs(&mut self) {
+    fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes) {
         for dir in PROGRAM_DIRS {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -76,9 +86,8 @@ impl PolicyDecider {
                 let label = name.to_string_lossy().to_string();
                 self.by_id.insert((meta.dev(), meta.ino()), label.clone());
                 if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        self.by_hash
-                            .insert(sha2::Sha256::digest(&bytes).into(), label);
+                    if let Some(digest) = hashes.digest(&path, &meta) {
+                        self.by_hash.insert(digest, label);
                     }
                 }
             }
@@ -356,7 +365,10 @@ pub fn attach(
         &profile,
         sandbox_dir.join(COUNTS_FILE),
     ));
-    let decider = Arc::new(PolicyDecider::new(profile));
+    let decider = Arc::new(match sandbox_dir.parent() {
+        Some(runtime_dir) => PolicyDecider::cached(profile, runtime_dir),
+        None => PolicyDecider::new(profile),
+    });
     let m = Monitor::start(init, listener, decider, sink).map_err(gate_err)?;
     crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;
     Ok(Some(m))

@@ -134,7 +134,7 @@ fn gated(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
     let counts = dir.join(format!("gate-exec-{}.json", std::process::id()));
     let sink = Arc::new(AuditSink::deferred(&profile, counts));
-    let decider = Arc::new(PolicyDecider::new(profile.clone()));
+    let decider = Arc::new(PolicyDecider::cached(profile.clone(), &dirs.runtime));
     let thread_sink = sink.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     // The process waits for the trace before its execve, and `exec` returns only after it:

@@ -278,6 +278,19 @@ impl Launch {
             confine::LANDLOCK_ANNOTATION.into(),
             confine::encode_landlock(&rules),
         );
+        // The host view's root is a skeleton: init copies it into a tmpfs instead of binding
+        // it, so no host directory of the sandbox becomes a mount point (cheap cleanup).
+        // (Only for that skeleton: an image root is bound as usual.)
+        let root_is_skeleton = spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.path() == &self.planned.rootfs);
+        if root_is_skeleton {
+            ann.insert(
+                crate::engine::rootfs::SKELETON_ANNOTATION.into(),
+                crate::engine::rootfs::SKELETON_VALUE.into(),
+            );
+        }
         spec.set_annotations(Some(ann));
         Ok(spec)
     }
@@ -297,6 +310,10 @@ impl Launch {
             bundle: self.bundle(),
             console_socket: console_socket.map(Path::to_path_buf),
             gate_socket,
+            // This process is the sandbox's monitor (`lasso run`, or the monitor of `up`): a
+            // sandbox whose monitor was killed has no gate, no log and no cleanup, so it dies
+            // too, and the next lasso command removes what is left.
+            die_with_parent: true,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;

@@ -16,6 +16,7 @@ pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
 pub mod profile;
+pub mod program_hashes;
 pub mod record;
 pub mod run;
 pub mod signals;

@@ -1,0 +1,389 @@
+//! Issue 6's remaining threats, through the `lasso` binary on the real kernel:
+//! - a `lasso run` killed with SIGKILL takes its whole sandbox with it (the sandbox's init has
+//!   a parent-death signal), and the next lasso command removes the rest (directory, engine
+//!   state, cgroup), as root and as an unprivileged user;
+//! - root running lasso on a root-owned workspace: the agent is uid 1000 inside and *not*
+//!   root on the host (checked in /proc from the host), yet what it writes belongs to root on
+//!   the host (idmapped mount); where the filesystem cannot idmap, the refusal stays.
+
+mod sandbox_support;
+
+use sandbox_support::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The record of this world's one sandbox once its init runs: (id, init pid).
+fn running_sandbox(w: &World) -> (String, i32) {
+    let mut found = None;
+    wait_until("the sandbox to run", || {
+        for id in w.leftovers() {
+            let rec = std::fs::read_to_string(w.runtime().join(&id).join("record.json"))
+                .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&rec).unwrap_or_default();
+            let pid = v["init_pid"].as_i64().unwrap_or(0);
+            if v["state"] == "running" && pid > 0 {
+                found = Some((id, pid as i32));
+                return true;
+            }
+        }
+        false
+    });
+    found.unwrap()
+}
+
+/// Start time of a live (not zombie) process: `None` once it is gone or a zombie.
+fn live_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Every live process in the pid namespace of `init` (seen from the host), with start times.
+fn namespace_members(init: i32) -> Vec<(i32, u64)> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
+        .filter_map(|p| Some((p, live_start_time(p)?)))
+        .collect()
+}
+
+fn still_running(procs: &[(i32, u64)]) -> Vec<i32> {
+    procs
+        .iter()
+        .filter(|(p, start)| live_start_time(*p) == Some(*start))
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+fn spawn_quiet(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lasso")
+}
+
+fn engine_state_and_cgroups_gone(w: &World, id: &str) {
+    let engine = w.runtime().join("engine").join(id);
+    assert!(!engine.exists(), "engine state {} left", engine.display());
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = entry.path().join("lasso").join(id);
+        assert!(!cg.exists(), "cgroup {} left", cg.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id), "a host mount names {id}");
+}
+
+#[test]
+fn sigkilled_lasso_run_takes_its_sandbox_with_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root (to become nobody, and for cgroups)");
+        return;
+    }
+    for who in [As::Root, As::Nobody] {
+        let w = world(who);
+        // A shell as init with two children: the whole namespace must go, not just init.
+        let mut lasso = spawn_quiet(&mut w.lasso(&[
+            "run",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 1000 & sleep 1000 & wait",
+        ]));
+        let (id, init) = running_sandbox(&w);
+        let mut procs = Vec::new();
+        wait_until("the sandbox's three processes", || {
+            procs = namespace_members(init);
+            procs.len() >= 3
+        });
+        // SIGKILL: lasso gets no chance to clean up or to signal anything itself.
+        lasso.kill().unwrap();
+        lasso.wait().unwrap();
+        wait_until("every process of the sandbox to die", || {
+            still_running(&procs).is_empty()
+        });
+        // The next command removes what the killed monitor left behind.
+        assert!(w.leftovers().contains(&id), "{who:?}: nothing to clean up?");
+        let out = run(&mut w.lasso(&["status", "--json"]));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(&id));
+        assert!(w.leftovers().is_empty(), "{who:?}: {:?}", w.leftovers());
+        engine_state_and_cgroups_gone(&w, &id);
+    }
+}
+
+/// A root-owned project directory with world-traversable parents (root runs lasso on it).
+fn root_owned_workspace(w: &World) -> PathBuf {
+    let ws = w.base.join("root-project");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("README"), "root's project\n").unwrap();
+    std::os::unix::fs::chown(&ws, Some(0), Some(0)).unwrap();
+    ws
+}
+
+fn host_ids(pid: i32, field: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn root_owned_workspace_is_written_as_root_by_an_agent_that_is_not_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let w = world(As::Root);
+    let ws = root_owned_workspace(&w);
+    let script = "id -u > /workspace/inside-uid && touch /workspace/f && \
+                  cat /workspace/README > /workspace/seen && \
+                  while [ ! -e /workspace/stop ]; do sleep 0.05; done";
+    let mut cmd = w.lasso(&[
+        "run",
+        "--dir",
+        ws.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let mut lasso = spawn_quiet(cmd.current_dir(&ws));
+    wait_until("the agent to write", || ws.join("seen").exists());
+    let rec: Vec<String> = sandbox_dirs_of(&w.runtime(), &ws);
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    let text = std::fs::read_to_string(w.runtime().join(&rec[0]).join("record.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let init = v["init_pid"].as_i64().unwrap() as i32;
+    // From the host: the agent is neither root nor in group 0, in any of its IDs.
+    for field in ["Uid:", "Gid:"] {
+        let ids = host_ids(init, field);
+        assert_eq!(ids.len(), 4, "{field} {ids:?}");
+        assert!(
+            ids.iter().all(|&i| i != 0),
+            "agent is host {field} 0: {ids:?}"
+        );
+    }
+    let groups = host_ids(init, "Groups:");
+    assert!(!groups.contains(&0), "agent in host group 0: {groups:?}");
+    std::fs::write(ws.join("stop"), "").unwrap();
+    let status = lasso.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    assert_eq!(
+        std::fs::read_to_string(ws.join("inside-uid"))
+            .unwrap()
+            .trim(),
+        "1000"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("seen")).unwrap(),
+        "root's project\n"
+    );
+    for f in ["f", "inside-uid", "seen"] {
+        let md = std::fs::metadata(ws.join(f)).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (0, 0),
+            "{f} is not root's on the host"
+        );
+    }
+    assert!(w.leftovers().is_empty());
+    assert!(sandbox_dirs_of(&w.runtime(), &ws).is_empty());
+}
+
+#[test]
+fn root_owned_workspace_that_cannot_be_idmapped_is_refused_with_a_chown_hint() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // devpts is root's and supports no idmapped mounts.
+    let w = world(As::Root);
+    let dir = Path::new("/dev/pts");
+    let out = run(&mut w.lasso(&[
+        "run",
+        "--force-dir",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--",
+        "true",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("idmapped mount") && err.contains("chown"),
+        "{err}"
+    );
+    assert!(sandbox_dirs_of(&w.runtime(), dir).is_empty());
+}
+
+// The engine's side of the first threat, without the exec gate: the gate's tracer already
+// kills traced processes when it dies (PTRACE_O_EXITKILL), so the parent-death signal is what
+// covers a runtime killed before the tracer attaches, and every library caller without a gate.
+// A helper process (this binary re-run) is the runtime: it creates and starts a container whose
+// init is its child, prints init's PID, and waits to be killed.
+
+const HELPER: &str = "LASSO_STARTUP_RUNTIME";
+
+#[test]
+fn runtime_helper() {
+    let Ok(mode) = std::env::var(HELPER) else {
+        return; // only a helper when re-run by the tests below
+    };
+    // Never outlive the test that started this helper.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let env = |k: &str| PathBuf::from(std::env::var_os(k).unwrap());
+    let rt = lasso::engine::container::Runtime::new(env("STARTUP_STATE"));
+    let id = std::env::var("STARTUP_ID").unwrap();
+    let c = rt
+        .create(&lasso::engine::container::CreateOptions {
+            id: id.clone(),
+            bundle: env("STARTUP_BUNDLE"),
+            die_with_parent: mode == "die",
+            ..Default::default()
+        })
+        .unwrap();
+    rt.start(&id).unwrap();
+    // Straight to the descriptor: the test harness captures `println!` even of a helper.
+    let mut out = std::io::stdout();
+    std::io::Write::write_all(&mut out, format!("PID: {}\n", c.state.pid).as_bytes()).unwrap();
+    std::io::Write::flush(&mut out).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1000));
+    }
+}
+
+/// A busybox bundle running `sleep 1000` as its init.
+fn sleep_bundle(dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", bundle.join("rootfs/bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bundle.join("rootfs/bin/sleep")).unwrap();
+    let ok = Command::new("runc")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "runc spec");
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "1000"]);
+    // `runc spec` lists ambient capabilities that are not inheritable; sleep needs none.
+    spec["process"]["capabilities"] = serde_json::json!({});
+    std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    bundle
+}
+
+/// Starts the helper runtime; returns it and init's host PID with its start time.
+fn helper_runtime(mode: &str, dir: &Path, bundle: &Path, id: &str) -> (Child, i32, u64) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "runtime_helper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER, mode)
+        .env("STARTUP_STATE", dir.join("state"))
+        .env("STARTUP_BUNDLE", bundle)
+        .env("STARTUP_ID", id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid: i32 = loop {
+        let line = lines
+            .next()
+            .expect("helper exited before printing PID")
+            .unwrap();
+        // libtest prints `test runtime_helper ... ` without a newline before the output.
+        if let Some((_, p)) = line.split_once("PID: ") {
+            break p.trim().parse().unwrap();
+        }
+    };
+    let start = live_start_time(pid).expect("init runs");
+    (child, pid, start)
+}
+
+fn kill_runtime_and_watch_init(mode: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = sleep_bundle(dir.path());
+    let id = format!("startup-{mode}-{}", std::process::id());
+    let (mut helper, init, start) = helper_runtime(mode, dir.path(), &bundle, &id);
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut died = false;
+    while Instant::now() < end {
+        if live_start_time(init) != Some(start) {
+            died = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kills whatever is left and removes the cgroup and the state.
+    let rt = lasso::engine::container::Runtime::new(dir.path().join("state"));
+    rt.delete(&id, true).unwrap();
+    assert_ne!(live_start_time(init), Some(start), "cleanup left init");
+    died
+}
+
+#[test]
+fn container_init_dies_with_a_sigkilled_runtime_that_asked_for_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a rootful bundle)");
+        return;
+    }
+    assert!(
+        kill_runtime_and_watch_init("die"),
+        "init outlived its runtime"
+    );
+}
+
+#[test]
+fn container_init_outlives_a_runtime_that_did_not_ask() {
+    // The control: runc semantics (create returns, the container stays) are unchanged.
+    if !is_root() {
+        eprintln!("skipped: needs root (a rootful bundle)");
+        return;
+    }
+    assert!(
+        !kill_runtime_and_watch_init("stay"),
+        "init died with runc semantics"
+    );
+}
