@@ -17,6 +17,7 @@ pub mod registries;
 pub mod resolver;
 pub mod rules;
 pub mod setelem;
+pub mod tools;
 
 pub use netns::Netns;
 pub use policy::{Cidr, DomainPattern, EgressMode, EgressPolicy, ValidEgress};

@@ -48,10 +48,11 @@ impl Drop for Pasta {
     }
 }
 
-fn pasta_missing() -> NetError {
+/// The error for a networked sandbox on a host without pasta.
+pub fn missing() -> NetError {
     NetError::ToolMissing {
         tool: "pasta",
-        hint: "install the Debian package `passt` (apt-get install -y passt), or use network mode \"none\"",
+        hint: "install the Debian package `passt` (apt-get install -y passt), or use a profile with network mode \"none\" (e.g. --profile offline)",
     }
 }
 
@@ -105,7 +106,7 @@ pub fn connect_with(
     }
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            pasta_missing()
+            missing()
         } else {
             NetError::io("start pasta", e)
         }

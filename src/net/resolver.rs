@@ -122,13 +122,11 @@ impl Resolver {
             });
         }
         let listen = cfg.listen;
-        let (udp, tcp) = netns
-            .run(|| -> std::io::Result<(UdpSocket, TcpListener)> {
-                let udp = UdpSocket::bind(listen)?;
-                let tcp = TcpListener::bind(udp.local_addr()?)?;
-                Ok((udp, tcp))
-            })?
-            .map_err(|e| NetError::io(format!("listen on {listen} in {}", netns.path()), e))?;
+        let udp = netns.udp_bind(listen)?;
+        let tcp = netns.tcp_listen(
+            udp.local_addr()
+                .map_err(|e| NetError::io("resolver address", e))?,
+        )?;
         let local = udp
             .local_addr()
             .map_err(|e| NetError::io("resolver address", e))?;

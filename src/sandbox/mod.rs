@@ -15,6 +15,7 @@ pub mod gate_link;
 pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
+pub mod network;
 pub mod profile;
 pub mod record;
 pub mod run;
@@ -32,6 +33,8 @@ pub enum SandboxError {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Engine(#[from] crate::engine::container::ContainerError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -44,8 +44,11 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     let pid = launch.create(None, gate.as_ref().map(|(_, init)| init.as_raw_fd()))?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
+    // Egress is in place before the agent's first instruction (init is still blocked).
+    let net = super::network::connect(&launch.egress, pid)?;
     launch.start()?;
     let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
+    net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile) {
         (Some(sock), Some(profile)) => {
             super::gate_link::attach(sock, pid, profile.clone(), log.clone(), &launch.dir)?
@@ -75,6 +78,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
                 Some(m) => super::gate_link::finish(m, pid)?,
                 None => wait_child(pid)?,
             };
+            net.finish();
             super::audit_log::stop_shared(log, status)?;
             return Ok(status);
         }

@@ -1,0 +1,368 @@
+//! A sandbox's network egress, wired by its monitor: in the window between the engine's create
+//! (the network namespace exists, init is blocked) and start (the agent runs), connect the
+//! namespace to the monitor's network with pasta, write the nftables ruleset into it, start the
+//! DNS resolver the sandbox's /etc/resolv.conf points at, and read the drop log. Refused names,
+//! rebinding refusals and dropped packets become audit entries of the sandbox's log.
+//!
+//! Owns the order of those steps, the choice of the resolver's address, the sandbox's private
+//! resolv.conf, and the adapter from `net::EgressAudit` to the audit writer. The rules, the
+//! resolver and pasta themselves live in `crate::net`; the policy comes from the profile through
+//! `policy::net::egress_policy`. Mode `none` gets loopback only: no pasta, no resolver. It never
+//! touches the monitor's own network namespace.
+
+use super::SandboxError;
+use crate::audit::{Event, Kind, Outcome, Writer};
+use crate::net::drops::DropWatcher;
+use crate::net::pasta::{self, Pasta, PastaTarget};
+use crate::net::resolver::{Resolver, ResolverConfig};
+use crate::net::{
+    rules, tools, DropEvent, EgressAudit, EgressMode, EgressPolicy, NetError, Netns, ValidEgress,
+};
+use crate::policy::ResolvedProfile;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where the resolver listens inside every sandbox: loopback of the sandbox's own namespace
+/// (the address a stub resolver conventionally uses), so no route and no rule is needed to reach
+/// it, and nothing outside the sandbox can.
+pub const RESOLVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
+
+/// NFLOG group of the drop rules. Groups are per network namespace, so one number serves all.
+pub const LOG_GROUP: u16 = 1;
+
+/// The upstream resolvers: the host's, as the monitor sees them.
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// What a sandbox's network will be, decided (and checked) before anything starts.
+#[derive(Debug, Clone)]
+pub struct EgressPlan {
+    pub policy: ValidEgress,
+    /// `None` in mode `none`.
+    tools: Option<Tools>,
+}
+
+#[derive(Debug, Clone)]
+struct Tools {
+    pasta: PathBuf,
+    resolver: ResolverConfig,
+}
+
+impl EgressPlan {
+    pub fn mode(&self) -> EgressMode {
+        self.policy.mode
+    }
+}
+
+/// The egress plan of a sandbox: the profile's network section (registry hosts learned from the
+/// user's tool configuration) validated, and, when the sandbox gets a network, pasta, nft and
+/// the host's resolvers found. Every error names the field or tool at fault and the fix.
+pub fn plan(
+    profile: Option<&ResolvedProfile>,
+    mode: crate::plan::NetworkMode,
+) -> Result<EgressPlan, NetError> {
+    let mut egress = match profile {
+        Some(p) => {
+            let hosts: Vec<(String, Vec<String>)> = p
+                .network
+                .registries
+                .iter()
+                .map(|eco| (eco.clone(), crate::net::registries::discover(eco)))
+                .collect();
+            crate::policy::net::egress_policy(&p.network, &hosts)
+        }
+        None => EgressPolicy::default(),
+    };
+    // The plan's mode wins: it is what the planner wrote into the sandbox's annotations.
+    egress.mode = match mode {
+        crate::plan::NetworkMode::None => EgressMode::None,
+        crate::plan::NetworkMode::Allowlist => EgressMode::Allowlist,
+        crate::plan::NetworkMode::Full => EgressMode::Full,
+    };
+    let policy = egress.validate()?;
+    if policy.mode == EgressMode::None {
+        return Ok(EgressPlan {
+            policy,
+            tools: None,
+        });
+    }
+    let pasta = tools::find("pasta").ok_or_else(pasta::missing)?;
+    tools::find("nft").ok_or(NetError::ToolMissing {
+        tool: "nft",
+        hint: "install the Debian package `nftables` (apt-get install -y nftables), or use a profile with network mode \"none\" (e.g. --profile offline)",
+    })?;
+    tun_usable()?;
+    let resolver = ResolverConfig::from_resolv_conf(RESOLVER, Path::new(HOST_RESOLV_CONF))?;
+    Ok(EgressPlan {
+        policy,
+        tools: Some(Tools { pasta, resolver }),
+    })
+}
+
+/// pasta opens /dev/net/tun inside the sandbox's user namespace, where only the DAC bits of the
+/// host node count for a rootless monitor. Say so before anything starts rather than let pasta
+/// fail with "Failed to open tun socket".
+fn tun_usable() -> Result<(), NetError> {
+    if rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(NetError::ToolMissing {
+            tool: "/dev/net/tun",
+            hint: match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "it is not read-writable by this user (most distributions ship it mode 0666; `chmod 0666 /dev/net/tun` as root), or use a profile with network mode \"none\" (e.g. --profile offline)",
+                _ => "the tun device is missing (`modprobe tun`), or use a profile with network mode \"none\" (e.g. --profile offline)",
+            },
+        }),
+    }
+}
+
+/// The sandbox's private resolv.conf: only lasso's resolver.
+pub fn resolv_conf() -> String {
+    format!(
+        "# Written by lasso: the sandbox's own resolver, which answers allowlisted names only.\nnameserver {}\n",
+        RESOLVER.ip()
+    )
+}
+
+fn host_resolv_conf_is_file() -> bool {
+    std::fs::symlink_metadata(HOST_RESOLV_CONF).is_ok_and(|m| m.is_file())
+}
+
+/// Why the sandbox keeps the host's /etc/resolv.conf, if it must: a bind needs an existing
+/// destination, and a symlinked one (systemd-resolved) is left as the host has it.
+pub fn resolv_conf_warning(plan: &EgressPlan) -> Option<String> {
+    (plan.mode() != EgressMode::None && !host_resolv_conf_is_file()).then(|| {
+        format!(
+            "{HOST_RESOLV_CONF} is not a plain file on this host; the sandbox keeps it, so names resolve inside only if it points at {}",
+            RESOLVER.ip()
+        )
+    })
+}
+
+/// Writes `dir/etc/resolv.conf` and returns the read-only bind that puts it over the
+/// sandbox's /etc/resolv.conf, when the sandbox has a network and the host's file is a plain
+/// one (see `resolv_conf_warning`).
+pub fn resolv_conf_mount(
+    plan: &EgressPlan,
+    dir: &Path,
+) -> Result<Option<oci_spec::runtime::Mount>, SandboxError> {
+    if plan.mode() == EgressMode::None || !host_resolv_conf_is_file() {
+        return Ok(None);
+    }
+    let host = Path::new(HOST_RESOLV_CONF);
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).map_err(super::io_err(format!("create {}", etc.display())))?;
+    let file = etc.join("resolv.conf");
+    std::fs::write(&file, resolv_conf())
+        .map_err(super::io_err(format!("write {}", file.display())))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+        .map_err(super::io_err(format!("chmod {}", file.display())))?;
+    // The options of the planner's other read-only binds.
+    let mount = oci_spec::runtime::MountBuilder::default()
+        .destination(host)
+        .typ("bind")
+        .source(file)
+        .options(
+            ["rbind", "ro", "nosuid", "nodev"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .build()
+        .map_err(|e| SandboxError::Protocol(format!("resolv.conf mount: {e}")))?;
+    Ok(Some(mount))
+}
+
+/// The running network of one sandbox. Dropping it stops the resolver, the drop reader and
+/// pasta; `finish` also lets go of the audit log so its owner can seal it.
+pub struct SandboxNet {
+    // Field order is drop order: readers first, pasta last.
+    resolver: Option<Resolver>,
+    drops: Option<DropWatcher>,
+    pasta: Option<Pasta>,
+    audit: Arc<NetAudit>,
+}
+
+/// Connect the namespace of `init_pid` (created, not yet started) as `plan` says. On error
+/// whatever was started is stopped again.
+pub fn connect(plan: &EgressPlan, init_pid: i32) -> Result<SandboxNet, SandboxError> {
+    let pid = init_pid as u32;
+    let netns = Netns::of_process(pid)?;
+    netns.loopback_up()?;
+    let audit = Arc::new(NetAudit::default());
+    let mut net = SandboxNet {
+        resolver: None,
+        drops: None,
+        pasta: None,
+        audit: audit.clone(),
+    };
+    let Some(tools) = &plan.tools else {
+        return Ok(net);
+    };
+    let program = tools.pasta.to_string_lossy();
+    net.pasta = pasta::connect_with(
+        &program,
+        plan.policy.mode,
+        &netns,
+        &PastaTarget::Pid(pid),
+        None,
+    )?;
+    rules::apply(
+        &netns,
+        &plan.policy,
+        &rules::RulesConfig {
+            resolver: RESOLVER,
+            log_group: LOG_GROUP,
+        },
+    )?;
+    net.drops = Some(DropWatcher::start(&netns, LOG_GROUP, audit.clone())?);
+    net.resolver = Some(Resolver::start(
+        tools.resolver.clone(),
+        plan.policy.clone(),
+        netns.try_clone()?,
+        audit,
+    )?);
+    Ok(net)
+}
+
+impl SandboxNet {
+    /// Entries from here on go to `log`; those that came before wait for it.
+    pub fn set_writer(&self, log: Arc<Writer>) {
+        self.audit.set_writer(log);
+    }
+
+    /// pasta's PID, when the sandbox has a network.
+    pub fn pasta_pid(&self) -> Option<i32> {
+        self.pasta.as_ref().map(Pasta::pid)
+    }
+
+    /// Stop the resolver and the drop reader (after the last dropped packet was read) and pasta,
+    /// and release the audit log.
+    pub fn finish(mut self) {
+        self.resolver.take();
+        self.drops.take();
+        self.pasta.take();
+        self.audit.take_writer();
+    }
+}
+
+/// The bridge from the network module's refusals to the sandbox's audit log.
+#[derive(Default)]
+struct NetAudit {
+    writer: Mutex<Option<Arc<Writer>>>,
+    backlog: Mutex<Vec<Event>>,
+}
+
+impl NetAudit {
+    fn set_writer(&self, w: Arc<Writer>) {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for e in self
+            .backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Err(err) = w.append(e) {
+                tracing::warn!("audit: network entry: {err}");
+            }
+        }
+        *slot = Some(w);
+    }
+
+    fn take_writer(&self) -> Option<Arc<Writer>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn write(&self, event: Event) {
+        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(w) => {
+                if let Err(e) = w.append(event) {
+                    tracing::warn!("audit: network entry: {e}");
+                }
+            }
+            None => self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event),
+        }
+    }
+}
+
+impl EgressAudit for NetAudit {
+    fn refused_name(&self, name: &str, record_type: &str) {
+        self.write(
+            Event::new(
+                Kind::Dns,
+                Outcome::Blocked,
+                format!("DNS {record_type} {name}: not on the profile's allowed_domains"),
+            )
+            .with_details(serde_json::json!({
+                "name": name,
+                "type": record_type,
+                "reason": "not-allowlisted",
+            })),
+        );
+    }
+
+    fn dropped(&self, ev: &DropEvent) {
+        let dest = match ev.port {
+            Some(p) => SocketAddr::new(ev.destination, p).to_string(),
+            None => ev.destination.to_string(),
+        };
+        self.write(
+            Event::new(
+                Kind::Net,
+                Outcome::Blocked,
+                format!("{} to {dest} dropped: {}", ev.protocol, ev.reason.as_str()),
+            )
+            .with_details(serde_json::json!({
+                "destination": ev.destination.to_string(),
+                "port": ev.port,
+                "protocol": ev.protocol,
+                "reason": ev.reason.as_str(),
+            })),
+        );
+    }
+
+    fn rebinding(&self, name: &str, address: IpAddr) {
+        self.write(
+            Event::new(
+                Kind::Dns,
+                Outcome::Blocked,
+                format!("DNS {name} answered {address}, an always-dropped range: removed (DNS rebinding)"),
+            )
+            .with_details(serde_json::json!({
+                "name": name,
+                "address": address.to_string(),
+                "reason": "rebinding",
+            })),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_resolv_conf_names_only_lassos_resolver() {
+        let text = resolv_conf();
+        let servers = crate::net::resolver::parse_resolv_conf(&text);
+        assert_eq!(servers, vec![RESOLVER]);
+    }
+
+    #[test]
+    fn offline_needs_no_tools() {
+        let p = plan(None, crate::plan::NetworkMode::None).unwrap();
+        assert_eq!(p.mode(), EgressMode::None);
+        assert!(p.tools.is_none());
+    }
+}
