@@ -89,6 +89,16 @@ impl Netns {
         Ok(ns)
     }
 
+    /// The user namespace to join before the network one: only when the caller lacks
+    /// CAP_SYS_ADMIN over the sandbox's namespaces from outside (root has it; joining would even
+    /// lose it across exec, root's UID being unmapped there).
+    fn join_userns(&self) -> Option<&File> {
+        if rustix::process::geteuid().is_root() {
+            return None;
+        }
+        self.userns.as_ref()
+    }
+
     /// A second handle on the same namespace(s).
     pub fn try_clone(&self) -> Result<Self, NetError> {
         let dup = |f: &File| {
@@ -109,6 +119,14 @@ impl Netns {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The descriptors of the network namespace and of the user namespace joined first, if any.
+    pub fn raw_fds(&self) -> (RawFd, Option<RawFd>) {
+        (
+            self.file.as_raw_fd(),
+            self.userns.as_ref().map(|u| u.as_raw_fd()),
+        )
     }
 
     /// Run `f` on a fresh thread that joined this namespace; the caller's threads stay where they
@@ -134,13 +152,18 @@ impl Netns {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         let fd = self.file.as_raw_fd();
-        let user = self.userns.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let user = self.join_userns().map_or(-1, |f| f.as_raw_fd());
         // SAFETY: the closure runs in the forked child before exec and only calls setns(2), which
         // is async-signal-safe; the fds stay open in the child because `self` outlives the spawn.
         unsafe {
             cmd.pre_exec(move || {
-                if user >= 0 && libc::setns(user, libc::CLONE_NEWUSER) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                if user >= 0 {
+                    if libc::setns(user, libc::CLONE_NEWUSER) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // execve recomputes capabilities, and our UID is not root in the sandbox's
+                    // user namespace: CAP_NET_ADMIN survives the exec only as an ambient one.
+                    ambient_net_admin()?;
                 }
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -183,7 +206,7 @@ impl Netns {
     /// must be joined too, by a forked child (see the module comment).
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, NetError> {
         let what = || format!("open a socket in {}", self.path);
-        match &self.userns {
+        match self.join_userns() {
             None => self
                 .run(|| raw_socket(domain, ty, protocol))?
                 .map_err(|e| NetError::io(what(), e)),
@@ -215,6 +238,56 @@ impl Netns {
         listen(&fd, Backlog::new(128).map_err(io)?).map_err(io)?;
         Ok(TcpListener::from(fd))
     }
+}
+
+/// Make CAP_NET_ADMIN (held in full after joining a user namespace) ambient, so that it survives
+/// the exec of `nft`. Only async-signal-safe system calls: this runs between fork and exec.
+fn ambient_net_admin() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget/capset with a version-3 header and the two data words that version uses;
+    // prctl with integer arguments.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        data[0].inheritable |= 1 << NET_ADMIN;
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            NET_ADMIN as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// bind(2) of a socket to an IPv4 or IPv6 address.

@@ -206,13 +206,7 @@ pub fn connect(plan: &EgressPlan, init_pid: i32) -> Result<SandboxNet, SandboxEr
         return Ok(net);
     };
     let program = tools.pasta.to_string_lossy();
-    net.pasta = pasta::connect_with(
-        &program,
-        plan.policy.mode,
-        &netns,
-        &PastaTarget::Pid(pid),
-        None,
-    )?;
+    net.pasta = pasta::connect_with(&program, plan.policy.mode, &netns, &PastaTarget::Held, None)?;
     rules::apply(
         &netns,
         &plan.policy,
