@@ -300,13 +300,41 @@ fn agent_reaches_only_allowlisted_names_as_root() {
     egress_corpus(As::Root);
 }
 
+/// Rootless egress is not wired yet (an unprivileged monitor cannot enter init's namespaces
+/// before start): a networked profile must then fail closed, loudly, not open.
 #[test]
-fn agent_reaches_only_allowlisted_names_rootless() {
+fn rootless_networked_profile_fails_closed_with_a_warning() {
     if !is_root() {
         eprintln!("skipped: needs root to build the world and become nobody");
         return;
     }
-    egress_corpus(As::Nobody);
+    let w = world(As::Nobody);
+    probe(&w);
+    let prof = profile_file(&w, PROFILE);
+    let internet = net_support::World::new();
+    let cmd = w.lasso(&[
+        "run",
+        "--profile-file",
+        &prof,
+        "--",
+        "/usr/bin/python3",
+        "/workspace/netprobe.py",
+        "allowlist",
+    ]);
+    let out = run(&mut in_world(&internet, &w.base, &cmd));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not available to rootless sandboxes") && err.contains("gets none"),
+        "{}",
+        text(&out)
+    );
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), EXPECTED.len(), "{}", text(&out));
+    for (name, v) in &got {
+        assert!(v.starts_with("refused:"), "{name}={v}");
+    }
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
 }
 
 /// `offline` (mode none): loopback only, no route at all, and no pasta needed (PATH has none).

@@ -99,6 +99,40 @@ impl Netns {
         self.userns.as_ref()
     }
 
+    /// The network and user namespaces of the process behind `pidfd`. Opening `/proc/PID/ns/*`
+    /// needs ptrace access to the process, which an unprivileged monitor lacks towards a
+    /// sandbox's init (non-dumpable, its memory still owned by the host's user namespace); a
+    /// forked child joins the namespaces through the pidfd instead (setns(2) checks only
+    /// capabilities over the namespaces, which their owner holds) and sends back its own
+    /// `/proc/thread-self/ns/{net,user}`.
+    pub fn of_pidfd(pidfd: &OwnedFd, label: &str) -> Result<Self, NetError> {
+        let what = |e| NetError::OpenNetns {
+            path: label.to_string(),
+            source: e,
+        };
+        let [net, user] = match ns_by_ioctl(pidfd.as_raw_fd()) {
+            Ok(fds) => fds,
+            Err(_) => ns_from_child(pidfd.as_raw_fd()).map_err(what)?,
+        };
+        let own_net = std::fs::metadata("/proc/thread-self/ns/net").map_err(what)?;
+        let own_user = std::fs::metadata("/proc/self/ns/user").map_err(what)?;
+        let net = File::from(net);
+        let user = File::from(user);
+        let nm = net.metadata().map_err(what)?;
+        if nm.ino() == own_net.ino() && nm.dev() == own_net.dev() {
+            return Err(NetError::HostNetns {
+                path: label.to_string(),
+            });
+        }
+        let um = user.metadata().map_err(what)?;
+        let userns = (um.ino() != own_user.ino() || um.dev() != own_user.dev()).then_some(user);
+        Ok(Netns {
+            file: net,
+            path: label.to_string(),
+            userns,
+        })
+    }
+
     /// A second handle on the same namespace(s).
     pub fn try_clone(&self) -> Result<Self, NetError> {
         let dup = |f: &File| {
@@ -437,6 +471,115 @@ fn socket_from_child(
         return Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
     }
     Err(std::io::Error::other("the namespace helper sent no socket"))
+}
+
+/// The namespace files of the process behind `pidfd` through the pidfd's own ioctls (Linux 6.11).
+fn ns_by_ioctl(pidfd: RawFd) -> std::io::Result<[OwnedFd; 2]> {
+    // PIDFD_GET_NET_NAMESPACE and PIDFD_GET_USER_NAMESPACE: _IO(PIDFS_IOCTL_MAGIC 0xFF, 4 / 9).
+    const GET_NET: libc::c_ulong = 0xFF04;
+    const GET_USER: libc::c_ulong = 0xFF09;
+    let get = |req: libc::c_ulong| -> std::io::Result<OwnedFd> {
+        // SAFETY: an argument-less ioctl on a pidfd we own; a non-negative result is a fresh fd.
+        let fd = unsafe { libc::ioctl(pidfd, req as _, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    Ok([get(GET_NET)?, get(GET_USER)?])
+}
+
+/// Fork a child that joins the user and network namespaces of the process behind `pidfd` and
+/// sends back its own namespace files (net, user). Async-signal-safe calls only in the child.
+fn ns_from_child(pidfd: RawFd) -> std::io::Result<[OwnedFd; 2]> {
+    let (mine, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    let child_end = theirs.as_raw_fd();
+    let space = cmsg_space(2 * std::mem::size_of::<RawFd>());
+    let mut control = vec![0u8; space];
+    let mut errno_buf = [0u8; 4];
+    let net_path = c"/proc/thread-self/ns/net";
+    let user_path = c"/proc/thread-self/ns/user";
+    // SAFETY: fork(2); the child below only calls setns, open, sendmsg, write and _exit, all
+    // async-signal-safe, on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the single-threaded child; `control` holds CMSG_SPACE for two fds.
+        unsafe {
+            let fail = |buf: &mut [u8; 4]| -> ! {
+                *buf = (*libc::__errno_location()).to_ne_bytes();
+                libc::write(child_end, buf.as_ptr().cast(), 4);
+                libc::_exit(1)
+            };
+            // Joining one's own user namespace is EINVAL (root's sandboxes may share it).
+            if libc::setns(pidfd, libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0
+                && libc::setns(pidfd, libc::CLONE_NEWNET) != 0
+            {
+                fail(&mut errno_buf);
+            }
+            let net = libc::open(net_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            let user = libc::open(user_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if net < 0 || user < 0 {
+                fail(&mut errno_buf);
+            }
+            let mut byte = [0u8; 1];
+            let mut iov = libc::iovec {
+                iov_base: byte.as_mut_ptr().cast(),
+                iov_len: 1,
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(2 * std::mem::size_of::<RawFd>() as u32) as _;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            std::ptr::write_unaligned(data, net);
+            std::ptr::write_unaligned(data.add(1), user);
+            if libc::sendmsg(child_end, &msg, 0) < 0 {
+                fail(&mut errno_buf);
+            }
+            libc::_exit(0)
+        }
+    }
+    drop(theirs);
+    let mut status = 0;
+    // SAFETY: waits for the child forked above, which exits right after sending.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let mut buf = [0u8; 4];
+    let mut cmsg = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        mine.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let [net, user] = fds[..] {
+                // SAFETY: the kernel just installed these fds for us; nothing else owns them.
+                return Ok(unsafe { [OwnedFd::from_raw_fd(net), OwnedFd::from_raw_fd(user)] });
+            }
+        }
+    }
+    if msg.bytes == 4 {
+        return Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+    }
+    Err(std::io::Error::other(
+        "the namespace helper sent no namespace",
+    ))
 }
 
 fn cmsg_space(len: usize) -> usize {

@@ -144,6 +144,7 @@ impl Launch {
             }
         }
         let egress = super::network::plan(opts.profile.as_deref(), input.network)?;
+        warnings.extend(egress.warning.clone());
         warnings.extend(super::network::resolv_conf_warning(&egress));
         let planned = plan::plan(&input)?;
         refuse_missing_home(&planned)?;

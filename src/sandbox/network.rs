@@ -38,6 +38,8 @@ const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 #[derive(Debug, Clone)]
 pub struct EgressPlan {
     pub policy: ValidEgress,
+    /// Why the sandbox gets less network than its profile asks for, if it does.
+    pub warning: Option<String>,
     /// `None` in mode `none`.
     tools: Option<Tools>,
 }
@@ -79,10 +81,25 @@ pub fn plan(
         crate::plan::NetworkMode::Allowlist => EgressMode::Allowlist,
         crate::plan::NetworkMode::Full => EgressMode::Full,
     };
-    let policy = egress.validate()?;
+    let mut policy = egress.validate()?;
+    let mut warning = None;
+    if policy.mode != EgressMode::None && !rustix::process::geteuid().is_root() {
+        // An unprivileged monitor cannot reach into init's namespaces between create and start
+        // (init is non-dumpable until its execve, so /proc/<init>/ns/* and setns through a
+        // pidfd are refused). Until the engine hands the namespaces over, fail closed.
+        warning = Some(format!(
+            "network egress is not available to rootless sandboxes yet: the profile asks for network mode \"{}\", the sandbox gets none (run as root for the allowlist)",
+            match policy.mode {
+                EgressMode::Full => "full",
+                _ => "allowlist",
+            }
+        ));
+        policy.mode = EgressMode::None;
+    }
     if policy.mode == EgressMode::None {
         return Ok(EgressPlan {
             policy,
+            warning,
             tools: None,
         });
     }
@@ -95,6 +112,7 @@ pub fn plan(
     let resolver = ResolverConfig::from_resolv_conf(RESOLVER, Path::new(HOST_RESOLV_CONF))?;
     Ok(EgressPlan {
         policy,
+        warning,
         tools: Some(Tools { pasta, resolver }),
     })
 }
@@ -192,9 +210,8 @@ pub struct SandboxNet {
 /// Connect the namespace of `init_pid` (created, not yet started) as `plan` says. On error
 /// whatever was started is stopped again.
 pub fn connect(plan: &EgressPlan, init_pid: i32) -> Result<SandboxNet, SandboxError> {
-    let pid = init_pid as u32;
-    let netns = Netns::of_process(pid)?;
-    netns.loopback_up()?;
+    let pidfd = crate::engine::namespaces::pidfd_open(init_pid)
+        .map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     let audit = Arc::new(NetAudit::default());
     let mut net = SandboxNet {
         resolver: None,
@@ -202,9 +219,17 @@ pub fn connect(plan: &EgressPlan, init_pid: i32) -> Result<SandboxNet, SandboxEr
         pasta: None,
         audit: audit.clone(),
     };
+    let label = format!("network namespace of the sandbox's init ({init_pid})");
     let Some(tools) = &plan.tools else {
+        // Loopback only. A rootless monitor cannot enter the namespace before start (see
+        // `plan`); lo then stays down, as the engine leaves it.
+        if let Ok(netns) = Netns::of_pidfd(&pidfd, &label) {
+            netns.loopback_up()?;
+        }
         return Ok(net);
     };
+    let netns = Netns::of_pidfd(&pidfd, &label)?;
+    netns.loopback_up()?;
     let program = tools.pasta.to_string_lossy();
     net.pasta = pasta::connect_with(&program, plan.policy.mode, &netns, &PastaTarget::Held, None)?;
     rules::apply(

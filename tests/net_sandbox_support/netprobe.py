@@ -96,8 +96,9 @@ def default_route():
                 return "default route via " + line.split()[0]
     with open("/proc/net/ipv6_route") as f:
         for line in f:
-            if line.startswith("0" * 32 + " 00"):
-                return "IPv6 default route"
+            f = line.split()
+            if f[0] == "0" * 32 and f[1] == "00" and f[-1] != "lo":
+                return "IPv6 default route via " + f[-1]
     raise OSError("no default route")
 
 
