@@ -10,31 +10,29 @@ use sandbox_support::{is_root, run, text, world, As};
 #[test]
 fn networked_profile_without_pasta_is_refused_and_names_the_package() {
     // Root only: rootless sandboxes get no network yet (see sandbox_net.rs), so need no pasta.
-    for who in [As::Root] {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-        let w = world(who);
-        let mut cmd = w.lasso(&["run", "--profile", "standard", "--", "/bin/true"]);
-        cmd.env("PATH", "/nonexistent");
-        let out = run(&mut cmd);
-        assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("pasta") && err.contains("passt") && err.contains("offline"),
-            "{}",
-            text(&out)
-        );
-        assert!(!err.contains("panicked"), "{}", text(&out));
-        assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
-        assert!(
-            std::fs::read_dir(w.audit_dir())
-                .map(|d| d.count() == 0)
-                .unwrap_or(true),
-            "no sandbox started, so no audit log"
-        );
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
     }
+    let w = world(As::Root);
+    let mut cmd = w.lasso(&["run", "--profile", "standard", "--", "/bin/true"]);
+    cmd.env("PATH", "/nonexistent");
+    let out = run(&mut cmd);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pasta") && err.contains("passt") && err.contains("offline"),
+        "{}",
+        text(&out)
+    );
+    assert!(!err.contains("panicked"), "{}", text(&out));
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+    assert!(
+        std::fs::read_dir(w.audit_dir())
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "no sandbox started, so no audit log"
+    );
 }
 
 #[test]
