@@ -194,19 +194,23 @@ pub fn report() -> Report {
 
     checks.push(cgroup_check(root));
 
-    // Egress is built (src/net) but not yet wired into sandboxes: say so rather than promise it.
-    const NOT_WIRED: &str =
-        "(egress is not wired into sandboxes yet: every sandbox gets loopback only)";
+    // Egress is wired into sandboxes started by root; a rootless monitor cannot enter init's
+    // namespaces before start yet, so rootless sandboxes fail closed (loopback only).
+    let who = if uid == 0 {
+        "".to_string()
+    } else {
+        " (not as this user: rootless sandboxes get loopback only for now, fail closed)".to_string()
+    };
     for (name, pkg, will) in [
         (
             "pasta",
             "passt",
-            format!("connect network = allowlist|full sandboxes {NOT_WIRED}"),
+            format!("connect network = allowlist|full sandboxes to the host's network{who}"),
         ),
         (
             "nft",
             "nftables",
-            format!("enforce network allowlists {NOT_WIRED}"),
+            format!("enforce network allowlists in each sandbox's namespace (default drop, DNS-learned allow sets){who}"),
         ),
     ] {
         let found = probes::tool(name);
