@@ -13,7 +13,7 @@ mod net_support;
 #[path = "sandbox_support/mod.rs"]
 mod sandbox_support;
 
-use net_sandbox_support::{audit_entries, in_world, lines};
+use net_sandbox_support::{audit_entries, in_world, in_world_tun, lines};
 use sandbox_support::{is_root, run, text, world, As};
 use std::collections::BTreeMap;
 
@@ -300,12 +300,29 @@ fn agent_reaches_only_allowlisted_names_as_root() {
     egress_corpus(As::Root);
 }
 
-/// Rootless egress is not wired yet (an unprivileged monitor cannot enter init's namespaces
-/// before start): a networked profile must then fail closed, loudly, not open.
 #[test]
-fn rootless_networked_profile_fails_closed_with_a_warning() {
+fn agent_reaches_only_allowlisted_names_rootless() {
     if !is_root() {
         eprintln!("skipped: needs root to build the world and become nobody");
+        return;
+    }
+    egress_corpus(As::Nobody);
+}
+
+/// A rootless user who may not open /dev/net/tun (this machine's node is 0600) gets no network
+/// at all, with a warning saying why and how to fix it: fail closed, never open.
+#[test]
+fn rootless_without_a_usable_tun_fails_closed_with_a_warning() {
+    if !is_root() {
+        eprintln!("skipped: needs root to build the world and become nobody");
+        return;
+    }
+    let tun_mode = std::fs::metadata("/dev/net/tun").map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o006
+    });
+    if tun_mode.map_or(true, |m| m == 0o006) {
+        eprintln!("skipped: /dev/net/tun is usable by everyone here");
         return;
     }
     let w = world(As::Nobody);
@@ -321,11 +338,11 @@ fn rootless_networked_profile_fails_closed_with_a_warning() {
         "/workspace/netprobe.py",
         "allowlist",
     ]);
-    let out = run(&mut in_world(&internet, &w.base, &cmd));
+    let out = run(&mut in_world_tun(&internet, &w.base, &cmd, false));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("not available to rootless sandboxes") && err.contains("gets none"),
+        err.contains("gets no network at all") && err.contains("chmod 0666 /dev/net/tun"),
         "{}",
         text(&out)
     );

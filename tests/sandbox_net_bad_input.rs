@@ -9,7 +9,6 @@ use sandbox_support::{is_root, run, text, world, As};
 
 #[test]
 fn networked_profile_without_pasta_is_refused_and_names_the_package() {
-    // Root only: rootless sandboxes get no network yet (see sandbox_net.rs), so need no pasta.
     if !is_root() {
         eprintln!("skipped: needs root");
         return;

@@ -83,17 +83,11 @@ pub fn plan(
     };
     let mut policy = egress.validate()?;
     let mut warning = None;
-    if policy.mode != EgressMode::None && !rustix::process::geteuid().is_root() {
-        // An unprivileged monitor cannot reach into init's namespaces between create and start
-        // (init is non-dumpable until its execve, so /proc/<init>/ns/* and setns through a
-        // pidfd are refused). Until the engine hands the namespaces over, fail closed.
-        warning = Some(format!(
-            "network egress is not available to rootless sandboxes yet: the profile asks for network mode \"{}\", the sandbox gets none (run as root for the allowlist)",
-            match policy.mode {
-                EgressMode::Full => "full",
-                _ => "allowlist",
-            }
-        ));
+    let rootless = !rustix::process::geteuid().is_root();
+    if policy.mode != EgressMode::None && rootless && profile.is_none() {
+        // Rootless wiring happens while init waits for the exec gate's go-ahead (see
+        // `SandboxNet::before_exec`); without a profile there is no gate and so no such wait.
+        warning = Some(fail_closed(policy.mode, "a rootless sandbox without a profile has no exec gate to hold init until the rules are in place".into()));
         policy.mode = EgressMode::None;
     }
     if policy.mode == EgressMode::None {
@@ -108,13 +102,37 @@ pub fn plan(
         tool: "nft",
         hint: "install the Debian package `nftables` (apt-get install -y nftables), or use a profile with network mode \"none\" (e.g. --profile offline)",
     })?;
-    tun_usable()?;
+    if rootless {
+        if let Err(why) = tun_usable() {
+            // A host shortcoming, not the user's input: fail closed, loudly (as unenforceable
+            // profile limits are dropped with a warning).
+            return Ok(EgressPlan {
+                warning: Some(fail_closed(policy.mode, why.to_string())),
+                policy: ValidEgress {
+                    mode: EgressMode::None,
+                    ..policy
+                },
+                tools: None,
+            });
+        }
+    }
     let resolver = ResolverConfig::from_resolv_conf(RESOLVER, Path::new(HOST_RESOLV_CONF))?;
     Ok(EgressPlan {
         policy,
         warning,
         tools: Some(Tools { pasta, resolver }),
     })
+}
+
+fn fail_closed(mode: EgressMode, why: String) -> String {
+    format!(
+        "the profile asks for network mode \"{}\" but this sandbox gets no network at all: {why}",
+        if mode == EgressMode::Full {
+            "full"
+        } else {
+            "allowlist"
+        }
+    )
 }
 
 /// pasta opens /dev/net/tun inside the sandbox's user namespace, where only the DAC bits of the
@@ -197,60 +215,141 @@ pub fn resolv_conf_mount(
     Ok(Some(mount))
 }
 
-/// The running network of one sandbox. Dropping it stops the resolver, the drop reader and
-/// pasta; `finish` also lets go of the audit log so its owner can seal it.
+/// The network of one sandbox, wired in one of two windows before the agent's first
+/// instruction. Root: between create and start (`before_start`). Rootless: init is non-dumpable
+/// until start, so an unprivileged monitor may neither open `/proc/<init>/ns/*` nor `setns`
+/// through init's pidfd; after start init becomes dumpable for the exec gate and then waits,
+/// before its execve, for the gate's go-ahead, which `gate_link::attach` gives. `before_exec`
+/// wires the network in that wait, so it must run before the gate is attached.
+/// Dropping it stops the resolver, the drop reader and pasta; `finish` also lets go of the audit
+/// log so its owner can seal it.
 pub struct SandboxNet {
     // Field order is drop order: readers first, pasta last.
     resolver: Option<Resolver>,
     drops: Option<DropWatcher>,
     pasta: Option<Pasta>,
     audit: Arc<NetAudit>,
-}
-
-/// Connect the namespace of `init_pid` (created, not yet started) as `plan` says. On error
-/// whatever was started is stopped again.
-pub fn connect(plan: &EgressPlan, init_pid: i32) -> Result<SandboxNet, SandboxError> {
-    let pidfd = crate::engine::namespaces::pidfd_open(init_pid)
-        .map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
-    let audit = Arc::new(NetAudit::default());
-    let mut net = SandboxNet {
-        resolver: None,
-        drops: None,
-        pasta: None,
-        audit: audit.clone(),
-    };
-    let label = format!("network namespace of the sandbox's init ({init_pid})");
-    let Some(tools) = &plan.tools else {
-        // Loopback only. A rootless monitor cannot enter the namespace before start (see
-        // `plan`); lo then stays down, as the engine leaves it.
-        if let Ok(netns) = Netns::of_pidfd(&pidfd, &label) {
-            netns.loopback_up()?;
-        }
-        return Ok(net);
-    };
-    let netns = Netns::of_pidfd(&pidfd, &label)?;
-    netns.loopback_up()?;
-    let program = tools.pasta.to_string_lossy();
-    net.pasta = pasta::connect_with(&program, plan.policy.mode, &netns, &PastaTarget::Held, None)?;
-    rules::apply(
-        &netns,
-        &plan.policy,
-        &rules::RulesConfig {
-            resolver: RESOLVER,
-            log_group: LOG_GROUP,
-        },
-    )?;
-    net.drops = Some(DropWatcher::start(&netns, LOG_GROUP, audit.clone())?);
-    net.resolver = Some(Resolver::start(
-        tools.resolver.clone(),
-        plan.policy.clone(),
-        netns.try_clone()?,
-        audit,
-    )?);
-    Ok(net)
+    plan: EgressPlan,
+    init: i32,
+    wired: bool,
 }
 
 impl SandboxNet {
+    /// Nothing wired yet.
+    pub fn new(plan: &EgressPlan, init: i32) -> Self {
+        SandboxNet {
+            resolver: None,
+            drops: None,
+            pasta: None,
+            audit: Arc::new(NetAudit::default()),
+            plan: plan.clone(),
+            init,
+            wired: false,
+        }
+    }
+
+    /// After create, before start: wires everything when this process may enter init's
+    /// namespaces now (root).
+    pub fn before_start(&mut self) -> Result<(), SandboxError> {
+        if !rustix::process::geteuid().is_root() {
+            return Ok(());
+        }
+        let pidfd = self.pidfd()?;
+        let netns = Netns::of_pidfd(&pidfd, &self.label())?;
+        self.wire(netns)
+    }
+
+    /// After start, before the exec gate is attached (rootless): waits until init may be
+    /// entered, wires, and checks that init has not yet run the agent's program. `gated`: init
+    /// holds the exec gate's socket and waits for its go-ahead.
+    pub fn before_exec(&mut self, gated: bool) -> Result<(), SandboxError> {
+        if self.wired {
+            return Ok(());
+        }
+        if !gated {
+            if self.plan.tools.is_none() {
+                // Loopback only, and no way in: lo stays down, as the engine leaves it.
+                return Ok(());
+            }
+            return Err(SandboxError::Refused(
+                "a rootless networked sandbox needs the exec gate to hold init until its network rules are in place; use a profile".into(),
+            ));
+        }
+        let pidfd = self.pidfd()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let netns = loop {
+            match Netns::of_pidfd(&pidfd, &self.label()) {
+                Ok(n) => break n,
+                Err(e) => {
+                    if std::time::Instant::now() > deadline
+                        || !std::path::Path::new(&format!("/proc/{}/ns", self.init)).exists()
+                    {
+                        return Err(e.into());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
+        self.wire(netns)?;
+        // The go-ahead has not been given, so init is still the monitor's own binary; if it is
+        // not, the agent ran before its rules existed: refuse rather than run unconfined.
+        let same = |a: &str, b: &str| match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => {
+                use std::os::unix::fs::MetadataExt;
+                x.dev() == y.dev() && x.ino() == y.ino()
+            }
+            _ => false,
+        };
+        if !same(&format!("/proc/{}/exe", self.init), "/proc/self/exe") {
+            return Err(SandboxError::Refused(
+                "the sandbox's program started before its network rules were in place; refusing"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn pidfd(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        crate::engine::namespaces::pidfd_open(self.init)
+            .map_err(super::sys_err("pidfd_open of the sandbox's init"))
+    }
+
+    fn label(&self) -> String {
+        format!("network namespace of the sandbox's init ({})", self.init)
+    }
+
+    fn wire(&mut self, netns: Netns) -> Result<(), SandboxError> {
+        self.wired = true;
+        netns.loopback_up()?;
+        let Some(tools) = self.plan.tools.clone() else {
+            return Ok(());
+        };
+        let program = tools.pasta.to_string_lossy();
+        self.pasta = pasta::connect_with(
+            &program,
+            self.plan.policy.mode,
+            &netns,
+            &PastaTarget::Held,
+            None,
+        )?;
+        rules::apply(
+            &netns,
+            &self.plan.policy,
+            &rules::RulesConfig {
+                resolver: RESOLVER,
+                log_group: LOG_GROUP,
+            },
+        )?;
+        self.drops = Some(DropWatcher::start(&netns, LOG_GROUP, self.audit.clone())?);
+        self.resolver = Some(Resolver::start(
+            tools.resolver.clone(),
+            self.plan.policy.clone(),
+            netns.try_clone()?,
+            self.audit.clone(),
+        )?);
+        Ok(())
+    }
+
     /// Entries from here on go to `log`; those that came before wait for it.
     pub fn set_writer(&self, log: Arc<Writer>) {
         self.audit.set_writer(log);

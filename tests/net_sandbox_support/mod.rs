@@ -14,17 +14,29 @@ use std::process::Command;
 /// resolv.conf, give pasta a usable tun node, then become the real command.
 const PREP: &str = r#"set -e
 mount --bind "$1" /etc/resolv.conf
-mount -t tmpfs -o mode=0755 lasso-tun "$2"
-mknod -m 0666 "$2/tun" c 10 200
-mount --bind "$2/tun" /dev/net/tun
+if [ "$4" = open-tun ]; then
+  mount -t tmpfs -o mode=0755 lasso-tun "$2"
+  mknod -m 0666 "$2/tun" c 10 200
+  mount --bind "$2/tun" /dev/net/tun
+fi
 export PATH="$3"
-shift 3
+shift 4
 exec "$@"
 "#;
 
 /// Rewrites `cmd` (a `lasso ...` command from `sandbox_support`, as root or through setpriv)
 /// so that it runs inside `world`'s namespace and a private mount namespace prepared by `PREP`.
 pub fn in_world(world: &crate::net_support::World, base: &Path, cmd: &Command) -> Command {
+    in_world_tun(world, base, cmd, true)
+}
+
+/// As `in_world`; `open_tun` false keeps the machine's own /dev/net/tun.
+pub fn in_world_tun(
+    world: &crate::net_support::World,
+    base: &Path,
+    cmd: &Command,
+    open_tun: bool,
+) -> Command {
     let conf = base.join("world-resolv.conf");
     std::fs::write(
         &conf,
@@ -62,6 +74,7 @@ pub fn in_world(world: &crate::net_support::World, base: &Path, cmd: &Command) -
     .arg(&conf)
     .arg(&tun_dir)
     .arg(path)
+    .arg(if open_tun { "open-tun" } else { "host-tun" })
     .arg(program)
     .args(cmd.get_args());
     if let Some(d) = cmd.get_current_dir() {
