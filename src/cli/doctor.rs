@@ -194,12 +194,18 @@ pub fn report() -> Report {
 
     checks.push(cgroup_check(root));
 
-    // Egress is wired into sandboxes started by root; a rootless monitor cannot enter init's
-    // namespaces before start yet, so rootless sandboxes fail closed (loopback only).
-    let who = if uid == 0 {
-        "".to_string()
+    // Rootless pasta opens /dev/net/tun inside the sandbox's user namespace, where only the
+    // node's mode counts: without it a networked profile fails closed (no network at all).
+    let who = if uid == 0
+        || std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .is_ok()
+    {
+        String::new()
     } else {
-        " (not as this user: rootless sandboxes get loopback only for now, fail closed)".to_string()
+        " (not for this user: /dev/net/tun is not read-writable, so its sandboxes get no network at all; `chmod 0666 /dev/net/tun` as root)".to_string()
     };
     for (name, pkg, will) in [
         (
