@@ -280,10 +280,11 @@ impl SandboxNet {
         let netns = loop {
             match Netns::of_pidfd(&pidfd, &self.label()) {
                 Ok(n) => break n,
+                // Init failed before the gate's hand-over (its error reaches the user through
+                // the gate's attach); no agent will run, so there is nothing to wire.
+                Err(_) if exited(&pidfd) => return Ok(()),
                 Err(e) => {
-                    if std::time::Instant::now() > deadline
-                        || !std::path::Path::new(&format!("/proc/{}/ns", self.init)).exists()
-                    {
+                    if std::time::Instant::now() > deadline {
                         return Err(e.into());
                     }
                     std::thread::sleep(std::time::Duration::from_millis(1));
@@ -367,6 +368,24 @@ impl SandboxNet {
         self.drops.take();
         self.pasta.take();
         self.audit.take_writer();
+    }
+}
+
+/// Whether the process behind `pidfd` has exited, without reaping it (the gate or the caller
+/// reaps init).
+fn exited(pidfd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: waitid(2) on a pidfd we own, into a zeroed siginfo; WNOWAIT leaves the child
+    // waitable for its reaper.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && info.si_pid() != 0
     }
 }
 
