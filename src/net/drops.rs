@@ -207,7 +207,8 @@ impl DropWatcher {
             .map_err(|e| NetError::io("configure NFLOG", e.into()))?;
             wait_ack(&fd)?;
         }
-        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))
+        // The reader looks at its stop flag this often; a sandbox's teardown waits for it.
+        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 20_000))
             .map_err(|e| NetError::io("NFLOG socket timeout", e.into()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
