@@ -10,6 +10,7 @@
 pub mod drops;
 pub mod explain;
 pub mod netns;
+mod nschild;
 pub mod pasta;
 mod policy;
 pub mod ranges;

@@ -16,6 +16,7 @@ pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
 pub mod network;
+mod network_audit;
 pub mod profile;
 pub mod record;
 pub mod run;

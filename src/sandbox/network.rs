@@ -1,27 +1,26 @@
-//! A sandbox's network egress, wired by its monitor: in the window between the engine's create
-//! (the network namespace exists, init is blocked) and start (the agent runs), connect the
-//! namespace to the monitor's network with pasta, write the nftables ruleset into it, start the
-//! DNS resolver the sandbox's /etc/resolv.conf points at, and read the drop log. Refused names,
-//! rebinding refusals and dropped packets become audit entries of the sandbox's log.
+//! A sandbox's network egress, wired by its monitor before the agent's first instruction (as
+//! root between the engine's create and start; rootless after start, while init waits for the
+//! exec gate's go-ahead; see `SandboxNet`): connect the namespace to the monitor's network with
+//! pasta, write the nftables ruleset into it, start the DNS resolver the sandbox's
+//! /etc/resolv.conf points at, and read the drop log. Refused names, rebinding refusals and
+//! dropped packets become entries of the sandbox's audit log (`network_audit`).
 //!
-//! Owns the order of those steps, the choice of the resolver's address, the sandbox's private
-//! resolv.conf, and the adapter from `net::EgressAudit` to the audit writer. The rules, the
-//! resolver and pasta themselves live in `crate::net`; the policy comes from the profile through
-//! `policy::net::egress_policy`. Mode `none` gets loopback only: no pasta, no resolver. It never
-//! touches the monitor's own network namespace.
+//! Owns the order of those steps and the window they run in, the resolver's address and the
+//! sandbox's private resolv.conf. The rules, the resolver and pasta live in `crate::net`; the
+//! policy comes from the profile through `policy::net::egress_policy`. Mode `none` gets loopback
+//! only: no pasta, no resolver. It never touches the monitor's own network namespace.
 
+use super::network_audit::NetAudit;
 use super::SandboxError;
-use crate::audit::{Event, Kind, Outcome, Writer};
+use crate::audit::Writer;
 use crate::net::drops::DropWatcher;
 use crate::net::pasta::{self, Pasta, PastaTarget};
 use crate::net::resolver::{Resolver, ResolverConfig};
-use crate::net::{
-    rules, tools, DropEvent, EgressAudit, EgressMode, EgressPolicy, NetError, Netns, ValidEgress,
-};
+use crate::net::{rules, tools, EgressMode, EgressPolicy, NetError, Netns, ValidEgress};
 use crate::policy::ResolvedProfile;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Where the resolver listens inside every sandbox: loopback of the sandbox's own namespace
 /// (the address a stub resolver conventionally uses), so no route and no rule is needed to reach
@@ -386,102 +385,6 @@ fn exited(pidfd: &std::os::fd::OwnedFd) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         );
         r == 0 && info.si_pid() != 0
-    }
-}
-
-/// The bridge from the network module's refusals to the sandbox's audit log.
-#[derive(Default)]
-struct NetAudit {
-    writer: Mutex<Option<Arc<Writer>>>,
-    backlog: Mutex<Vec<Event>>,
-}
-
-impl NetAudit {
-    fn set_writer(&self, w: Arc<Writer>) {
-        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for e in self
-            .backlog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            if let Err(err) = w.append(e) {
-                tracing::warn!("audit: network entry: {err}");
-            }
-        }
-        *slot = Some(w);
-    }
-
-    fn take_writer(&self) -> Option<Arc<Writer>> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn write(&self, event: Event) {
-        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some(w) => {
-                if let Err(e) = w.append(event) {
-                    tracing::warn!("audit: network entry: {e}");
-                }
-            }
-            None => self
-                .backlog
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(event),
-        }
-    }
-}
-
-impl EgressAudit for NetAudit {
-    fn refused_name(&self, name: &str, record_type: &str) {
-        self.write(
-            Event::new(
-                Kind::Dns,
-                Outcome::Blocked,
-                format!("DNS {record_type} {name}: not on the profile's allowed_domains"),
-            )
-            .with_details(serde_json::json!({
-                "name": name,
-                "type": record_type,
-                "reason": "not-allowlisted",
-            })),
-        );
-    }
-
-    fn dropped(&self, ev: &DropEvent) {
-        let dest = match ev.port {
-            Some(p) => SocketAddr::new(ev.destination, p).to_string(),
-            None => ev.destination.to_string(),
-        };
-        self.write(
-            Event::new(
-                Kind::Net,
-                Outcome::Blocked,
-                format!("{} to {dest} dropped: {}", ev.protocol, ev.reason.as_str()),
-            )
-            .with_details(serde_json::json!({
-                "destination": ev.destination.to_string(),
-                "port": ev.port,
-                "protocol": ev.protocol,
-                "reason": ev.reason.as_str(),
-            })),
-        );
-    }
-
-    fn rebinding(&self, name: &str, address: IpAddr) {
-        self.write(
-            Event::new(
-                Kind::Dns,
-                Outcome::Blocked,
-                format!("DNS {name} answered {address}, an always-dropped range: removed (DNS rebinding)"),
-            )
-            .with_details(serde_json::json!({
-                "name": name,
-                "address": address.to_string(),
-                "reason": "rebinding",
-            })),
-        );
     }
 }
 
