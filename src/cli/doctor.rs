@@ -194,19 +194,29 @@ pub fn report() -> Report {
 
     checks.push(cgroup_check(root));
 
-    // Egress is built (src/net) but not yet wired into sandboxes: say so rather than promise it.
-    const NOT_WIRED: &str =
-        "(egress is not wired into sandboxes yet: every sandbox gets loopback only)";
+    // Rootless pasta opens /dev/net/tun inside the sandbox's user namespace, where only the
+    // node's mode counts: without it a networked profile fails closed (no network at all).
+    let who = if uid == 0
+        || std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .is_ok()
+    {
+        String::new()
+    } else {
+        " (not for this user: /dev/net/tun is not read-writable, so its sandboxes get no network at all; `chmod 0666 /dev/net/tun` as root)".to_string()
+    };
     for (name, pkg, will) in [
         (
             "pasta",
             "passt",
-            format!("connect network = allowlist|full sandboxes {NOT_WIRED}"),
+            format!("connect network = allowlist|full sandboxes to the host's network{who}"),
         ),
         (
             "nft",
             "nftables",
-            format!("enforce network allowlists {NOT_WIRED}"),
+            format!("enforce network allowlists in each sandbox's namespace (default drop, DNS-learned allow sets){who}"),
         ),
     ] {
         let found = probes::tool(name);

@@ -9,10 +9,7 @@
 
 use super::netns::Netns;
 use super::{DropEvent, DropReason, EgressAudit, NetError};
-use nix::sys::socket::{
-    bind, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-    SockProtocol, SockType,
-};
+use nix::sys::socket::{bind, recv, send, setsockopt, sockopt, MsgFlags, NetlinkAddr};
 use nix::sys::time::TimeVal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -182,16 +179,11 @@ pub struct DropWatcher {
 impl DropWatcher {
     /// Bind NFLOG group `group` inside `netns` and report every logged drop to `audit`.
     pub fn start(netns: &Netns, group: u16, audit: Arc<dyn EgressAudit>) -> Result<Self, NetError> {
-        let fd = netns
-            .run(|| {
-                socket(
-                    AddressFamily::Netlink,
-                    SockType::Raw,
-                    SockFlag::SOCK_CLOEXEC,
-                    SockProtocol::NetlinkNetFilter,
-                )
-            })?
-            .map_err(|e| NetError::io("open an NFLOG socket", e.into()))?;
+        let fd = netns.socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
             .map_err(|e| NetError::io("bind the NFLOG socket", e.into()))?;
         let mut mode = COPY_RANGE.to_be_bytes().to_vec();
@@ -215,7 +207,8 @@ impl DropWatcher {
             .map_err(|e| NetError::io("configure NFLOG", e.into()))?;
             wait_ack(&fd)?;
         }
-        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))
+        // The reader looks at its stop flag this often; a sandbox's teardown waits for it.
+        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 20_000))
             .map_err(|e| NetError::io("NFLOG socket timeout", e.into()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();

@@ -10,6 +10,7 @@
 pub mod drops;
 pub mod explain;
 pub mod netns;
+mod nschild;
 pub mod pasta;
 mod policy;
 pub mod ranges;
@@ -17,6 +18,7 @@ pub mod registries;
 pub mod resolver;
 pub mod rules;
 pub mod setelem;
+pub mod tools;
 
 pub use netns::Netns;
 pub use policy::{Cidr, DomainPattern, EgressMode, EgressPolicy, ValidEgress};

@@ -12,6 +12,7 @@ use super::netns::Netns;
 use super::policy::EgressMode;
 use super::NetError;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -25,6 +26,10 @@ pub enum PastaTarget {
         netns: PathBuf,
         userns: Option<PathBuf>,
     },
+    /// The namespaces `netns` holds open, handed to pasta as inherited descriptors. Opening
+    /// `/proc/PID/ns/*` of a sandbox's init needs ptrace access to it, which pasta (capabilities
+    /// dropped, possibly another UID than init) lacks; its own inherited fds it can always open.
+    Held,
 }
 
 /// A running pasta; stopped when dropped.
@@ -48,10 +53,11 @@ impl Drop for Pasta {
     }
 }
 
-fn pasta_missing() -> NetError {
+/// The error for a networked sandbox on a host without pasta.
+pub fn missing() -> NetError {
     NetError::ToolMissing {
         tool: "pasta",
-        hint: "install the Debian package `passt` (apt-get install -y passt), or use network mode \"none\"",
+        hint: "install the Debian package `passt` (apt-get install -y passt), or use a profile with network mode \"none\" (e.g. --profile offline)",
     }
 }
 
@@ -102,10 +108,29 @@ pub fn connect_with(
             }
             cmd.arg("--netns").arg(netns);
         }
+        PastaTarget::Held => {
+            let (net, user) = netns.raw_fds();
+            if let Some(u) = user {
+                cmd.arg("--userns").arg(format!("/proc/self/fd/{u}"));
+            }
+            cmd.arg("--netns").arg(format!("/proc/self/fd/{net}"));
+            // SAFETY: runs in the forked child before exec; fcntl(2) is async-signal-safe and
+            // only clears close-on-exec of two descriptors `netns` keeps open across the spawn.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for fd in [Some(net), user].into_iter().flatten() {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
     }
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            pasta_missing()
+            missing()
         } else {
             NetError::io("start pasta", e)
         }

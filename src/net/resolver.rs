@@ -96,6 +96,9 @@ struct Shared {
 
 const MAX_IN_FLIGHT: usize = 256;
 
+/// How often idle serving threads look at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
 struct Learned {
     known: HashMap<IpAddr, Instant>,
     writer: SetWriter,
@@ -122,17 +125,17 @@ impl Resolver {
             });
         }
         let listen = cfg.listen;
-        let (udp, tcp) = netns
-            .run(|| -> std::io::Result<(UdpSocket, TcpListener)> {
-                let udp = UdpSocket::bind(listen)?;
-                let tcp = TcpListener::bind(udp.local_addr()?)?;
-                Ok((udp, tcp))
-            })?
-            .map_err(|e| NetError::io(format!("listen on {listen} in {}", netns.path()), e))?;
+        let udp = netns.udp_bind(listen)?;
+        let tcp = netns.tcp_listen(
+            udp.local_addr()
+                .map_err(|e| NetError::io("resolver address", e))?,
+        )?;
         let local = udp
             .local_addr()
             .map_err(|e| NetError::io("resolver address", e))?;
-        udp.set_read_timeout(Some(Duration::from_millis(200)))
+        // The serving threads check their stop flag this often: a sandbox's teardown (and so
+        // `lasso run`'s exit) waits for them.
+        udp.set_read_timeout(Some(STOP_POLL))
             .map_err(|e| NetError::io("resolver socket", e))?;
         // Opened once: a netlink socket made inside the namespace keeps writing there, so a new
         // address costs one round trip to the kernel rather than an `nft` process.
@@ -219,7 +222,7 @@ fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
             revents: 0,
         };
         // SAFETY: one valid pollfd for a socket we own, for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
+        let r = unsafe { libc::poll(&mut pfd, 1, STOP_POLL.as_millis() as i32) };
         if r <= 0 {
             continue;
         }

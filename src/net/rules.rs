@@ -259,8 +259,9 @@ pub fn run_nft(netns: &Netns, batch: &Nftables) -> Result<(), NetError> {
         netns: netns.path().into(),
         stderr: format!("cannot encode the ruleset: {e}"),
     })?;
+    let nft = super::tools::find("nft").unwrap_or_else(|| "nft".into());
     let mut child = netns
-        .command("nft")
+        .command(&nft.to_string_lossy())
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

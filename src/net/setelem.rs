@@ -17,7 +17,7 @@ use super::netns::Netns;
 use super::rules::{SET_V4, SET_V6, TABLE};
 use super::NetError;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 const NETLINK_NETFILTER: libc::c_int = 12;
@@ -181,24 +181,11 @@ pub fn allow_batch_bytes(addrs: &[(IpAddr, Duration)], seq: u32) -> Vec<u8> {
 impl SetWriter {
     /// Open the socket inside `netns` (needs CAP_NET_ADMIN over it, as `nft` does).
     pub fn open(netns: &Netns) -> Result<Self, NetError> {
-        let fd = netns
-            .run(|| -> std::io::Result<OwnedFd> {
-                // SAFETY: socket(2) with constant arguments; a non-negative result is a fresh fd
-                // that nothing else owns.
-                let fd = unsafe {
-                    libc::socket(
-                        libc::AF_NETLINK,
-                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                        NETLINK_NETFILTER,
-                    )
-                };
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // SAFETY: `fd` was just returned by socket(2) and is owned by no one else.
-                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-            })?
-            .map_err(|e| NetError::io(format!("open a netfilter socket in {}", netns.path()), e))?;
+        let fd = netns.socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            NETLINK_NETFILTER,
+        )?;
         let tv = libc::timeval {
             tv_sec: 2,
             tv_usec: 0,

@@ -41,6 +41,8 @@ pub struct Launch {
     limits_asked: bool,
     pub profile: Option<Arc<ResolvedProfile>>,
     pub profile_source: String,
+    /// The sandbox's network, checked before anything was written (`network::plan`).
+    pub egress: super::network::EgressPlan,
 }
 
 /// Run by root for a workspace whose owner has no home directory, the planner would create
@@ -141,6 +143,9 @@ impl Launch {
                 ));
             }
         }
+        let egress = super::network::plan(opts.profile.as_deref(), input.network)?;
+        warnings.extend(egress.warning.clone());
+        warnings.extend(super::network::resolv_conf_warning(&egress));
         let planned = plan::plan(&input)?;
         refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
@@ -159,6 +164,7 @@ impl Launch {
             limits_asked,
             profile: opts.profile.clone(),
             profile_source: opts.profile_source.clone(),
+            egress,
         };
         if let Err(e) = launch
             .record()
@@ -225,6 +231,11 @@ impl Launch {
         plan::prepare_host(&self.planned)?;
         let mut spec = self.engine_spec()?;
         self.move_skeleton_etc(&mut spec)?;
+        if let Some(m) = super::network::resolv_conf_mount(&self.egress, &self.dir)? {
+            let mut mounts = spec.mounts().clone().unwrap_or_default();
+            mounts.push(m);
+            spec.set_mounts(Some(mounts));
+        }
         let bundle = self.bundle();
         make_dir(&bundle)?;
         let text = serde_json::to_vec(&spec).map_err(|e| {

@@ -15,6 +15,8 @@ pub mod gate_link;
 pub mod gated_exec;
 pub mod launch;
 pub mod monitor;
+pub mod network;
+mod network_audit;
 pub mod profile;
 pub mod program_hashes;
 pub mod record;
@@ -33,6 +35,8 @@ pub enum SandboxError {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Engine(#[from] crate::engine::container::ContainerError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -126,8 +126,14 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     std::fs::set_permissions(&attach_path, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("chmod attach socket"))?;
     let pidfd = pidfd_open(init).map_err(sys_err("pidfd_open of the sandbox's init"))?;
+    // Egress is in place before the agent's first instruction: wired here (root) while init is
+    // blocked, or (rootless) after start while init waits for the exec gate's go-ahead.
+    let mut net = super::network::SandboxNet::new(&launch.egress, init);
+    net.before_start()?;
     launch.start()?;
     let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
+    net.before_exec(gate.is_some())?;
+    net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile) {
         (Some(sock), Some(profile)) => {
             super::gate_link::attach(sock, init, profile.clone(), log.clone(), &launch.dir)?
@@ -140,6 +146,7 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     record.save(&dirs)?;
     report(ready, "ok");
     let status = pump(&master, &listener, &pidfd, init, monitor)?;
+    net.finish();
     super::audit_log::stop_shared(log, status)?;
     Ok(status)
 }

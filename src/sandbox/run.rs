@@ -44,8 +44,14 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     let pid = launch.create(None, gate.as_ref().map(|(_, init)| init.as_raw_fd()))?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
+    // Egress is in place before the agent's first instruction: wired here (root) while init is
+    // blocked, or (rootless) after start while init waits for the exec gate's go-ahead.
+    let mut net = super::network::SandboxNet::new(&launch.egress, pid);
+    net.before_start()?;
     launch.start()?;
     let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
+    net.before_exec(gate.is_some())?;
+    net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile) {
         (Some(sock), Some(profile)) => {
             super::gate_link::attach(sock, pid, profile.clone(), log.clone(), &launch.dir)?
@@ -75,6 +81,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
                 Some(m) => super::gate_link::finish(m, pid)?,
                 None => wait_child(pid)?,
             };
+            net.finish();
             super::audit_log::stop_shared(log, status)?;
             return Ok(status);
         }
