@@ -6,6 +6,7 @@ use crate::image::digest::{Digest, Hasher};
 use crate::image::progress::Progress;
 use crate::image::unpack::{self, UnpackError};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 impl Store {
@@ -36,6 +37,10 @@ impl Store {
         let work = self.temp_dir("unpack")?;
         let target = work.path().join("layer");
         std::fs::create_dir(&target).map_err(|e| self.io(&target, e))?;
+        // The layer is a lower dir of sandboxes whose mounter is the agent's ID: it must be
+        // able to walk in (a `./` entry in the layer may still set its own mode).
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| self.io(&target, e))?;
         let mut bar = progress.start(&format!("unpack {}", &blob.hex()[..12]), size);
         let compressed = Hasher::new();
         let plain = Hasher::new();
