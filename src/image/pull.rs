@@ -140,8 +140,32 @@ pub fn pull(
         status: 200,
         hint: " (it has no config: not a container image)",
     })?;
-    for d in std::iter::once(&config).chain(&m.layers) {
-        if store.has_blob(&d.digest) {
+    if !store.has_blob(&config.digest) {
+        let body = c.get(
+            &format!("{}/blobs/{}", c.base, config.digest),
+            None,
+            &format!("config {}", config.digest),
+        )?;
+        store.put_blob(
+            &config.digest,
+            Some(config.size),
+            body.into_body().into_reader().take(MAX_JSON + 1),
+            &Progress::Silent,
+        )?;
+    }
+    let image_config: spec::ImageConfig = store.read_json("config", &config.digest)?;
+    if image_config.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(StoreError::LayerCount {
+            manifest: digest.clone(),
+            layers: m.layers.len(),
+            diff_ids: image_config.rootfs.diff_ids.len(),
+        }
+        .into());
+    }
+    // Each layer is downloaded, verified and unpacked in one pass (no second read of the
+    // blob); layers already in the store are skipped.
+    for (d, diff_id) in m.layers.iter().zip(&image_config.rootfs.diff_ids) {
+        if store.has_blob(&d.digest) && store.layer_path(diff_id).is_dir() {
             continue;
         }
         let body = c.get(
@@ -149,9 +173,11 @@ pub fn pull(
             None,
             &format!("blob {}", d.digest),
         )?;
-        store.put_blob(
+        store.put_layer_streaming(
+            &digest,
             &d.digest,
             Some(d.size),
+            diff_id,
             body.into_body().into_reader(),
             progress,
         )?;
