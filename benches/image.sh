@@ -3,8 +3,10 @@
 #   1. unpack a multi-layer image: `lasso image unpack` vs `umoci unpack` vs plain `tar -x` of
 #      the same layers (tar applies no whiteouts and checks nothing: the floor, not a rival);
 #   2. pull it from a loopback docker-registry: `lasso image pull` (which also verifies and
-#      unpacks every layer into the store) vs `skopeo copy` to an OCI layout (download only) and
-#      vs `skopeo copy` + `umoci unpack` (the same end state: downloaded and unpacked).
+#      unpacks every layer into the store, in one pass per layer) vs `skopeo copy` to an OCI
+#      layout (download only) and vs `skopeo copy` + `umoci unpack` (the same end state);
+#   3. start of a sandbox from a cached image (`lasso run --image`, overlay root) next to the
+#      host-view `lasso run`, both running /bin/true.
 # Needs: hyperfine umoci skopeo docker-registry (see .ci/run). Run as root from the repo root:
 #   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build)
 set -euo pipefail
@@ -101,4 +103,17 @@ hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
   -n "skopeo copy (download only)" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench" \
   -n "skopeo copy + umoci unpack" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench && umoci unpack --image $W/pull-skopeo:bench $W/pull-umoci"
 
-cat "$W/unpack.md" "$W/pull.md"
+# A busybox image in the store, and a project owned by a user (root-owned ones are refused).
+mkdir -p "$W/bb/bin" "$W/project"
+cp /bin/busybox "$W/bb/bin/busybox"
+ln -s busybox "$W/bb/bin/sh"
+ln -s busybox "$W/bb/bin/true"
+tar -C "$W/bb" -cf "$W/bb.tar" .
+"$LASSO" image --store "$S" --quiet import --name bench-run:1 "$W/bb.tar"
+chown 4321:4321 "$W/project"
+export LASSO_IMAGE_STORE=$S
+hyperfine --runs "$RUNS" --warmup 2 --export-markdown "$W/start.md" \
+  -n "lasso run (host view)" "$LASSO run --dir $W/project -- /bin/true" \
+  -n "lasso run --image (cached image, overlay root)" "$LASSO run --dir $W/project --image bench-run:1 -- /bin/true"
+
+cat "$W/unpack.md" "$W/pull.md" "$W/start.md"

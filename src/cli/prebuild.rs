@@ -28,6 +28,9 @@ pub struct PrebuildArgs {
     /// Extra build argument KEY=VALUE, e.g. CLAUDE_CODE_VERSION=1.0.0 (repeatable).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// Network of the build's RUN steps, passed to the builder (e.g. `host`).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     /// Image store directory (default: $XDG_DATA_HOME/lasso/images, or /var/lib/lasso/images for root).
     #[arg(long, env = "LASSO_IMAGE_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -45,6 +48,7 @@ pub fn run(args: PrebuildArgs) -> CliResult {
         builder: args.builder,
         insecure: args.insecure,
         build_args: args.build_args,
+        network: args.network,
     };
     let rec = prebuild::prebuild(&store, &opts, &Progress::choose(args.quiet, false)).map_err(
         |e| match e {

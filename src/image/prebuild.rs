@@ -52,8 +52,10 @@ pub struct PrebuildOptions {
     pub builder: Option<String>,
     /// Pull the base over plain HTTP / without TLS verification (buildah and podman).
     pub insecure: bool,
-    /// Extra `--build-arg KEY=VALUE`s (agent versions).
+    /// Extra `--build-arg KEY=VALUE`s (agent versions, NPM_CONFIG_REGISTRY).
     pub build_args: Vec<String>,
+    /// The builder's `--network` for RUN steps (its default when `None`).
+    pub network: Option<String>,
 }
 
 /// The store name of a prebuilt image for `agent`.
@@ -120,6 +122,9 @@ fn build_cmd(b: &Builder, ctx: &Path, target: &str, opts: &PrebuildOptions) -> C
         if opts.insecure {
             c.arg("--tls-verify=false");
         }
+    }
+    if let Some(n) = &opts.network {
+        c.arg(format!("--network={n}"));
     }
     c.arg("-f").arg(ctx.join("Dockerfile.images"));
     c.arg("--target").arg(target);

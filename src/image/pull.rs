@@ -64,6 +64,10 @@ pub struct PullOptions {
     pub auth_file: Option<PathBuf>,
 }
 
+/// Layers downloaded and unpacked at the same time.
+const PARALLEL_LAYERS: usize = 3;
+
+#[derive(Clone)]
 struct Client<'a> {
     agent: ureq::Agent,
     reference: &'a Reference,
@@ -163,25 +167,56 @@ pub fn pull(
         .into());
     }
     // Each layer is downloaded, verified and unpacked in one pass (no second read of the
-    // blob); layers already in the store are skipped.
-    for (d, diff_id) in m.layers.iter().zip(&image_config.rootfs.diff_ids) {
-        if store.has_blob(&d.digest) && store.layer_path(diff_id).is_dir() {
-            continue;
+    // blob), a few layers at once: overlay-form layers are independent directories, so one
+    // layer's unpack overlaps the next one's download. Layers already stored are skipped.
+    let todo: Vec<(&spec::Descriptor, &Digest)> = m
+        .layers
+        .iter()
+        .zip(&image_config.rootfs.diff_ids)
+        .filter(|(d, diff_id)| !(store.has_blob(&d.digest) && store.layer_path(diff_id).is_dir()))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = todo.len().min(PARALLEL_LAYERS);
+    let client = &c;
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut c = client.clone();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((d, diff_id)) = todo.get(i) else {
+                            return Ok(());
+                        };
+                        let body = c.get(
+                            &format!("{}/blobs/{}", c.base, d.digest),
+                            None,
+                            &format!("blob {}", d.digest),
+                        )?;
+                        store.put_layer_streaming(
+                            &digest,
+                            &d.digest,
+                            Some(d.size),
+                            diff_id,
+                            body.into_body().into_reader(),
+                            progress,
+                        )?;
+                    }
+                })
+            })
+            .collect();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
-        let body = c.get(
-            &format!("{}/blobs/{}", c.base, d.digest),
-            None,
-            &format!("blob {}", d.digest),
-        )?;
-        store.put_layer_streaming(
-            &digest,
-            &d.digest,
-            Some(d.size),
-            diff_id,
-            body.into_body().into_reader(),
-            progress,
-        )?;
-    }
+        first_err.map_or(Ok(()), Err)
+    })?;
     // The manifest goes in last: a store entry is never named before its parts are verified.
     store.put_bytes(&raw)?;
     let name = r.store_name();
