@@ -8,7 +8,8 @@
 #   3. start of a sandbox from a cached image (`lasso run --image`, overlay root) next to the
 #      host-view `lasso run`, both running /bin/true.
 # Needs: hyperfine umoci skopeo docker-registry (see .ci/run). Run as root from the repo root:
-#   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build)
+#   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build;
+#                                     SECTIONS="pull start" to run only some parts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -16,7 +17,11 @@ if [ -z "${LASSO:-}" ]; then
   cargo build --release --quiet
   LASSO=$PWD/target/release/lasso
 fi
+SECTIONS=${SECTIONS:-unpack pull start}
+on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 W=$(mktemp -d /tmp/lasso-image-bench.XXXXXX)
+# Sandboxes' mounters (the agent's ID) walk into the project and the store under here.
+chmod 755 "$W"
 REG_PID=
 cleanup() {
   if [ -n "$REG_PID" ]; then
@@ -71,7 +76,7 @@ S=$W/store
 TAR_X="mkdir -p $W/out-tar"
 for l in "${LAYERS[@]}"; do TAR_X="$TAR_X && tar -xzf $l -C $W/out-tar"; done
 
-hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/unpack.md" \
+on unpack && hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/unpack.md" \
   --prepare "rm -rf $W/out-lasso $W/out-umoci $W/out-tar; sync" \
   -n "lasso image unpack" "$LASSO image --store $S --quiet unpack bench:1 $W/out-lasso" \
   -n "umoci unpack" "umoci unpack --image $L:bench $W/out-umoci" \
@@ -97,7 +102,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break;
 H=127.0.0.1:$PORT
 skopeo copy --quiet --dest-tls-verify=false "oci:$L:bench" "docker://$H/bench:1"
 
-hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
+on pull && hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
   --prepare "rm -rf $W/pull-store $W/pull-skopeo $W/pull-umoci; sync" \
   -n "lasso image pull (+verify +unpack)" "$LASSO image --store $W/pull-store --quiet pull --insecure $H $H/bench:1" \
   -n "skopeo copy (download only)" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench" \
@@ -112,8 +117,8 @@ tar -C "$W/bb" -cf "$W/bb.tar" .
 "$LASSO" image --store "$S" --quiet import --name bench-run:1 "$W/bb.tar"
 chown 4321:4321 "$W/project"
 export LASSO_IMAGE_STORE=$S
-hyperfine --runs "$RUNS" --warmup 2 --export-markdown "$W/start.md" \
+on start && hyperfine --runs "$RUNS" --warmup 2 --export-markdown "$W/start.md" \
   -n "lasso run (host view)" "$LASSO run --dir $W/project -- /bin/true" \
   -n "lasso run --image (cached image, overlay root)" "$LASSO run --dir $W/project --image bench-run:1 -- /bin/true"
 
-cat "$W/unpack.md" "$W/pull.md" "$W/start.md"
+cat "$W"/*.md

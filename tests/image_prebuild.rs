@@ -168,7 +168,9 @@ fn prebuild_claude_code_with_buildah_then_run_claude_from_the_image() {
         "--insecure",
     ])
     .args(["--network", "host", "--base", &base])
-    .env("LASSO_IMAGE_STORE", &store);
+    .env("LASSO_IMAGE_STORE", &store)
+    // Hosts with hybrid cgroups: buildah's default crun (1.8) refuses them, runc does not.
+    .env("BUILDAH_RUNTIME", "runc");
     if let Some(r) = &npm_registry {
         cmd.args(["--build-arg", &format!("NPM_CONFIG_REGISTRY={r}")]);
     }

@@ -241,4 +241,5 @@ fn unknown_image_is_a_clear_error_and_leaves_nothing() {
     assert!(err.contains("lasso image pull"), "{err}");
     assert!(err.contains("lasso prebuild"), "{err}");
     assert_eq!(w.leftovers(), Vec::<String>::new());
+    assert!(!store.exists(), "looking an image up created a store");
 }

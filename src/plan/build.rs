@@ -241,14 +241,16 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     }
 
     // Mount points that land directly on the skeleton must exist in it beforehand: the root is
-    // read-only once the sandbox runs. An image root gets them in its private layer.
-    if let Some(img) = image.as_mut() {
-        img.add_mount_points(&mounts);
-    }
-    for (i, m) in mounts.iter().enumerate() {
-        if image.is_some() {
-            break;
+    // read-only once the sandbox runs.
+    // (An image root gets them in its private layer instead, as `image_root` decides.)
+    let skeleton_mounts: &[Mount] = match image.as_mut() {
+        Some(img) => {
+            img.add_mount_points(&mounts);
+            &[]
         }
+        None => &mounts,
+    };
+    for (i, m) in skeleton_mounts.iter().enumerate() {
         let dest = m.destination();
         let covered = mounts[..i]
             .iter()

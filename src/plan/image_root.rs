@@ -56,6 +56,13 @@ pub struct ImageRoot {
 
 /// Finds `name` in the store at `store_root` and checks that every layer is unpacked.
 pub fn resolve(store_root: &Path, name: &str) -> Result<ImageRoot, ImageRootError> {
+    // A lookup never creates the store.
+    if !store_root.join("images.json").is_file() {
+        return Err(ImageRootError::Unknown {
+            name: name.to_string(),
+            store: store_root.display().to_string(),
+        });
+    }
     let store = Store::open(store_root)?;
     let d = match store.inspect(name) {
         Ok(d) => d,
@@ -266,5 +273,63 @@ impl ImageRootPlan {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(layers: &[&str]) -> ImageRootPlan {
+        let img = ImageRoot {
+            name: "t:1".into(),
+            manifest: "sha256:00".into(),
+            layers: layers.iter().map(PathBuf::from).collect(),
+            path: None,
+            env: vec![],
+            working_dir: None,
+            user: None,
+        };
+        ImageRootPlan::new(&img, Path::new("/run/lasso/abc"), "lasso-abc", (1, 1))
+    }
+
+    #[test]
+    fn overlay_stacks_the_top_layer_first_and_keeps_the_private_layer_in_the_sandbox_dir() {
+        let p = plan_of(&["/s/layers/bottom", "/s/layers/top"]);
+        let v: serde_json::Value = serde_json::from_str(&p.annotation()).unwrap();
+        assert_eq!(
+            v["lower"],
+            serde_json::json!(["/s/layers/top", "/s/layers/bottom"])
+        );
+        assert_eq!(v["upper"], "/run/lasso/abc/image/upper");
+        assert_eq!(v["work"], "/run/lasso/abc/image/work");
+    }
+
+    #[test]
+    fn every_mount_gets_a_point_in_the_upper_dir_unless_an_earlier_mount_covers_it() {
+        let mut p = plan_of(&["/l"]);
+        let mut ll = LandlockRules::default();
+        let mut mounts = p.system_mounts(1 << 20, &mut ll);
+        mounts.push(super::super::hostview::rw_bind(
+            Path::new("/tmp"),
+            Path::new("/workspace"),
+        ));
+        p.add_mount_points(&mounts);
+        let points: Vec<&Path> = p.mount_points.iter().map(|(d, _)| d.as_path()).collect();
+        assert!(points.contains(&Path::new("/etc/passwd")));
+        assert!(points.contains(&Path::new("/dev")));
+        assert!(points.contains(&Path::new("/workspace")));
+        // /dev/pts lands inside the /dev tmpfs, not in the image.
+        assert!(!points.contains(&Path::new("/dev/pts")));
+        let passwd = p
+            .mount_points
+            .iter()
+            .find(|(d, _)| d == Path::new("/etc/passwd"));
+        assert_eq!(passwd.map(|(_, dir)| *dir), Some(false));
+        let ws = p
+            .mount_points
+            .iter()
+            .find(|(d, _)| d == Path::new("/workspace"));
+        assert_eq!(ws.map(|(_, dir)| *dir), Some(true));
     }
 }
