@@ -171,6 +171,22 @@ fn prebuild_claude_code_with_buildah_then_run_claude_from_the_image() {
     .env("LASSO_IMAGE_STORE", &store)
     // Hosts with hybrid cgroups: buildah's default crun (1.8) refuses them, runc does not.
     .env("BUILDAH_RUNTIME", "runc");
+    // The host's own extra CAs (a TLS-inspecting proxy's), as its npm trusts them.
+    let mut pem = String::new();
+    for e in std::fs::read_dir("/usr/local/share/ca-certificates")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "crt") {
+            pem.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    if !pem.is_empty() {
+        let f = d.path().join("extra-ca.pem");
+        std::fs::write(&f, pem).unwrap();
+        cmd.arg("--ca-file").arg(f);
+    }
     if let Some(r) = &npm_registry {
         cmd.args(["--build-arg", &format!("NPM_CONFIG_REGISTRY={r}")]);
     }

@@ -31,6 +31,10 @@ pub struct PrebuildArgs {
     /// Network of the build's RUN steps, passed to the builder (e.g. `host`).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// PEM file of extra CA certificates the build and the image trust (a TLS-inspecting
+    /// proxy's CA, say); at most 128 KiB, since it travels as a build argument.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// Image store directory (default: $XDG_DATA_HOME/lasso/images, or /var/lib/lasso/images for root).
     #[arg(long, env = "LASSO_IMAGE_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -42,6 +46,21 @@ pub struct PrebuildArgs {
 pub fn run(args: PrebuildArgs) -> CliResult {
     let root = args.store.clone().unwrap_or_else(Store::default_root);
     let store = Store::open(&root).map_err(|e| CliError::failure(e.to_string()))?;
+    let extra_ca = match &args.ca_file {
+        None => None,
+        Some(f) => {
+            let pem = std::fs::read_to_string(f)
+                .map_err(|e| CliError::usage(format!("--ca-file {}: {e}", f.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 120 << 10 {
+                return Err(CliError::usage(format!(
+                    "--ca-file {}: not a PEM certificate file of at most 120 KiB",
+                    f.display()
+                ))
+                .hint("pass only the extra CA certificates, not the whole system bundle"));
+            }
+            Some(pem)
+        }
+    };
     let opts = PrebuildOptions {
         agent: args.agent,
         base: args.base,
@@ -49,6 +68,7 @@ pub fn run(args: PrebuildArgs) -> CliResult {
         insecure: args.insecure,
         build_args: args.build_args,
         network: args.network,
+        extra_ca,
     };
     let rec = prebuild::prebuild(&store, &opts, &Progress::choose(args.quiet, false)).map_err(
         |e| match e {

@@ -56,6 +56,8 @@ pub struct PrebuildOptions {
     pub build_args: Vec<String>,
     /// The builder's `--network` for RUN steps (its default when `None`).
     pub network: Option<String>,
+    /// PEM certificates the image should trust (`ARG EXTRA_CA_CERT`), e.g. a proxy's CA.
+    pub extra_ca: Option<String>,
 }
 
 /// The store name of a prebuilt image for `agent`.
@@ -131,6 +133,9 @@ fn build_cmd(b: &Builder, ctx: &Path, target: &str, opts: &PrebuildOptions) -> C
     c.arg("-t").arg(local_tag(target));
     if let Some(base) = &opts.base {
         c.arg("--build-arg").arg(format!("BASE={base}"));
+    }
+    if let Some(pem) = &opts.extra_ca {
+        c.arg("--build-arg").arg(format!("EXTRA_CA_CERT={pem}"));
     }
     for a in &opts.build_args {
         c.arg("--build-arg").arg(a);
