@@ -10,7 +10,6 @@ use lasso::image::progress::Progress;
 use lasso::image::pull::{self, PullError, PullOptions};
 use lasso::image::spec::Platform;
 use lasso::image::store::{Store, StoreError};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn opts(host: &str) -> PullOptions {
