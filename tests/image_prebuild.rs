@@ -129,6 +129,18 @@ fn seed_debian_base(reg: &Registry, dir: &Path) -> String {
     image
 }
 
+/// Removes the builder images the test made, on every path (the builder's storage is shared).
+struct BuilderImages(Vec<String>);
+
+impl Drop for BuilderImages {
+    fn drop(&mut self) {
+        let _ = Command::new("buildah")
+            .args(["rmi", "-f"])
+            .args(&self.0)
+            .output();
+    }
+}
+
 /// Builds Debian packages, Node.js and Claude Code (about 400 MB): far past the ~3 minutes a
 /// CI test may take on 2 cores. Run it by hand (as root, with buildah and debootstrap):
 ///   cargo test --test image_prebuild -- --ignored --nocapture
@@ -150,7 +162,14 @@ fn prebuild_claude_code_with_buildah_then_run_claude_from_the_image() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let reg = Registry::start(None);
+    let version = env!("CARGO_PKG_VERSION");
+    let mut made = BuilderImages(vec![
+        "localhost/lasso-test/debian:bookworm".into(),
+        format!("localhost/lasso/base:{version}"),
+        format!("localhost/lasso/claude-code:{version}"),
+    ]);
     let base = seed_debian_base(&reg, d.path());
+    made.0.push(base.clone());
     let store = d.path().join("store");
     let npm_registry = Command::new("npm")
         .args(["config", "get", "registry"])
