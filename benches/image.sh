@@ -3,10 +3,13 @@
 #   1. unpack a multi-layer image: `lasso image unpack` vs `umoci unpack` vs plain `tar -x` of
 #      the same layers (tar applies no whiteouts and checks nothing: the floor, not a rival);
 #   2. pull it from a loopback docker-registry: `lasso image pull` (which also verifies and
-#      unpacks every layer into the store) vs `skopeo copy` to an OCI layout (download only) and
-#      vs `skopeo copy` + `umoci unpack` (the same end state: downloaded and unpacked).
+#      unpacks every layer into the store, in one pass per layer) vs `skopeo copy` to an OCI
+#      layout (download only) and vs `skopeo copy` + `umoci unpack` (the same end state);
+#   3. start of a sandbox from a cached image (`lasso run --image`, overlay root) next to the
+#      host-view `lasso run`, both running /bin/true.
 # Needs: hyperfine umoci skopeo docker-registry (see .ci/run). Run as root from the repo root:
-#   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build)
+#   bash benches/image.sh            (LASSO=path/to/lasso to skip the release build;
+#                                     SECTIONS="pull start" to run only some parts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -14,7 +17,11 @@ if [ -z "${LASSO:-}" ]; then
   cargo build --release --quiet
   LASSO=$PWD/target/release/lasso
 fi
+SECTIONS=${SECTIONS:-unpack pull start}
+on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 W=$(mktemp -d /tmp/lasso-image-bench.XXXXXX)
+# Sandboxes' mounters (the agent's ID) walk into the project and the store under here.
+chmod 755 "$W"
 REG_PID=
 cleanup() {
   if [ -n "$REG_PID" ]; then
@@ -69,7 +76,7 @@ S=$W/store
 TAR_X="mkdir -p $W/out-tar"
 for l in "${LAYERS[@]}"; do TAR_X="$TAR_X && tar -xzf $l -C $W/out-tar"; done
 
-hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/unpack.md" \
+on unpack && hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/unpack.md" \
   --prepare "rm -rf $W/out-lasso $W/out-umoci $W/out-tar; sync" \
   -n "lasso image unpack" "$LASSO image --store $S --quiet unpack bench:1 $W/out-lasso" \
   -n "umoci unpack" "umoci unpack --image $L:bench $W/out-umoci" \
@@ -95,10 +102,23 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break;
 H=127.0.0.1:$PORT
 skopeo copy --quiet --dest-tls-verify=false "oci:$L:bench" "docker://$H/bench:1"
 
-hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
+on pull && hyperfine --runs "$RUNS" --warmup 1 --export-markdown "$W/pull.md" \
   --prepare "rm -rf $W/pull-store $W/pull-skopeo $W/pull-umoci; sync" \
   -n "lasso image pull (+verify +unpack)" "$LASSO image --store $W/pull-store --quiet pull --insecure $H $H/bench:1" \
   -n "skopeo copy (download only)" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench" \
   -n "skopeo copy + umoci unpack" "skopeo copy --quiet --src-tls-verify=false docker://$H/bench:1 oci:$W/pull-skopeo:bench && umoci unpack --image $W/pull-skopeo:bench $W/pull-umoci"
 
-cat "$W/unpack.md" "$W/pull.md"
+# A busybox image in the store, and a project owned by a user (root-owned ones are refused).
+mkdir -p "$W/bb/bin" "$W/project"
+cp /bin/busybox "$W/bb/bin/busybox"
+ln -s busybox "$W/bb/bin/sh"
+ln -s busybox "$W/bb/bin/true"
+tar -C "$W/bb" -cf "$W/bb.tar" .
+"$LASSO" image --store "$S" --quiet import --name bench-run:1 "$W/bb.tar"
+chown 4321:4321 "$W/project"
+export LASSO_IMAGE_STORE=$S
+on start && hyperfine --runs "$RUNS" --warmup 2 --export-markdown "$W/start.md" \
+  -n "lasso run (host view)" "$LASSO run --dir $W/project -- /bin/true" \
+  -n "lasso run --image (cached image, overlay root)" "$LASSO run --dir $W/project --image bench-run:1 -- /bin/true"
+
+cat "$W"/*.md

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod doctor;
 pub mod error;
 pub mod image;
+pub mod prebuild;
 pub mod profile;
 pub mod sandbox;
 pub mod why;
@@ -61,6 +62,9 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Manage OCI images: pull, import, list, inspect, rm, prune, unpack.
     Image(image::ImageArgs),
+    /// Build the agent images (Dockerfile.images) with buildah, podman or docker and import them
+    /// as lasso/<agent>:<version>.
+    Prebuild(prebuild::PrebuildArgs),
 }
 
 impl Cli {
@@ -81,6 +85,7 @@ impl Cli {
             Command::Why(a) => why::run(a),
             Command::Profile(a) => profile::run(a),
             Command::Image(args) => image::run(args),
+            Command::Prebuild(args) => prebuild::run(args),
         }
     }
 }

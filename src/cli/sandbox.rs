@@ -56,6 +56,10 @@ pub struct SandboxArgs {
     /// Size of /tmp and /home/agent in MiB (overrides the profile).
     #[arg(long, value_name = "MIB")]
     pub tmp_mib: Option<u64>,
+    /// Run on an image from lasso's store (`lasso image list`) instead of the host view: its
+    /// layers, read-only, under a private writable layer removed with the sandbox.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +133,7 @@ pub fn plan_input(
     if let Some(t) = args.tmp_mib {
         input.resources.tmp_bytes = Some(t << 20);
     }
+    input.image = super::prebuild::image_for(args.image.as_deref(), agent)?;
     input.command = command.filter(|c| !c.is_empty());
     input.terminal = terminal;
     let opts = LaunchOptions {

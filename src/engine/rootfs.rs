@@ -30,6 +30,8 @@ pub enum RootfsError {
         path: PathBuf,
         source: nix::Error,
     },
+    #[error("annotation run.lasso.rootfs.overlay {0}")]
+    BadOverlay(String),
     #[error("linux.rootfsPropagation {0:?} is not a propagation mode (use shared, slave, private, unbindable or their r- forms)")]
     BadPropagation(String),
 }
@@ -69,17 +71,26 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> 
     };
     mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .map_err(sys("make / slave", Path::new("/")))?;
-    if is_skeleton(spec) {
-        replicate_skeleton(rootfs)?;
-    } else {
-        mount(
+    match overlay_options(spec)? {
+        // An image root: the layers stacked read-only under a private upper dir, mounted here
+        // in the container's own mount namespace so the host never sees it.
+        Some(opts) => mount(
+            Some("overlay"),
+            rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(sys("mount the image's overlay root on", rootfs))?,
+        None if is_skeleton(spec) => replicate_skeleton(rootfs)?,
+        None => mount(
             Some(rootfs),
             rootfs,
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
-        .map_err(sys("bind rootfs", rootfs))?;
+        .map_err(sys("bind rootfs", rootfs))?,
     }
     let fd = rustix::fs::open(
         rootfs,
@@ -183,6 +194,56 @@ fn copy_tree(src: &Path, dst: &Path, depth: u32) -> Result<(), RootfsError> {
         }
     }
     Ok(())
+}
+
+/// Annotation asking for an overlay root: JSON `{"lower": [topmost first], "upper": DIR,
+/// "work": DIR}`, all absolute host paths. lasso's image sandboxes set it; a plain OCI bundle
+/// does not, and gets runc's bind of `root.path`.
+pub const OVERLAY_ROOT_ANNOTATION: &str = "run.lasso.rootfs.overlay";
+
+/// The overlay mount options for the annotation, if the spec has one. `userxattr`: the mount
+/// happens inside the sandbox's user namespace, where only `user.overlay.*` xattrs are honoured
+/// (the image store writes opaque markers in that form).
+fn overlay_options(spec: &Spec) -> Result<Option<String>, RootfsError> {
+    let Some(raw) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(OVERLAY_ROOT_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    let bad = |why: &str| RootfsError::BadOverlay(format!("{raw:?}: {why}"));
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| bad(&e.to_string()))?;
+    let path = |p: &serde_json::Value| -> Result<String, RootfsError> {
+        let s = p.as_str().ok_or_else(|| bad("paths must be strings"))?;
+        // The option string separates with ',' and ':'; such names cannot be passed safely.
+        if !s.starts_with('/') || s.contains([',', ':', '\\']) {
+            return Err(bad(&format!(
+                "{s:?} must be absolute without ',' ':' or '\\'"
+            )));
+        }
+        Ok(s.to_string())
+    };
+    let lower = v["lower"]
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| bad("\"lower\" must list at least one directory"))?
+        .iter()
+        .map(path)
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lower.join(":"),
+        path(&v["upper"])?,
+        path(&v["work"])?
+    );
+    // mount(2) takes one page of options; longer ones would be cut by the kernel.
+    if opts.len() >= 4000 {
+        return Err(bad(
+            "too many layers for one overlay mount (options past a page)",
+        ));
+    }
+    Ok(Some(opts))
 }
 
 /// Applies the spec's mounts in order, then the devices and /dev links.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod builder;
 pub mod digest;
 pub mod import;
+pub mod prebuild;
 pub mod progress;
 pub mod pull;
 pub mod reference;

@@ -64,6 +64,10 @@ pub struct PullOptions {
     pub auth_file: Option<PathBuf>,
 }
 
+/// Layers downloaded and unpacked at the same time.
+const PARALLEL_LAYERS: usize = 3;
+
+#[derive(Clone)]
 struct Client<'a> {
     agent: ureq::Agent,
     reference: &'a Reference,
@@ -140,22 +144,79 @@ pub fn pull(
         status: 200,
         hint: " (it has no config: not a container image)",
     })?;
-    for d in std::iter::once(&config).chain(&m.layers) {
-        if store.has_blob(&d.digest) {
-            continue;
-        }
+    if !store.has_blob(&config.digest) {
         let body = c.get(
-            &format!("{}/blobs/{}", c.base, d.digest),
+            &format!("{}/blobs/{}", c.base, config.digest),
             None,
-            &format!("blob {}", d.digest),
+            &format!("config {}", config.digest),
         )?;
         store.put_blob(
-            &d.digest,
-            Some(d.size),
-            body.into_body().into_reader(),
-            progress,
+            &config.digest,
+            Some(config.size),
+            body.into_body().into_reader().take(MAX_JSON + 1),
+            &Progress::Silent,
         )?;
     }
+    let image_config: spec::ImageConfig = store.read_json("config", &config.digest)?;
+    if image_config.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(StoreError::LayerCount {
+            manifest: digest.clone(),
+            layers: m.layers.len(),
+            diff_ids: image_config.rootfs.diff_ids.len(),
+        }
+        .into());
+    }
+    // Each layer is downloaded, verified and unpacked in one pass (no second read of the
+    // blob), a few layers at once: overlay-form layers are independent directories, so one
+    // layer's unpack overlaps the next one's download. Layers already stored are skipped.
+    let todo: Vec<(&spec::Descriptor, &Digest)> = m
+        .layers
+        .iter()
+        .zip(&image_config.rootfs.diff_ids)
+        .filter(|(d, diff_id)| !(store.has_blob(&d.digest) && store.layer_path(diff_id).is_dir()))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = todo.len().min(PARALLEL_LAYERS);
+    let client = &c;
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut c = client.clone();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((d, diff_id)) = todo.get(i) else {
+                            return Ok(());
+                        };
+                        let body = c.get(
+                            &format!("{}/blobs/{}", c.base, d.digest),
+                            None,
+                            &format!("blob {}", d.digest),
+                        )?;
+                        store.put_layer_streaming(
+                            &digest,
+                            &d.digest,
+                            Some(d.size),
+                            diff_id,
+                            body.into_body().into_reader(),
+                            progress,
+                        )?;
+                    }
+                })
+            })
+            .collect();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    })?;
     // The manifest goes in last: a store entry is never named before its parts are verified.
     store.put_bytes(&raw)?;
     let name = r.store_name();

@@ -8,6 +8,7 @@ use super::env::{compose, DEFAULT_PATH};
 use super::error::{MountError, PlanError};
 use super::hostview::{self, mount, ro_bind, rw_bind, SystemEntry};
 use super::identity::{Identity, AGENT_ID};
+use super::image_root::ImageRootPlan;
 use super::mounts::{check_destination, check_source, normalize, sensitivity};
 use super::spec::{assemble, SpecParts};
 use super::{
@@ -38,10 +39,18 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         contents: format!("{}\n", id.hostname()),
     }];
     let mut ll = LandlockRules::default();
+    let mut image = input
+        .image
+        .as_ref()
+        .map(|img| ImageRootPlan::new(img, &input.sandbox_dir, &id.hostname(), owner));
 
-    // The host view.
+    // The host view, or an image's root (see `image_root`).
     let mut mounts: Vec<Mount> = Vec::new();
-    for entry in hostview::system_entries(Path::new("/")) {
+    let system = match &image {
+        Some(_) => vec![],
+        None => hostview::system_entries(Path::new("/")),
+    };
+    for entry in system {
         if let SystemEntry::Bind(dir) = entry {
             mounts.push(ro_bind(&dir, &dir));
             ll.read.push(dir.clone());
@@ -50,11 +59,16 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
             }
         }
     }
-    for f in ["passwd", "group", "hostname"] {
-        let dest = Path::new("/etc").join(f);
-        mounts.push(ro_bind(&rootfs.join("etc").join(f), &dest));
+    match &image {
+        Some(img) => mounts.extend(img.system_mounts(SHM_BYTES, &mut ll)),
+        None => {
+            for f in ["passwd", "group", "hostname"] {
+                let dest = Path::new("/etc").join(f);
+                mounts.push(ro_bind(&rootfs.join("etc").join(f), &dest));
+            }
+            mounts.extend(hostview::kernel_mounts(SHM_BYTES));
+        }
     }
-    mounts.extend(hostview::kernel_mounts(SHM_BYTES));
     ll.read.extend(["/dev", "/proc", "/sys"].map(PathBuf::from));
     ll.read_write.extend(
         hostview::DEV_NODES
@@ -95,10 +109,13 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     ll.read_write
         .extend(["/tmp", "/home/agent"].map(PathBuf::from));
     ll.read.push(PathBuf::from("/run"));
-    ll.read.push(PathBuf::from(LINK_DIR));
     // Agents build and run project code; which programs may run is the exec gate's decision.
     ll.execute
-        .extend(["/workspace", "/tmp", "/home/agent", LINK_DIR].map(PathBuf::from));
+        .extend(["/workspace", "/tmp", "/home/agent"].map(PathBuf::from));
+    if image.is_none() {
+        ll.read.push(PathBuf::from(LINK_DIR));
+        ll.execute.push(PathBuf::from(LINK_DIR));
+    }
 
     let ws = Path::new("/workspace");
     mounts.push(match input.workspace_mode {
@@ -113,7 +130,12 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     // The agent.
     let private = input.sandbox_dir.join("private");
     let cfg = config_mounts(input.agent, &identity.host_home, &private, owner);
-    let installed = input.agent.installed_in(&input.host.path);
+    // An image brings its own agent: the host's install (built for the host's libraries) is
+    // not bound in.
+    let installed = match image {
+        Some(_) => None,
+        None => input.agent.installed_in(&input.host.path),
+    };
     let bin = match &installed {
         Some(found) => Some(binary_mounts(
             input.agent,
@@ -122,7 +144,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
             homes,
             &rootfs,
         )?),
-        None if input.command.is_none() => {
+        None if input.command.is_none() && image.is_none() => {
             return Err(PlanError::AgentNotInstalled {
                 agent: input.agent.name.to_string(),
                 binaries: input.agent.binaries.join(", "),
@@ -220,7 +242,15 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
 
     // Mount points that land directly on the skeleton must exist in it beforehand: the root is
     // read-only once the sandbox runs.
-    for (i, m) in mounts.iter().enumerate() {
+    // (An image root gets them in its private layer instead, as `image_root` decides.)
+    let skeleton_mounts: &[Mount] = match image.as_mut() {
+        Some(img) => {
+            img.add_mount_points(&mounts);
+            &[]
+        }
+        None => &mounts,
+    };
+    for (i, m) in skeleton_mounts.iter().enumerate() {
         let dest = m.destination();
         let covered = mounts[..i]
             .iter()
@@ -240,11 +270,14 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     }
 
     let mut masked: Vec<String> = hostview::proc_masked().map(String::from).collect();
-    masked.extend(hostview::etc_hidden(Path::new("/")));
+    // The host's /etc secrets are not in an image's /etc.
+    if image.is_none() {
+        masked.extend(hostview::etc_hidden(Path::new("/")));
+    }
     masked.extend(input.hidden_paths.iter().map(|h| hidden_path(h)));
     let readonly: Vec<String> = hostview::proc_readonly().map(String::from).collect();
 
-    let shell = if Path::new("/bin/bash").exists() {
+    let shell = if image.is_none() && Path::new("/bin/bash").exists() {
         "/bin/bash"
     } else {
         "/bin/sh"
@@ -253,7 +286,11 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         input.agent,
         &input.env,
         &input.host.env,
-        &format!("{LINK_DIR}:{DEFAULT_PATH}"),
+        &match image.as_ref().and_then(|i| i.image.path.clone()) {
+            Some(path) => path,
+            None if image.is_some() => DEFAULT_PATH.to_string(),
+            None => format!("{LINK_DIR}:{DEFAULT_PATH}"),
+        },
         shell,
         &id.hostname(),
     )?;
@@ -276,7 +313,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     dedup(&mut ll.read);
     dedup(&mut ll.read_write);
     dedup(&mut ll.execute);
-    let spec = assemble(SpecParts {
+    let mut spec = assemble(SpecParts {
         id: &id,
         input,
         identity: &identity,
@@ -288,6 +325,9 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         env,
         args,
     })?;
+    if let Some(img) = &image {
+        image_spec(&mut spec, img)?;
+    }
     Ok(PlannedSandbox {
         id,
         spec,
@@ -299,7 +339,27 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         rootfs,
         host_prep: prep,
         warnings,
+        image,
     })
+}
+
+/// An image root is writable (its private layer) and mounted by the engine as an overlay.
+fn image_spec(spec: &mut oci_spec::runtime::Spec, img: &ImageRootPlan) -> Result<(), PlanError> {
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
+    let mut ann = spec.annotations().clone().unwrap_or_default();
+    ann.insert(
+        crate::engine::rootfs::OVERLAY_ROOT_ANNOTATION.into(),
+        img.annotation(),
+    );
+    ann.insert("run.lasso.image".into(), img.image.name.clone());
+    ann.insert(
+        "run.lasso.image.manifest".into(),
+        img.image.manifest.clone(),
+    );
+    spec.set_annotations(Some(ann));
+    Ok(())
 }
 
 fn dedup(v: &mut Vec<PathBuf>) {

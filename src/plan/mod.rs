@@ -18,6 +18,7 @@ mod error;
 mod hostview;
 mod id;
 mod identity;
+mod image_root;
 mod mounts;
 mod prepare;
 mod spec;
@@ -31,6 +32,7 @@ pub use hostview::{
 };
 pub use id::SandboxId;
 pub use identity::{Identity, AGENT_ID, ROOT_WORKSPACE_AGENT_ID};
+pub use image_root::{resolve as resolve_image, ImageRoot, ImageRootError, ImageRootPlan};
 pub use mounts::{parse_mount, sensitivity, MountRequest};
 pub use prepare::prepare_host;
 
@@ -162,6 +164,8 @@ pub struct PlanInput {
     pub command: Option<Vec<String>>,
     /// Whether the process gets a terminal.
     pub terminal: bool,
+    /// `--image`: the sandbox's root is this image (from the store) instead of the host view.
+    pub image: Option<ImageRoot>,
     /// The sandbox id; a fresh one when `None`.
     pub id: Option<SandboxId>,
     /// The sandbox's own directory on the host: the skeleton root goes to `<dir>/rootfs`, private
@@ -196,6 +200,7 @@ impl PlanInput {
             env: EnvRequest::default(),
             command: None,
             terminal: false,
+            image: None,
             id: None,
             sandbox_dir,
             host,
@@ -266,4 +271,6 @@ pub struct PlannedSandbox {
     pub host_prep: Vec<HostPrep>,
     /// Things the user should know (a config path that was skipped, and why).
     pub warnings: Vec<String>,
+    /// For an image root: the private layer and mount points `prepare_host` makes.
+    pub image: Option<ImageRootPlan>,
 }

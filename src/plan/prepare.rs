@@ -21,6 +21,9 @@ pub fn prepare_host(planned: &PlannedSandbox) -> Result<(), PlanError> {
     for step in &planned.host_prep {
         apply(step, &planned.rootfs)?;
     }
+    if let Some(image) = &planned.image {
+        image.prepare()?;
+    }
     Ok(())
 }
 

@@ -295,7 +295,8 @@ impl Launch {
         let root_is_skeleton = spec
             .root()
             .as_ref()
-            .is_some_and(|r| r.path() == &self.planned.rootfs);
+            .is_some_and(|r| r.path() == &self.planned.rootfs)
+            && self.planned.image.is_none();
         if root_is_skeleton {
             ann.insert(
                 crate::engine::rootfs::SKELETON_ANNOTATION.into(),

@@ -25,9 +25,17 @@ fn walk(path: &Path, dev: u64) -> Result<(), SandboxError> {
         });
     }
     if meta.is_dir() {
-        for entry in
-            std::fs::read_dir(path).map_err(super::io_err(format!("list {}", path.display())))?
-        {
+        let list = match std::fs::read_dir(path) {
+            // overlayfs leaves its `work/work` dir with mode 000 (an image root's private
+            // layer); the owner may open it up again to delete it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                    .and_then(|()| std::fs::read_dir(path))
+            }
+            r => r,
+        };
+        for entry in list.map_err(super::io_err(format!("list {}", path.display())))? {
             let entry = entry.map_err(super::io_err(format!("list {}", path.display())))?;
             walk(&entry.path(), dev)?;
         }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use sha2::{Digest as _, Sha256};
+pub mod registry;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

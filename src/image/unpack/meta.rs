@@ -137,13 +137,14 @@ pub(super) fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
-pub(super) fn overlay_xattr(privileged: bool, what: &str) -> String {
-    // Rootless overlayfs (mounted with `userxattr` in a user namespace) reads user.overlay.*.
+/// The overlayfs xattr names to set for `what`: `user.overlay.*` (read by overlays mounted with
+/// `userxattr`, as lasso's sandboxes are) and, when privileged, `trusted.overlay.*` as well.
+pub(super) fn overlay_xattrs(privileged: bool, what: &str) -> Vec<String> {
+    let mut names = vec![format!("user.overlay.{what}")];
     if privileged {
-        format!("trusted.overlay.{what}")
-    } else {
-        format!("user.overlay.{what}")
+        names.push(format!("trusted.overlay.{what}"));
     }
+    names
 }
 
 pub(super) fn uid_of(id: u64) -> rustix::fs::Uid {

@@ -40,13 +40,15 @@ impl Unpacker {
                 Mode::Overlay => {
                     let dir = fsops::open_dir_rw_in_root(self.root.as_fd(), parent_path)
                         .map_err(|e| self.entry_err(raw, "opening an opaque directory", e))?;
-                    rustix::fs::fsetxattr(
-                        &dir,
-                        meta::overlay_xattr(self.privileged, "opaque"),
-                        b"y",
-                        rustix::fs::XattrFlags::empty(),
-                    )
-                    .map_err(|e| self.entry_err(raw, "marking the directory opaque", e.into()))?;
+                    // Sandboxes mount the layers with `userxattr` (their overlay lives in a
+                    // user namespace, root's too), which reads only user.overlay.*; root also
+                    // writes the trusted.* form for overlays mounted outside a user namespace.
+                    for name in meta::overlay_xattrs(self.privileged, "opaque") {
+                        rustix::fs::fsetxattr(&dir, name, b"y", rustix::fs::XattrFlags::empty())
+                            .map_err(|e| {
+                                self.entry_err(raw, "marking the directory opaque", e.into())
+                            })?;
+                    }
                 }
             }
             return Ok(());
