@@ -243,3 +243,55 @@ fn unknown_image_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(w.leftovers(), Vec::<String>::new());
     assert!(!store.exists(), "looking an image up created a store");
 }
+
+#[test]
+fn a_profiles_image_is_required_by_name_and_prebuilt_is_only_a_preference() {
+    let w = world(if is_root() { As::Root } else { As::Nobody });
+    let store = w.base.join("empty-store");
+    let profile = |name: &str, image: &str| {
+        let p = w.base.join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"{name}\"\nextends = \"offline\"\n[filesystem]\nimage = \"{image}\"\n"
+            ),
+        )
+        .unwrap();
+        p.display().to_string()
+    };
+    let named = profile("named", "no/such:image");
+    let o = run(&mut lasso(
+        &w,
+        &store,
+        &["run", "--profile-file", &named, "--", "/bin/true"],
+    ));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(err.contains("\"no/such:image\""), "{err}");
+    assert!(err.contains("filesystem.image"), "{err}");
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+
+    let prefers = profile("prefers", "prebuilt");
+    let o = run(&mut lasso(
+        &w,
+        &store,
+        &[
+            "run",
+            "--profile-file",
+            &prefers,
+            "--",
+            "/bin/sh",
+            "-c",
+            "test -d /usr/bin && echo host-view",
+        ],
+    ));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("host-view"),
+        "{}",
+        text(&o)
+    );
+    assert!(err.contains("lasso prebuild --agent shell"), "{err}");
+    assert_eq!(w.leftovers(), Vec::<String>::new());
+}

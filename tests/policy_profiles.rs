@@ -240,6 +240,26 @@ fn lists_are_replaced_added_to_and_removed_from() {
     );
 }
 
+#[test]
+fn an_image_root_is_inherited_and_an_empty_name_returns_to_the_host_view() {
+    let c = Config::new();
+    c.write(
+        "imaged",
+        "extends = \"standard\"\n[filesystem]\nimage = \"prebuilt\"\n",
+    );
+    c.write("child", "extends = \"imaged\"\n");
+    c.write(
+        "hostview",
+        "extends = \"imaged\"\n[filesystem]\nimage = \"\"\n",
+    );
+    assert_eq!(
+        c.load("child").unwrap().filesystem.image.as_deref(),
+        Some("prebuilt")
+    );
+    assert_eq!(c.load("hostview").unwrap().filesystem.image, None);
+    assert_eq!(c.load("standard").unwrap().filesystem.image, None);
+}
+
 fn invalid(e: ProfileError) -> (u32, u32, String, Option<String>) {
     let hint = e.hint();
     match e {
@@ -312,6 +332,7 @@ fn wrong_types_and_bad_values_name_their_line() {
             3,
             "did you mean \"rm\"",
         ),
+        ("[filesystem]\nimage = \"my image\"\n", 2, "image name"),
         ("name = \"x\"\n[commands\n", 2, ""),
     ] {
         c.write("bad", text);

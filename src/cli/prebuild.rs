@@ -86,9 +86,39 @@ pub fn run(args: PrebuildArgs) -> CliResult {
     Ok(crate::cli::exit::OK)
 }
 
+/// The sandbox's image root: `--image` when given, else the profile's `filesystem.image`.
+/// The profile's `prebuilt` is a preference: this agent's prebuilt image when the store has
+/// it, else the host view with a note saying how to build it. Every other name must exist.
+pub fn image_choice(
+    flag: Option<&str>,
+    profile_image: Option<&str>,
+    agent: &Agent,
+) -> CliResult<Option<ImageRoot>> {
+    if flag.is_some() {
+        return image_for(flag, agent);
+    }
+    match profile_image {
+        None => Ok(None),
+        Some("prebuilt") => match image_for(Some("prebuilt"), agent) {
+            Ok(root) => Ok(root),
+            Err(_) => {
+                eprintln!(
+                    "lasso: the profile prefers the prebuilt image {}, which is not in the store; using the host view (build it with `lasso prebuild --agent {}`)",
+                    prebuild::image_name(agent.name),
+                    agent.name
+                );
+                Ok(None)
+            }
+        },
+        Some(name) => image_for(Some(name), agent).map_err(|mut e| {
+            e.message = format!("{} (from the profile's filesystem.image)", e.message);
+            e
+        }),
+    }
+}
+
 /// The image root for `--image REF`: a store name, or `prebuilt` for this agent's
-/// `lasso/<agent>:<version>`. Without the flag the sandbox uses the host view (profiles have no
-/// image setting yet, so `--image` is how to ask for image isolation).
+/// `lasso/<agent>:<version>`. Without the flag: none.
 pub fn image_for(flag: Option<&str>, agent: &Agent) -> CliResult<Option<ImageRoot>> {
     let Some(reference) = flag else {
         return Ok(None);

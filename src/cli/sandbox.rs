@@ -133,7 +133,11 @@ pub fn plan_input(
     if let Some(t) = args.tmp_mib {
         input.resources.tmp_bytes = Some(t << 20);
     }
-    input.image = super::prebuild::image_for(args.image.as_deref(), agent)?;
+    input.image = super::prebuild::image_choice(
+        args.image.as_deref(),
+        profile.filesystem.image.as_deref(),
+        agent,
+    )?;
     input.command = command.filter(|c| !c.is_empty());
     input.terminal = terminal;
     let opts = LaunchOptions {

@@ -315,6 +315,7 @@ impl ResolvedProfile {
                 read_only: Vec::new(),
                 writable: Vec::new(),
                 hidden: Vec::new(),
+                image: None,
             },
             resources: Resources {
                 memory_bytes: None,

@@ -209,6 +209,18 @@ impl Merger<'_> {
         if let Some(l) = raw.hidden {
             self.list(&mut out.hidden, l, |s| s, path)?;
         }
+        if let Some(image) = raw.image {
+            let span = image.span();
+            let name = image.into_inner();
+            // "" resets an inherited image to the host view.
+            if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self.invalid(
+                    span,
+                    format!("filesystem.image {name:?}: an image name has no spaces or control characters (e.g. \"prebuilt\" or \"lasso/claude-code:0.1.0\"; \"\" for the host view)"),
+                ));
+            }
+            out.image = (!name.is_empty()).then_some(name);
+        }
         Ok(())
     }
 

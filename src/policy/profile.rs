@@ -119,6 +119,10 @@ pub struct FilesystemPolicy {
     pub read_only: Vec<String>,
     pub writable: Vec<String>,
     pub hidden: Vec<String>,
+    /// The sandbox's root: `None` is the host view; `Some("prebuilt")` the agent's image from
+    /// `lasso prebuild` when one is in the store (else the host view, with a note); any other
+    /// value names an image in lasso's store, which must exist.
+    pub image: Option<String>,
 }
 
 /// Resource limits; `None` means no limit is set by the profile.

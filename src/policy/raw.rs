@@ -52,6 +52,7 @@ pub struct RawFilesystem {
     pub read_only: Option<ListEdit<Spanned<String>>>,
     pub writable: Option<ListEdit<Spanned<String>>>,
     pub hidden: Option<ListEdit<Spanned<String>>>,
+    pub image: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
