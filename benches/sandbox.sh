@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up cost of a lasso sandbox against the other runtimes on this machine, in one run:
-#   lasso run -- /bin/true   (host view, all hardening: userns, seccomp, Landlock, caps, no network)
+#   lasso run --profile offline -- /bin/true   (host view, all hardening: userns, seccomp, Landlock, caps, no network)
 #   crun run / runc run      (a busybox bundle from `runc spec`, rootful, cgroups on; crun
 #                            through a wrapper on hybrid-cgroup hosts, its cost listed apart)
 #   bwrap --unshare-all      (host /usr bound read-only)
@@ -49,9 +49,11 @@ fi
 cd "$work/proj"
 # Each contender once first: one that cannot run here (crun 1.8 refuses hybrid cgroups) is
 # reported and left out rather than failing the whole comparison.
-declare -a BENCH=(-n lasso "$LASSO run -- /bin/true")
+# `offline`: the standard hardening without network (the standard profile starts pasta;
+# benches/net.sh measures that). The others run without network too.
+declare -a BENCH=(-n lasso "$LASSO run --profile offline -- /bin/true")
 # LASSO_BEFORE=PATH adds a second lasso build to the same run.
-if [ -n "${LASSO_BEFORE:-}" ]; then BENCH+=(-n lasso-before "$LASSO_BEFORE run -- /bin/true"); fi
+if [ -n "${LASSO_BEFORE:-}" ]; then BENCH+=(-n lasso-before "$LASSO_BEFORE run --profile offline -- /bin/true"); fi
 try() {
     local name=$1 cmd=$2
     if $cmd >/dev/null 2>"$work/$name.err"; then BENCH+=(-n "$name" "$cmd")
@@ -78,7 +80,7 @@ PY
 
 # Time to the agent's first output through `up`, and the monitor's memory.
 t0=$(date +%s%N)
-id=$("$LASSO" up --detach --agent shell -- /bin/sh -c 'echo first; sleep 30')
+id=$("$LASSO" up --detach --profile offline --agent shell -- /bin/sh -c 'echo first; sleep 30')
 until [ -S "/run/lasso/$id/attach.sock" ]; do sleep 0.001; done
 t1=$(date +%s%N)
 mon=$("$LASSO" status --json | python3 -c "import json,sys; print([r for r in json.load(sys.stdin) if r['id']=='$id'][0]['monitor_pid'])")
