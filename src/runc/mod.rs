@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod egress;
 mod exec;
 mod features;
 mod gate_monitor;
@@ -55,6 +56,12 @@ pub struct Cli {
     /// Accepted for compatibility: checkpointing is not implemented.
     #[arg(long, value_name = "PATH", hide = true)]
     pub criu: Option<String>,
+    /// lasso: run every container this runtime creates under this profile (name or file
+    /// path), as the `run.lasso.profile` annotation does; for clients that cannot pass
+    /// annotations (Docker's daemon.json `runtimeArgs`). An annotation naming another profile
+    /// is refused.
+    #[arg(long, value_name = "PROFILE")]
+    pub lasso_profile: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,6 +116,8 @@ pub enum RuncError {
     Profile(#[from] profile::ProfileError),
     #[error(transparent)]
     GateMonitor(#[from] gate_monitor::GateMonitorError),
+    #[error(transparent)]
+    Egress(#[from] egress::EgressError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -119,6 +128,8 @@ pub enum RuncError {
 /// What every handler gets besides its own arguments.
 pub struct Globals {
     pub runtime: Runtime,
+    /// `--lasso-profile`: the profile of every container, unless none.
+    pub profile: Option<String>,
     log: Log,
 }
 
@@ -147,6 +158,7 @@ impl Cli {
         let root = self.root.clone().unwrap_or_else(|| default_root(rootless));
         let globals = Globals {
             runtime: Runtime::new(root),
+            profile: self.lasso_profile.clone().filter(|p| !p.is_empty()),
             log: Log {
                 file: self.log.clone(),
                 json: self.log_format == LogFormat::Json,
