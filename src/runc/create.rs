@@ -69,7 +69,7 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
         return Ok(g.runtime.create(&opts)?);
     }
     let dirs = profile::dirs();
-    let Some(opted) = profile::opted(&bundle.spec, &args.id, &dirs, g.profile.as_deref())? else {
+    let Some(opted) = profile::opted(&bundle.spec, &args.id, &dirs, &g.policy)? else {
         return Ok(g.runtime.create(&opts)?);
     };
     let net_plan = egress::plan(&bundle.spec, &opted.profile)?;

@@ -153,7 +153,7 @@ pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
     };
     // A missing container is the engine's error to report, with its wording.
     let opted = match g.runtime.store.load_spec(&a.id) {
-        Ok(spec) => profile::of_created(&spec, &a.id, &profile::dirs(), g.profile.as_deref())?,
+        Ok(spec) => profile::of_created(&spec, &a.id, &profile::dirs(), &g.policy)?,
         Err(_) => None,
     };
     let Some(opted) = opted else {

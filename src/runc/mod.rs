@@ -62,6 +62,10 @@ pub struct Cli {
     /// is refused.
     #[arg(long, value_name = "PROFILE")]
     pub lasso_profile: Option<String>,
+    /// lasso: the audit log directory of containers that run under a profile and carry no
+    /// `run.lasso.audit` annotation (an absolute path; default /var/log/lasso/runc/<id>/).
+    #[arg(long, value_name = "DIR")]
+    pub lasso_audit: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -128,8 +132,8 @@ pub enum RuncError {
 /// What every handler gets besides its own arguments.
 pub struct Globals {
     pub runtime: Runtime,
-    /// `--lasso-profile`: the profile of every container, unless none.
-    pub profile: Option<String>,
+    /// `--lasso-profile` and `--lasso-audit`.
+    pub policy: profile::RuntimePolicy,
     log: Log,
 }
 
@@ -158,12 +162,31 @@ impl Cli {
         let root = self.root.clone().unwrap_or_else(|| default_root(rootless));
         let globals = Globals {
             runtime: Runtime::new(root),
-            profile: self.lasso_profile.clone().filter(|p| !p.is_empty()),
+            policy: profile::RuntimePolicy {
+                profile: self.lasso_profile.clone().filter(|p| !p.is_empty()),
+                audit: self.lasso_audit.clone(),
+            },
             log: Log {
                 file: self.log.clone(),
                 json: self.log_format == LogFormat::Json,
             },
         };
+        if let Some(dir) = &self.lasso_audit {
+            if !dir.is_absolute()
+                || dir
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
+                globals.log.write(
+                    "error",
+                    &format!(
+                        "--lasso-audit {}: give an absolute directory path without `..` (in the runtime's registration, e.g. daemon.json `runtimeArgs`)",
+                        dir.display()
+                    ),
+                );
+                return 1;
+            }
+        }
         let result = match self.command {
             Command::Create(a) => create::run(a, &globals),
             Command::Start(a) => start::run(a, &globals),

@@ -118,16 +118,26 @@ fn chosen(ann_value: Option<&String>, runtime: Option<&str>) -> Result<Option<St
     }
 }
 
-/// Reads the annotations of `spec` and the runtime's `--lasso-profile` (`runtime`); `Ok(None)`
-/// when the container did not opt in and the runtime sets no profile.
+/// What the runtime's registration says for every container it creates (global flags, from
+/// e.g. Docker's daemon.json `runtimeArgs`).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimePolicy {
+    /// `--lasso-profile`.
+    pub profile: Option<String>,
+    /// `--lasso-audit`: the audit directory of containers without `run.lasso.audit`.
+    pub audit: Option<PathBuf>,
+}
+
+/// Reads the annotations of `spec` and the runtime's own policy (`runtime`); `Ok(None)` when
+/// the container did not opt in and the runtime sets no profile.
 pub fn opted(
     spec: &Spec,
     id: &str,
     dirs: &Dirs,
-    runtime: Option<&str>,
+    runtime: &RuntimePolicy,
 ) -> Result<Option<Opted>, ProfileError> {
     let ann = spec.annotations().clone().unwrap_or_default();
-    let Some(source) = chosen(ann.get(PROFILE_ANNOTATION), runtime)? else {
+    let Some(source) = chosen(ann.get(PROFILE_ANNOTATION), runtime.profile.as_deref())? else {
         return Ok(None);
     };
     let profile = policy::load(&source, dirs).map_err(|e| match e {
@@ -149,7 +159,10 @@ pub fn opted(
             }
             path
         }
-        None => default_audit_dir(dirs, id),
+        None => match &runtime.audit {
+            Some(dir) => dir.clone(),
+            None => default_audit_dir(dirs, id),
+        },
     };
     let has_pid_ns = spec
         .linux()
@@ -177,7 +190,7 @@ pub fn of_created(
     spec: &Spec,
     id: &str,
     dirs: &Dirs,
-    runtime: Option<&str>,
+    runtime: &RuntimePolicy,
 ) -> Result<Option<Opted>, ProfileError> {
     let Some(opted) = opted(spec, id, dirs, runtime)? else {
         return Ok(None);
@@ -308,16 +321,23 @@ mod tests {
     #[test]
     fn container_without_the_annotation_is_left_alone() {
         let d = Dirs::current();
-        assert!(opted(&spec_with(&[]), "c", &d, None).unwrap().is_none());
+        assert!(opted(&spec_with(&[]), "c", &d, &RuntimePolicy::default()).unwrap().is_none());
     }
 
     #[test]
     fn unknown_profile_names_the_annotation_and_lists_profiles() {
         let d = Dirs::current();
-        let e = opted(&spec_with(&[(PROFILE_ANNOTATION, "standrd")]), "c", &d, None).unwrap_err();
+        let e = opted(&spec_with(&[(PROFILE_ANNOTATION, "standrd")]), "c", &d, &RuntimePolicy::default()).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("run.lasso.profile=\"standrd\""), "{msg}");
         assert!(msg.contains("standard, open"), "{msg}");
+    }
+
+    fn standard_runtime() -> RuntimePolicy {
+        RuntimePolicy {
+            profile: Some("standard".into()),
+            audit: None,
+        }
     }
 
     #[test]
@@ -327,7 +347,7 @@ mod tests {
         s.set_linux(Some(
             serde_json::from_value(serde_json::json!({"namespaces": [{"type": "pid"}]})).unwrap(),
         ));
-        let o = opted(&s, "c", &d, Some("standard")).unwrap().unwrap();
+        let o = opted(&s, "c", &d, &standard_runtime()).unwrap().unwrap();
         assert_eq!(o.source, "standard");
     }
 
@@ -335,7 +355,7 @@ mod tests {
     fn annotation_cannot_swap_the_runtimes_profile() {
         let d = Dirs::current();
         let s = spec_with(&[(PROFILE_ANNOTATION, "open")]);
-        let e = opted(&s, "c", &d, Some("standard")).unwrap_err();
+        let e = opted(&s, "c", &d, &standard_runtime()).unwrap_err();
         assert!(matches!(e, ProfileError::Conflict { .. }), "{e}");
         assert!(e.to_string().contains("--lasso-profile"), "{e}");
     }
@@ -348,7 +368,7 @@ mod tests {
             (AUDIT_ANNOTATION, "logs/x"),
         ]);
         assert!(matches!(
-            opted(&s, "c", &d, None),
+            opted(&s, "c", &d, &RuntimePolicy::default()),
             Err(ProfileError::AuditPath(_))
         ));
         let s = spec_with(&[
@@ -356,7 +376,7 @@ mod tests {
             (AUDIT_ANNOTATION, "/a/../b"),
         ]);
         assert!(matches!(
-            opted(&s, "c", &d, None),
+            opted(&s, "c", &d, &RuntimePolicy::default()),
             Err(ProfileError::AuditPath(_))
         ));
     }
@@ -467,7 +487,7 @@ mod tests {
         s.set_linux(Some(
             serde_json::from_value(serde_json::json!({"namespaces": [{"type": "pid"}]})).unwrap(),
         ));
-        let e = of_created(&s, "c", &Dirs::current(), None).unwrap_err();
+        let e = of_created(&s, "c", &Dirs::current(), &RuntimePolicy::default()).unwrap_err();
         assert!(matches!(e, ProfileError::Changed { .. }), "{e}");
     }
 }
