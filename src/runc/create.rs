@@ -89,7 +89,7 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
     let c = g.runtime.create(&opts)?;
     drop(theirs);
     // Rules before `start`: the process cannot send a packet before they are in place.
-    let filtered = match egress::filter(&net_plan, &args.id, c.state.pid) {
+    let filtered = match egress::filter(&net_plan, &bundle.spec, &args.id, c.state.pid) {
         Ok(f) => f,
         Err(e) => {
             let _ = g.runtime.delete(&args.id, true);

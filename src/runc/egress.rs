@@ -153,12 +153,64 @@ pub struct Filtered {
     pub plan: EgressPlan,
     pub netns: Netns,
     pub id: String,
+    /// The namespace file the client passed, when it passed one: it outlives the container.
+    pub client: Option<ClientNetns>,
+}
+
+/// A network namespace the client made and keeps (`linux.namespaces[network].path`), with its
+/// identity, so `delete` can remove lasso's table from it if the monitor could not, and never
+/// from another namespace that was mounted at the same path since.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientNetns {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl ClientNetns {
+    fn of(spec: &Spec, netns: &Netns) -> Option<ClientNetns> {
+        let path = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())?
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)?
+            .path()
+            .clone()?;
+        use std::os::unix::fs::MetadataExt;
+        let fd = netns.raw_fds().0;
+        let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+        Some(ClientNetns {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// After the container is gone: removes lasso's table if the namespace at `path` is still
+    /// the one the container had.
+    pub fn remove_rules(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(netns) = Netns::open(&self.path) else {
+            return;
+        };
+        let fd = netns.raw_fds().0;
+        match std::fs::metadata(format!("/proc/self/fd/{fd}")) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => remove_if_unused(&netns),
+            _ => {}
+        }
+    }
 }
 
 /// Opens the network namespace of the container's init (the client's one when it passed a
 /// path: init has joined it) and writes the profile's ruleset there, with loopback up for the
 /// resolver. Runs before `create` returns, so before `start` can let the process run.
-pub fn filter(plan: &EgressPlan, id: &str, init: i32) -> Result<Filtered, EgressError> {
+pub fn filter(
+    plan: &EgressPlan,
+    spec: &Spec,
+    id: &str,
+    init: i32,
+) -> Result<Filtered, EgressError> {
     let net = |source| EgressError::Net {
         id: id.to_string(),
         source,
@@ -176,6 +228,7 @@ pub fn filter(plan: &EgressPlan, id: &str, init: i32) -> Result<Filtered, Egress
     .map_err(net)?;
     Ok(Filtered {
         plan: plan.clone(),
+        client: ClientNetns::of(spec, &netns),
         netns,
         id: id.to_string(),
     })
@@ -241,7 +294,31 @@ impl ContainerNet {
     pub fn finish(mut self) {
         self.resolver.take();
         self.drops.take();
-        remove_table(&self.netns);
+        remove_if_unused(&self.netns);
+    }
+}
+
+/// Removes lasso's table unless a process still lives in the namespace: a pod's namespace is
+/// shared (its infra container, other containers that may run under the same rules), and a
+/// table left there fails closed, while removing it under a running profile container would
+/// leave that one unfiltered.
+fn remove_if_unused(netns: &Netns) {
+    use std::os::unix::fs::MetadataExt;
+    let fd = netns.raw_fds().0;
+    let Ok(me) = std::fs::metadata(format!("/proc/self/fd/{fd}")) else {
+        return;
+    };
+    let used = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .any(|e| {
+            std::fs::metadata(e.path().join("ns/net"))
+                .is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino())
+        });
+    if !used {
+        remove_table(netns);
     }
 }
 

@@ -10,7 +10,7 @@
 //! Owns the monitor process and its record. Deciding is `policy`'s, tracing `gate`'s, the
 //! chain `audit`'s; it must not touch the container beyond what the gate does.
 
-use super::egress::{ContainerNet, Filtered};
+use super::egress::{ClientNetns, ContainerNet, Filtered};
 use super::profile::Opted;
 use crate::audit::{Event, Genesis, KeyRing, Kind, Outcome, Writer};
 use crate::engine::namespaces::{pidfd_open, pidfd_signal, pidfd_wait_exit};
@@ -44,6 +44,10 @@ pub struct MonitorRecord {
     pub start: u64,
     /// The audit log file.
     pub log: PathBuf,
+    /// The client's network namespace holding lasso's table, if any (for `delete`, should the
+    /// monitor not have removed it).
+    #[serde(default)]
+    pub netns: Option<ClientNetns>,
 }
 
 /// The record's path for container `id`.
@@ -193,6 +197,7 @@ fn monitor_main(mut plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 
             return 1;
         }
     };
+    let client_netns = plan.net.as_ref().and_then(|n| n.client.clone());
     // The resolver listens before `start` can be called: the process may resolve at once.
     let mut net = match plan.net.take().map(|f| f.serve(log.clone())) {
         None => None,
@@ -210,6 +215,7 @@ fn monitor_main(mut plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 
         pid,
         start,
         log: log.path(),
+        netns: client_netns,
     };
     if let Some(path) = &plan.record {
         let text = serde_json::to_vec(&rec).unwrap_or_default();
