@@ -169,8 +169,14 @@ fn profile_container_reaches_only_allowlisted_names_and_audits_refusals() {
     let get = |k: &str| got.get(k).cloned().unwrap_or_default();
     let why = format!("{stdout}\n{}", stderr());
 
-    assert!(get("resolv_conf").contains("nameserver 127.0.0.53"), "{why}");
-    assert!(get("resolve_allowed").contains(net_support::ALLOWED), "{why}");
+    assert!(
+        get("resolv_conf").contains("nameserver 127.0.0.53"),
+        "{why}"
+    );
+    assert!(
+        get("resolve_allowed").contains(net_support::ALLOWED),
+        "{why}"
+    );
     assert!(get("tcp_allowed_443").starts_with("rc0"), "{why}");
     assert!(
         get("tcp_allowed_443").contains("hello 203.0.113.10:443"),
@@ -180,7 +186,11 @@ fn profile_container_reaches_only_allowlisted_names_and_audits_refusals() {
         !get("resolve_unlisted").contains(net_support::UNLISTED),
         "{why}"
     );
-    for k in ["direct_ip_unlisted", "metadata_http", "db_postgres_allowed_host"] {
+    for k in [
+        "direct_ip_unlisted",
+        "metadata_http",
+        "db_postgres_allowed_host",
+    ] {
         assert!(!get(k).starts_with("rc0"), "{k} got through: {why}");
         assert!(!get(k).contains("hello"), "{k} got through: {why}");
     }
@@ -221,13 +231,27 @@ fn profile_container_reaches_only_allowlisted_names_and_audits_refusals() {
         "{shown}"
     );
     assert!(
-        has("net", "destination", net_support::UNLISTED.into(), "not-allowed"),
+        has(
+            "net",
+            "destination",
+            net_support::UNLISTED.into(),
+            "not-allowed"
+        ),
         "{shown}"
     );
     // The standard profile lists link-local among its blocked ranges, ahead of lasso's own.
     assert!(
-        has("net", "destination", net_support::METADATA.into(), "blocked-cidr")
-            || has("net", "destination", net_support::METADATA.into(), "special-range"),
+        has(
+            "net",
+            "destination",
+            net_support::METADATA.into(),
+            "blocked-cidr"
+        ) || has(
+            "net",
+            "destination",
+            net_support::METADATA.into(),
+            "special-range"
+        ),
         "{shown}"
     );
     assert!(

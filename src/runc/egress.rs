@@ -312,7 +312,11 @@ fn remove_if_unused(netns: &Netns) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .any(|e| {
             std::fs::metadata(e.path().join("ns/net"))
                 .is_ok_and(|m| m.dev() == me.dev() && m.ino() == me.ino())

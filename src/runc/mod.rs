@@ -248,3 +248,35 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), RuncError> {
     println!("{text}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lasso_profile_is_a_global_flag_before_the_subcommand() {
+        // The argv Docker's wrapper for a daemon.json `runtimeArgs` entry produces, with the
+        // global flags containerd's shim adds after it.
+        let cli = Cli::try_parse_from([
+            "lasso-runc",
+            "--lasso-profile",
+            "standard",
+            "--lasso-audit",
+            "/var/log/x",
+            "--root",
+            "/run/x",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "id1",
+        ])
+        .unwrap();
+        assert_eq!(cli.lasso_profile.as_deref(), Some("standard"));
+        assert_eq!(cli.lasso_audit, Some(PathBuf::from("/var/log/x")));
+        assert!(matches!(cli.command, Command::Create(_)));
+    }
+}

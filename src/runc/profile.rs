@@ -106,7 +106,10 @@ fn names(dirs: &Dirs) -> String {
 /// creates) or the container's `run.lasso.profile` annotation. Both may be given only when they
 /// name the same profile: the runtime entry is the operator's floor, and an annotation written
 /// by whoever starts the container must not swap it for a weaker one.
-fn chosen(ann_value: Option<&String>, runtime: Option<&str>) -> Result<Option<String>, ProfileError> {
+fn chosen(
+    ann_value: Option<&String>,
+    runtime: Option<&str>,
+) -> Result<Option<String>, ProfileError> {
     match (ann_value, runtime) {
         (Some(a), Some(r)) if a != r => Err(ProfileError::Conflict {
             annotation: a.clone(),
@@ -321,13 +324,21 @@ mod tests {
     #[test]
     fn container_without_the_annotation_is_left_alone() {
         let d = Dirs::current();
-        assert!(opted(&spec_with(&[]), "c", &d, &RuntimePolicy::default()).unwrap().is_none());
+        assert!(opted(&spec_with(&[]), "c", &d, &RuntimePolicy::default())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn unknown_profile_names_the_annotation_and_lists_profiles() {
         let d = Dirs::current();
-        let e = opted(&spec_with(&[(PROFILE_ANNOTATION, "standrd")]), "c", &d, &RuntimePolicy::default()).unwrap_err();
+        let e = opted(
+            &spec_with(&[(PROFILE_ANNOTATION, "standrd")]),
+            "c",
+            &d,
+            &RuntimePolicy::default(),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("run.lasso.profile=\"standrd\""), "{msg}");
         assert!(msg.contains("standard, open"), "{msg}");

@@ -54,7 +54,10 @@ pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Rep
     const SCENARIO: &str =
         "run.lasso.profile=standard: rm is refused by the exec gate and audited, the log verifies";
     let audit = audit_dir(lab, rt);
-    let dir = audit.parent().expect("audit dir has a parent").to_path_buf();
+    let dir = audit
+        .parent()
+        .expect("audit dir has a parent")
+        .to_path_buf();
     let script = dir.join("t.sh");
     let audit_s = audit.display().to_string();
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&script, SCRIPT)) {
