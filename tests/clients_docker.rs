@@ -4,7 +4,9 @@
 //! touches the host's firewall (`--iptables=false --ip-masq=false --bridge=none`, containers
 //! on `--network none`), and puts containers under a cgroup parent of ours. lasso-runc is
 //! registered twice, as the README shows: with `--add-runtime lasso-runc=PATH` (the scenarios)
-//! and through daemon.json's `runtimes` (checked by a run through it). The image is loaded
+//! and through daemon.json's `runtimes` (checked by a run through it); the README's
+//! `lasso-standard` entry (`runtimeArgs: --lasso-profile standard`) runs the profile scenario,
+//! since dockerd 20.10 cannot pass annotations. The image is loaded
 //! from a docker-archive built from busybox-static (Docker 20.10 reads no OCI archives).
 
 mod clients;
