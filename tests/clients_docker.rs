@@ -4,7 +4,9 @@
 //! touches the host's firewall (`--iptables=false --ip-masq=false --bridge=none`, containers
 //! on `--network none`), and puts containers under a cgroup parent of ours. lasso-runc is
 //! registered twice, as the README shows: with `--add-runtime lasso-runc=PATH` (the scenarios)
-//! and through daemon.json's `runtimes` (checked by a run through it). The image is loaded
+//! and through daemon.json's `runtimes` (checked by a run through it); the README's
+//! `lasso-standard` entry (`runtimeArgs: --lasso-profile standard`) runs the profile scenario,
+//! since dockerd 20.10 cannot pass annotations. The image is loaded
 //! from a docker-archive built from busybox-static (Docker 20.10 reads no OCI archives).
 
 mod clients;
@@ -16,6 +18,8 @@ use std::process::Command;
 
 /// The name daemon.json registers lasso-runc under (the flag registers `lasso-runc`).
 const JSON_RUNTIME: &str = "lasso-runc-json";
+/// The README's runtime entry that runs every container under the `standard` profile.
+const PROFILE_RUNTIME: &str = "lasso-standard";
 
 struct Docker {
     lab: Lab,
@@ -49,6 +53,22 @@ impl Docker {
                 return Err("README docker snippet registers no `lasso-runc` runtime".into());
             }
             json_runtimes.insert(JSON_RUNTIME.into(), entry);
+            // The README's profile runtime: Docker 20.10 passes no annotations, so the profile
+            // (and, for the test, where its log goes) rides on the runtime entry.
+            let mut standard = snippet["runtimes"][PROFILE_RUNTIME].clone();
+            let Some(args) = standard["runtimeArgs"].as_array_mut() else {
+                return Err(format!(
+                    "README docker snippet registers no `{PROFILE_RUNTIME}` runtime with runtimeArgs"
+                ));
+            };
+            args.push("--lasso-audit".into());
+            args.push(
+                profile::audit_dir(&lab.dir, rt)
+                    .display()
+                    .to_string()
+                    .into(),
+            );
+            json_runtimes.insert(PROFILE_RUNTIME.into(), standard);
         }
         // The README's daemon.json snippet (its `runtimes` entry), plus the default ulimit this
         // machine allows (FACTS.md: no CAP_SYS_RESOURCE, hard nofile 20000).
@@ -187,15 +207,29 @@ impl Client for Docker {
 impl AnnotatingClient for Docker {
     fn run_rm_annotated(
         &self,
-        _rt: &Runtime,
-        _annotations: &[(&str, &str)],
-        _host: &std::path::Path,
-        _dest: &str,
-        _cmd: &[&str],
+        rt: &Runtime,
+        annotations: &[(&str, &str)],
+        host: &std::path::Path,
+        dest: &str,
+        cmd: &[&str],
     ) -> Result<Out, String> {
         // Annotations arrived in the Engine API 1.43 (Docker 24); dockerd 20.10 speaks 1.41,
-        // and the CLI refuses `--annotation` against it ("unknown flag").
-        Err("dockerd 20.10 cannot pass OCI annotations (Engine API 1.41; `--annotation` needs Docker 24+)".into())
+        // and the CLI refuses `--annotation` against it ("unknown flag"). The runtime entry
+        // `lasso-standard` carries the profile (and the log directory) instead; it stands in
+        // for exactly these annotations, nothing else.
+        let audit = profile::audit_dir(&self.lab.dir, rt).display().to_string();
+        let want = [
+            ("run.lasso.profile", "standard"),
+            ("run.lasso.audit", audit.as_str()),
+        ];
+        if annotations != want {
+            return Err(format!(
+                "dockerd 20.10 cannot pass OCI annotations; its `{PROFILE_RUNTIME}` runtime stands in for {want:?} only, not {annotations:?}"
+            ));
+        }
+        let bind = format!("{}:{dest}:ro", host.display());
+        let argv = self.run_args(PROFILE_RUNTIME, &["--rm", "-v", &bind], cmd);
+        Ok(run(self.command(&argv[0]).args(&argv[1..])))
     }
 }
 

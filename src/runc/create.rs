@@ -1,7 +1,7 @@
 //! `lasso-runc create`: set up a container whose process waits for `start`.
 
 use super::gate_monitor::{self, Gated, MonitorPlan};
-use super::{profile, Globals, RuncError};
+use super::{egress, profile, Globals, RuncError};
 use crate::engine::bundle::Bundle;
 use crate::engine::container::{Container, CreateOptions};
 use std::os::fd::AsRawFd;
@@ -64,11 +64,22 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
         Ok(b) => b,
         Err(_) => return Ok(g.runtime.create(&opts)?),
     };
+    if crate::engine::state::check_id(&args.id).is_err() {
+        // The engine names the problem; nothing of ours may be written under a bad id.
+        return Ok(g.runtime.create(&opts)?);
+    }
     let dirs = profile::dirs();
-    let Some(opted) = profile::opted(&bundle.spec, &args.id, &dirs)? else {
+    let Some(opted) = profile::opted(&bundle.spec, &args.id, &dirs, &g.policy)? else {
         return Ok(g.runtime.create(&opts)?);
     };
-    let spec = profile::harden(&bundle.spec, &bundle.rootfs, &opted);
+    let net_plan = egress::plan(&bundle.spec, &opted.profile)?;
+    let mut spec = profile::harden(&bundle.spec, &bundle.rootfs, &opted);
+    let files = egress::files_dir(&g.runtime.store.root, &args.id);
+    if let Some(m) = egress::resolv_conf_mount(&net_plan, &files)? {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.push(m);
+        spec.set_mounts(Some(mounts));
+    }
     let (mine, theirs) = UnixStream::pair().map_err(|source| RuncError::Io {
         what: "socketpair for the exec gate".into(),
         source,
@@ -77,6 +88,15 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
     opts.gate_socket = Some(theirs.as_raw_fd());
     let c = g.runtime.create(&opts)?;
     drop(theirs);
+    // Rules before `start`: the process cannot send a packet before they are in place.
+    let filtered = match egress::filter(&net_plan, &bundle.spec, &args.id, c.state.pid) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = g.runtime.delete(&args.id, true);
+            return Err(e.into());
+        }
+    };
+    let netns = filtered.handle();
     let plan = MonitorPlan {
         id: args.id.clone(),
         log_id: args.id.clone(),
@@ -91,10 +111,15 @@ pub fn create(args: &Args, g: &Globals) -> Result<Container, RuncError> {
         dirs,
         record: Some(gate_monitor::record_path(&g.runtime.store, &args.id)),
         state_dir: g.runtime.store.dir(&args.id),
+        net: Some(filtered),
     };
     if let Err(e) = gate_monitor::spawn(plan, mine) {
-        // Nothing may run ungated: the half-made container goes.
+        // Nothing may run ungated or unfiltered: the half-made container goes, and so do its
+        // rules (the namespace may be the client's and outlive it).
         let _ = g.runtime.delete(&args.id, true);
+        if let Ok(ns) = netns {
+            egress::remove_table(&ns);
+        }
         return Err(e.into());
     }
     Ok(c)

@@ -1,6 +1,6 @@
 //! `lasso-runc delete`: remove a stopped container; --force kills a running one first.
 
-use super::{gate_monitor, Globals, RuncError};
+use super::{egress, gate_monitor, Globals, RuncError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +23,15 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<Vec<String>, RuncErr
     let warnings = g.runtime.delete(id, force)?;
     if let Some(m) = monitor {
         gate_monitor::reap(&m);
+        // The monitor removes lasso's table when the container ends; one that was killed
+        // could not, and the client's namespace outlives the container.
+        if let Some(ns) = &m.netns {
+            ns.remove_rules();
+        }
+    }
+    if crate::engine::state::check_id(id).is_ok() {
+        // The resolv.conf of a profile container with a network (a plain file, never a mount).
+        let _ = std::fs::remove_dir_all(egress::files_dir(&g.runtime.store.root, id));
     }
     Ok(warnings)
 }

@@ -153,7 +153,7 @@ pub fn run(a: Args, g: &Globals) -> Result<u8, RuncError> {
     };
     // A missing container is the engine's error to report, with its wording.
     let opted = match g.runtime.store.load_spec(&a.id) {
-        Ok(spec) => profile::of_created(&spec, &a.id, &profile::dirs())?,
+        Ok(spec) => profile::of_created(&spec, &a.id, &profile::dirs(), &g.policy)?,
         Err(_) => None,
     };
     let Some(opted) = opted else {
@@ -188,6 +188,8 @@ fn gated(
         dirs: profile::dirs(),
         record: None,
         state_dir: g.runtime.store.dir(&a.id),
+        // The container's monitor filters its namespace; an exec session shares it.
+        net: None,
     };
     gate_monitor::spawn(plan, mine)?;
     opts.gate_socket = Some(theirs.as_raw_fd());

@@ -10,6 +10,7 @@
 //! Owns the monitor process and its record. Deciding is `policy`'s, tracing `gate`'s, the
 //! chain `audit`'s; it must not touch the container beyond what the gate does.
 
+use super::egress::{ClientNetns, ContainerNet, Filtered};
 use super::profile::Opted;
 use crate::audit::{Event, Genesis, KeyRing, Kind, Outcome, Writer};
 use crate::engine::namespaces::{pidfd_open, pidfd_signal, pidfd_wait_exit};
@@ -43,6 +44,10 @@ pub struct MonitorRecord {
     pub start: u64,
     /// The audit log file.
     pub log: PathBuf,
+    /// The client's network namespace holding lasso's table, if any (for `delete`, should the
+    /// monitor not have removed it).
+    #[serde(default)]
+    pub netns: Option<ClientNetns>,
 }
 
 /// The record's path for container `id`.
@@ -76,6 +81,9 @@ pub struct MonitorPlan {
     pub state_dir: PathBuf,
     /// The command the container runs, for the log's start entry.
     pub command: Vec<String>,
+    /// The container's filtered network namespace, whose resolver and drop reader this
+    /// monitor runs (its init's monitor only).
+    pub net: Option<Filtered>,
 }
 
 /// Forks the detached monitor with `sock` (the gate hand-over's monitor end). Returns once the
@@ -163,7 +171,7 @@ fn null_stdio() {
     }
 }
 
-fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
+fn monitor_main(mut plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
     // Its argv is still `lasso-runc create ...`; the name tells an operator what it is.
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"lasso-gate".as_ptr(), 0, 0, 0) };
@@ -171,6 +179,9 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
     let mut keep = vec![sock.as_raw_fd(), ready.as_raw_fd()];
     if let Gated::Exec(fd) = &plan.gated {
         keep.push(fd.as_raw_fd());
+    }
+    if let Some(net) = &plan.net {
+        keep.extend(net.fds());
     }
     close_inherited(&keep);
     let mut ready = Some(ready);
@@ -186,6 +197,16 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             return 1;
         }
     };
+    let client_netns = plan.net.as_ref().and_then(|n| n.client.clone());
+    // The resolver listens before `start` can be called: the process may resolve at once.
+    let mut net = match plan.net.take().map(|f| f.serve(log.clone())) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => {
+            report(&mut ready, &e.to_string());
+            return 1;
+        }
+    };
     let (pid, start) = (
         std::process::id() as i32,
         process_start_time(std::process::id() as i32).unwrap_or(0),
@@ -194,11 +215,13 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
         pid,
         start,
         log: log.path(),
+        netns: client_netns,
     };
     if let Some(path) = &plan.record {
         let text = serde_json::to_vec(&rec).unwrap_or_default();
         if let Err(e) = write_atomic(path, &text) {
             report(&mut ready, &format!("write {}: {e}", path.display()));
+            end_net(&mut net);
             return 1;
         }
     }
@@ -232,11 +255,13 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             }
         }
     };
-    let status = match serve(&sock, pid, decider, sink) {
+    let served = serve(&sock, pid, decider, sink);
+    let status = match served {
         Ok(Some(m)) => gate_link::finish(m, pid).unwrap_or(255),
         // Deleted before `start` (or the exec failed): the process never handed its
         // listener over.
         Ok(None) => {
+            end_net(&mut net);
             let _ = log.append(Event::new(
                 Kind::SandboxStop,
                 Outcome::Info,
@@ -249,6 +274,7 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             return seal(log);
         }
         Err(e) => {
+            end_net(&mut net);
             let _ = log.append(Event::new(
                 Kind::SandboxStop,
                 Outcome::Error,
@@ -258,9 +284,18 @@ fn monitor_main(plan: MonitorPlan, sock: UnixStream, ready: OwnedFd) -> i32 {
             return 1;
         }
     };
+    // The container is gone: the last drops are read (into the log, before its stop entry) and
+    // lasso's table leaves a namespace the client may keep.
+    end_net(&mut net);
     match audit_log::stop_shared(log, status) {
         Ok(()) => 0,
         Err(_) => 1,
+    }
+}
+
+fn end_net(net: &mut Option<ContainerNet>) {
+    if let Some(n) = net.take() {
+        n.finish();
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod egress;
 mod exec;
 mod features;
 mod gate_monitor;
@@ -55,6 +56,16 @@ pub struct Cli {
     /// Accepted for compatibility: checkpointing is not implemented.
     #[arg(long, value_name = "PATH", hide = true)]
     pub criu: Option<String>,
+    /// lasso: run every container this runtime creates under this profile (name or file
+    /// path), as the `run.lasso.profile` annotation does; for clients that cannot pass
+    /// annotations (Docker's daemon.json `runtimeArgs`). An annotation naming another profile
+    /// is refused.
+    #[arg(long, value_name = "PROFILE")]
+    pub lasso_profile: Option<String>,
+    /// lasso: the audit log directory of containers that run under a profile and carry no
+    /// `run.lasso.audit` annotation (an absolute path; default /var/log/lasso/runc/<id>/).
+    #[arg(long, value_name = "DIR")]
+    pub lasso_audit: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,6 +120,8 @@ pub enum RuncError {
     Profile(#[from] profile::ProfileError),
     #[error(transparent)]
     GateMonitor(#[from] gate_monitor::GateMonitorError),
+    #[error(transparent)]
+    Egress(#[from] egress::EgressError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -119,6 +132,8 @@ pub enum RuncError {
 /// What every handler gets besides its own arguments.
 pub struct Globals {
     pub runtime: Runtime,
+    /// `--lasso-profile` and `--lasso-audit`.
+    pub policy: profile::RuntimePolicy,
     log: Log,
 }
 
@@ -147,11 +162,31 @@ impl Cli {
         let root = self.root.clone().unwrap_or_else(|| default_root(rootless));
         let globals = Globals {
             runtime: Runtime::new(root),
+            policy: profile::RuntimePolicy {
+                profile: self.lasso_profile.clone().filter(|p| !p.is_empty()),
+                audit: self.lasso_audit.clone(),
+            },
             log: Log {
                 file: self.log.clone(),
                 json: self.log_format == LogFormat::Json,
             },
         };
+        if let Some(dir) = &self.lasso_audit {
+            if !dir.is_absolute()
+                || dir
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
+                globals.log.write(
+                    "error",
+                    &format!(
+                        "--lasso-audit {}: give an absolute directory path without `..` (in the runtime's registration, e.g. daemon.json `runtimeArgs`)",
+                        dir.display()
+                    ),
+                );
+                return 1;
+            }
+        }
         let result = match self.command {
             Command::Create(a) => create::run(a, &globals),
             Command::Start(a) => start::run(a, &globals),
@@ -212,4 +247,36 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), RuncError> {
     let text = serde_json::to_string_pretty(v).expect("serialisable");
     println!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lasso_profile_is_a_global_flag_before_the_subcommand() {
+        // The argv Docker's wrapper for a daemon.json `runtimeArgs` entry produces, with the
+        // global flags containerd's shim adds after it.
+        let cli = Cli::try_parse_from([
+            "lasso-runc",
+            "--lasso-profile",
+            "standard",
+            "--lasso-audit",
+            "/var/log/x",
+            "--root",
+            "/run/x",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "id1",
+        ])
+        .unwrap();
+        assert_eq!(cli.lasso_profile.as_deref(), Some("standard"));
+        assert_eq!(cli.lasso_audit, Some(PathBuf::from("/var/log/x")));
+        assert!(matches!(cli.command, Command::Create(_)));
+    }
 }

@@ -54,6 +54,8 @@ pub enum ProfileError {
         now: String,
         then: String,
     },
+    #[error("annotation {PROFILE_ANNOTATION}={annotation:?} conflicts with the runtime's --lasso-profile {runtime:?} (from the runtime's registration, e.g. daemon.json `runtimeArgs` or containerd's runtime options): remove the annotation, or use a runtime registered without --lasso-profile")]
+    Conflict { annotation: String, runtime: String },
     #[error("annotation {PROFILE_ANNOTATION}: the container's process cannot start without a pid namespace of its own here (add a pid namespace to linux.namespaces): the exec gate traces the container's init")]
     NoPidNamespace,
 }
@@ -99,10 +101,46 @@ fn names(dirs: &Dirs) -> String {
     n.join(", ")
 }
 
-/// Reads the annotations of `spec`; `Ok(None)` when the container did not opt in.
-pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, ProfileError> {
+/// The profile a container runs under: the runtime's `--lasso-profile` (set by whoever
+/// registered the runtime, e.g. Docker's daemon.json `runtimeArgs`, for every container it
+/// creates) or the container's `run.lasso.profile` annotation. Both may be given only when they
+/// name the same profile: the runtime entry is the operator's floor, and an annotation written
+/// by whoever starts the container must not swap it for a weaker one.
+fn chosen(
+    ann_value: Option<&String>,
+    runtime: Option<&str>,
+) -> Result<Option<String>, ProfileError> {
+    match (ann_value, runtime) {
+        (Some(a), Some(r)) if a != r => Err(ProfileError::Conflict {
+            annotation: a.clone(),
+            runtime: r.to_string(),
+        }),
+        (Some(a), _) => Ok(Some(a.clone())),
+        (None, Some(r)) => Ok(Some(r.to_string())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// What the runtime's registration says for every container it creates (global flags, from
+/// e.g. Docker's daemon.json `runtimeArgs`).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimePolicy {
+    /// `--lasso-profile`.
+    pub profile: Option<String>,
+    /// `--lasso-audit`: the audit directory of containers without `run.lasso.audit`.
+    pub audit: Option<PathBuf>,
+}
+
+/// Reads the annotations of `spec` and the runtime's own policy (`runtime`); `Ok(None)` when
+/// the container did not opt in and the runtime sets no profile.
+pub fn opted(
+    spec: &Spec,
+    id: &str,
+    dirs: &Dirs,
+    runtime: &RuntimePolicy,
+) -> Result<Option<Opted>, ProfileError> {
     let ann = spec.annotations().clone().unwrap_or_default();
-    let Some(source) = ann.get(PROFILE_ANNOTATION).cloned() else {
+    let Some(source) = chosen(ann.get(PROFILE_ANNOTATION), runtime.profile.as_deref())? else {
         return Ok(None);
     };
     let profile = policy::load(&source, dirs).map_err(|e| match e {
@@ -124,7 +162,10 @@ pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, Profil
             }
             path
         }
-        None => default_audit_dir(dirs, id),
+        None => match &runtime.audit {
+            Some(dir) => dir.clone(),
+            None => default_audit_dir(dirs, id),
+        },
     };
     let has_pid_ns = spec
         .linux()
@@ -148,8 +189,13 @@ pub fn opted(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, Profil
 /// For `exec` into a created container: the profile it runs under (from the Spec lasso-runc
 /// saved at `create`), loaded again and checked against the digest recorded then. `Ok(None)`
 /// for a container without the annotation.
-pub fn of_created(spec: &Spec, id: &str, dirs: &Dirs) -> Result<Option<Opted>, ProfileError> {
-    let Some(opted) = opted(spec, id, dirs)? else {
+pub fn of_created(
+    spec: &Spec,
+    id: &str,
+    dirs: &Dirs,
+    runtime: &RuntimePolicy,
+) -> Result<Option<Opted>, ProfileError> {
+    let Some(opted) = opted(spec, id, dirs, runtime)? else {
         return Ok(None);
     };
     let then = spec
@@ -231,6 +277,8 @@ pub fn harden(spec: &Spec, rootfs: &Path, opted: &Opted) -> Spec {
     // The rules `exec` sessions must be decided with: a profile file edited after `create`
     // would otherwise give them other rules than the container's own log names.
     ann.insert(DIGEST_ANNOTATION.into(), opted.profile.digest());
+    // Recorded for `exec` sessions, also when the profile came from the runtime's flag.
+    ann.insert(PROFILE_ANNOTATION.into(), opted.source.clone());
     ann.insert(
         AUDIT_ANNOTATION.into(),
         opted.audit_dir.display().to_string(),
@@ -276,16 +324,51 @@ mod tests {
     #[test]
     fn container_without_the_annotation_is_left_alone() {
         let d = Dirs::current();
-        assert!(opted(&spec_with(&[]), "c", &d).unwrap().is_none());
+        assert!(opted(&spec_with(&[]), "c", &d, &RuntimePolicy::default())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn unknown_profile_names_the_annotation_and_lists_profiles() {
         let d = Dirs::current();
-        let e = opted(&spec_with(&[(PROFILE_ANNOTATION, "standrd")]), "c", &d).unwrap_err();
+        let e = opted(
+            &spec_with(&[(PROFILE_ANNOTATION, "standrd")]),
+            "c",
+            &d,
+            &RuntimePolicy::default(),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("run.lasso.profile=\"standrd\""), "{msg}");
         assert!(msg.contains("standard, open"), "{msg}");
+    }
+
+    fn standard_runtime() -> RuntimePolicy {
+        RuntimePolicy {
+            profile: Some("standard".into()),
+            audit: None,
+        }
+    }
+
+    #[test]
+    fn runtime_profile_applies_without_an_annotation() {
+        let d = Dirs::current();
+        let mut s = spec_with(&[]);
+        s.set_linux(Some(
+            serde_json::from_value(serde_json::json!({"namespaces": [{"type": "pid"}]})).unwrap(),
+        ));
+        let o = opted(&s, "c", &d, &standard_runtime()).unwrap().unwrap();
+        assert_eq!(o.source, "standard");
+    }
+
+    #[test]
+    fn annotation_cannot_swap_the_runtimes_profile() {
+        let d = Dirs::current();
+        let s = spec_with(&[(PROFILE_ANNOTATION, "open")]);
+        let e = opted(&s, "c", &d, &standard_runtime()).unwrap_err();
+        assert!(matches!(e, ProfileError::Conflict { .. }), "{e}");
+        assert!(e.to_string().contains("--lasso-profile"), "{e}");
     }
 
     #[test]
@@ -296,7 +379,7 @@ mod tests {
             (AUDIT_ANNOTATION, "logs/x"),
         ]);
         assert!(matches!(
-            opted(&s, "c", &d),
+            opted(&s, "c", &d, &RuntimePolicy::default()),
             Err(ProfileError::AuditPath(_))
         ));
         let s = spec_with(&[
@@ -304,7 +387,7 @@ mod tests {
             (AUDIT_ANNOTATION, "/a/../b"),
         ]);
         assert!(matches!(
-            opted(&s, "c", &d),
+            opted(&s, "c", &d, &RuntimePolicy::default()),
             Err(ProfileError::AuditPath(_))
         ));
     }
@@ -415,7 +498,7 @@ mod tests {
         s.set_linux(Some(
             serde_json::from_value(serde_json::json!({"namespaces": [{"type": "pid"}]})).unwrap(),
         ));
-        let e = of_created(&s, "c", &Dirs::current()).unwrap_err();
+        let e = of_created(&s, "c", &Dirs::current(), &RuntimePolicy::default()).unwrap_err();
         assert!(matches!(e, ProfileError::Changed { .. }), "{e}");
     }
 }

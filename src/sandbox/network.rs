@@ -157,6 +157,14 @@ fn tun_usable() -> Result<(), NetError> {
     }
 }
 
+/// A sink that writes refused names and dropped packets into `log` as this module's sandboxes
+/// do, for a monitor outside `sandbox` (lasso-runc's gate monitor of a profile container).
+pub fn audit_sink(log: Arc<Writer>) -> Arc<dyn crate::net::EgressAudit> {
+    let audit = NetAudit::default();
+    audit.set_writer(log);
+    Arc::new(audit)
+}
+
 /// The sandbox's private resolv.conf: only lasso's resolver.
 pub fn resolv_conf() -> String {
     format!(

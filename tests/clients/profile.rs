@@ -3,7 +3,8 @@
 //! read-only bind of a script. Inside, an allowed program runs and `/bin/rm` is refused by the
 //! exec gate (EACCES, status 126 in the shell); afterwards the container's audit log holds
 //! both entries with their argv and `lasso audit verify` passes. Only lasso-runc runs it
-//! (runc ignores the annotation: there is nothing to compare).
+//! (runc ignores the annotation: there is nothing to compare). Docker 20.10, which cannot pass
+//! annotations, runs it through a runtime entry that carries the profile (`--lasso-profile`).
 
 use super::{expect_contains, Out, Report, Runtime};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,12 @@ fn lasso_bin() -> Option<PathBuf> {
     option_env!("CARGO_BIN_EXE_lasso").map(PathBuf::from)
 }
 
+/// Where the scenario's audit log goes for `rt` in the lab at `lab`: a client that passes the
+/// profile some other way than annotations (Docker's runtime entry) points its runtime here.
+pub fn audit_dir(lab: &Path, rt: &Runtime) -> PathBuf {
+    lab.join(format!("profile-{}", rt.name)).join("audit")
+}
+
 /// Runs the scenario for `rt` when it is lasso-runc; `lab` is the lab's directory.
 pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Report) {
     if rt.name != "lasso-runc" {
@@ -46,9 +53,12 @@ pub fn run(c: &impl AnnotatingClient, rt: &Runtime, lab: &Path, report: &mut Rep
     }
     const SCENARIO: &str =
         "run.lasso.profile=standard: rm is refused by the exec gate and audited, the log verifies";
-    let dir = lab.join(format!("profile-{}", rt.name));
+    let audit = audit_dir(lab, rt);
+    let dir = audit
+        .parent()
+        .expect("audit dir has a parent")
+        .to_path_buf();
     let script = dir.join("t.sh");
-    let audit = dir.join("audit");
     let audit_s = audit.display().to_string();
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&script, SCRIPT)) {
         report.check(rt.name, SCENARIO, || Err(format!("{}: {e}", dir.display())));
