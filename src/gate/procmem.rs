@@ -1,11 +1,46 @@
-//! Reading another process's view through /proc: strings and pointer arrays from its memory
-//! (`/proc/PID/mem`), and its status (parent, uid, tracer), working directory and command line.
-//! Bounded reads only: the sandbox controls these bytes and may make them as large as it likes.
+//! Reading another process's view: strings and pointer arrays from its memory
+//! (`process_vm_readv`, one system call per read and no descriptor to open), and through /proc
+//! its status (parent, uid, tracer), working directory and command line. Bounded reads only:
+//! the sandbox controls these bytes and may make them as large as it likes.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+
+/// Another process's memory. The reader must check afterwards that the process is still the
+/// one it meant (the gate does, with the notification's ID_VALID).
+pub(crate) struct Remote(pub i32);
+
+impl Remote {
+    fn read_at(&self, buf: &mut [u8], addr: u64) -> io::Result<usize> {
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` describes `buf`, which we own for the call; the remote side is only
+        // read by the kernel, with the target's page permissions.
+        let n = unsafe { libc::process_vm_readv(self.0, &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], addr: u64) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(&mut buf[done..], addr + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
 
 /// Longest single string read (the kernel's MAX_ARG_STRLEN).
 const MAX_STR: usize = 128 * 1024;
@@ -17,7 +52,7 @@ const PAGE: u64 = 4096;
 
 /// Reads a NUL-terminated string at `addr`, one page-bounded chunk at a time so that a string
 /// ending just before an unmapped page is still read.
-pub(crate) fn read_cstr(mem: &File, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_cstr(mem: &Remote, addr: u64, max: usize) -> io::Result<Vec<u8>> {
     let max = max.min(MAX_STR);
     let mut out = Vec::new();
     let mut at = addr;
@@ -41,19 +76,35 @@ pub(crate) fn read_cstr(mem: &File, addr: u64, max: usize) -> io::Result<Vec<u8>
 
 /// Reads a NULL-terminated array of pointers of `width` bytes (8, or 4 for i386 and x32
 /// callers) and the strings they point to. Returns the strings and whether the limits cut it.
-pub(crate) fn read_argv(mem: &File, addr: u64, width: usize) -> io::Result<(Vec<Vec<u8>>, bool)> {
+pub(crate) fn read_argv(mem: &Remote, addr: u64, width: usize) -> io::Result<(Vec<Vec<u8>>, bool)> {
     let mut out = Vec::new();
     if addr == 0 {
         return Ok((out, false));
     }
     let mut total = 0usize;
-    for i in 0..MAX_ARGS {
-        let mut p = [0u8; 8];
-        mem.read_exact_at(&mut p[..width], addr + (i * width) as u64)?;
+    // Pointers are read a batch at a time, never across a page end (the next page may be
+    // unmapped right after the terminating NULL).
+    let mut batch = [0u8; 512];
+    let (mut have, mut used) = (0usize, 0usize);
+    let mut at = addr;
+    for _ in 0..MAX_ARGS {
+        if used + width > have {
+            let room = (PAGE - at % PAGE) as usize;
+            let want = room.min(batch.len()).max(width);
+            have = mem.read_at(&mut batch[..want], at)?;
+            if have < width {
+                mem.read_exact_at(&mut batch[..width], at)?;
+                have = width;
+            }
+            used = 0;
+        }
+        let p = &batch[used..used + width];
+        used += width;
+        at += width as u64;
         let ptr = if width == 8 {
-            u64::from_ne_bytes(p)
+            u64::from_ne_bytes(p.try_into().unwrap_or([0; 8]))
         } else {
-            u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) as u64
+            u32::from_ne_bytes(p.try_into().unwrap_or([0; 4])) as u64
         };
         if ptr == 0 {
             return Ok((out, false));
