@@ -84,6 +84,8 @@ pub(crate) struct Elf {
     pub dyn_no_interp: bool,
 }
 
+/// `head`: the start of the file as read (at least the ELF header; the program headers are
+/// taken from it when it holds them, else read from the file).
 pub(crate) fn parse_elf(file: &File, head: &[u8]) -> Option<Elf> {
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
         return None;
@@ -105,10 +107,21 @@ fn has_interp(file: &File, head: &[u8]) -> bool {
     if phentsize < 4 || phnum == 0 || phnum * phentsize > 64 * 1024 {
         return true;
     }
-    let mut table = vec![0u8; phnum * phentsize];
-    if file.read_exact_at(&mut table, phoff).is_err() {
-        return true;
-    }
+    let len = phnum * phentsize;
+    let in_head = usize::try_from(phoff)
+        .ok()
+        .and_then(|off| head.get(off..off.checked_add(len)?));
+    let mut table = Vec::new();
+    let table = match in_head {
+        Some(t) => t,
+        None => {
+            table.resize(len, 0);
+            if file.read_exact_at(&mut table, phoff).is_err() {
+                return true;
+            }
+            &table[..]
+        }
+    };
     table
         .chunks_exact(phentsize)
         .any(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) == 3)

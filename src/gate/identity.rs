@@ -25,6 +25,9 @@ use super::ExeIdentity;
 const MAX_DEPTH: usize = 4;
 /// The kernel reads this much of a script for its `#!` line (BINPRM_BUF_SIZE).
 const HEADER: usize = 256;
+/// Read at once from the start of a file: the `#!` line, or an ELF header with its program
+/// headers (which usually follow it), in one system call.
+const HEAD_READ: usize = 1024;
 
 /// One interpreter of a `#!` chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,9 +224,10 @@ impl Identifier {
         };
         id.sha256 = facts.map(|f| f.sha256);
 
-        let mut head = [0u8; HEADER];
-        let n = file.read_at(&mut head, 0)?;
-        let head = &head[..n];
+        let mut first = [0u8; HEAD_READ];
+        let n = file.read_at(&mut first, 0)?;
+        let whole = &first[..n];
+        let head = &whole[..n.min(HEADER)];
 
         if let (Some((interp, arg)), true) = (parse_shebang(head), depth < MAX_DEPTH) {
             let ifile = open_in_view(vp, None, &interp)?;
@@ -244,7 +248,7 @@ impl Identifier {
             return Ok((id, expected));
         }
 
-        if let Some(elf) = parse_elf(&file, head) {
+        if let Some(elf) = parse_elf(&file, whole) {
             let name = basename(id.resolved.as_os_str().as_bytes());
             let is_loader = elf.dyn_no_interp
                 && (looks_like_loader_name(name)

@@ -169,15 +169,12 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
             return;
         }
     };
-    let status = procmem::status(pid);
-    let request = ExecRequest {
+    let mut request = ExecRequest {
         pid,
-        ppid: status.ppid,
-        uid: status.euid,
-        cwd: procmem::cwd(pid),
         path,
         exe,
         argv,
+        ..ExecRequest::default()
     };
     // Everything above was read from the process the notification names only if the
     // notification is still pending now: a pid cannot be recycled while its owner waits here.
@@ -186,6 +183,8 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     }
     let verdict = shared.decider.decide(&request);
     if verdict.allow {
+        // The audit's parent, uid and cwd are read once the thread is traced (a tracee's pid
+        // cannot be recycled), while the kernel runs the exec.
         let pending = Pending {
             request,
             verdict,
@@ -193,8 +192,19 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         };
         trace::follow(fd, req.id, pid, Some(pending), shared);
     } else {
-        refuse(fd, req.id, &request, &verdict, shared);
+        fill_in(&mut request);
+        if still_valid(fd, req.id) {
+            refuse(fd, req.id, &request, &verdict, shared);
+        }
     }
+}
+
+/// The parent, effective uid and working directory of the caller, for the audit.
+pub(crate) fn fill_in(request: &mut ExecRequest) {
+    let status = procmem::status(request.pid);
+    request.ppid = status.ppid;
+    request.uid = status.euid;
+    request.cwd = procmem::cwd(request.pid);
 }
 
 /// Refuses one exec with EACCES, tells the agent why and audits it.

@@ -135,9 +135,14 @@ pub(crate) fn status(pid: i32) -> Status {
         euid: u32::MAX,
         ..Status::default()
     };
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    // One read into a fixed buffer: the fields needed are in the first lines, and a buffered
+    // read-to-end would cost a stat and several reads per exec.
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/status")) else {
         return st;
     };
+    let mut buf = [0u8; 4096];
+    let n = std::io::Read::read(&mut &f, &mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("PPid:") {
             st.ppid = v.trim().parse().unwrap_or(0);
@@ -156,6 +161,66 @@ pub(crate) fn status(pid: i32) -> Status {
 
 pub(crate) fn cwd(pid: i32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default()
+}
+
+/// 64-bit user code segment: a tracee in it has 8-byte pointers on its initial stack.
+const USER_CS_64: u64 = 0x33;
+
+/// The argv of an image stopped at its exec event, read from its initial stack (argc, the
+/// argv pointers, then the first envp pointer, which marks where the argument strings end):
+/// a register read and two memory reads instead of a /proc lookup of a pid never seen before.
+/// Nothing but the kernel has written this memory yet (the image has not run; its mm is new).
+/// Falls back to /proc/PID/cmdline for anything unusual (32-bit images, no environment).
+pub(crate) fn exec_argv(pid: i32) -> io::Result<Vec<Vec<u8>>> {
+    fast_exec_argv(pid).map_or_else(|| cmdline(pid), Ok)
+}
+
+fn fast_exec_argv(pid: i32) -> Option<Vec<Vec<u8>>> {
+    // SAFETY: a zeroed user_regs_struct is valid plain data; GETREGS fills it in.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: PTRACE_GETREGS writes one user_regs_struct to the pointer; `pid` is our tracee,
+    // stopped at its exec event.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0,
+            &mut regs as *mut libc::user_regs_struct,
+        )
+    };
+    if r != 0 || regs.cs != USER_CS_64 {
+        return None;
+    }
+    let mem = Remote(pid);
+    // argc and, usually, the whole pointer table in one read: the stack above the initial
+    // stack pointer holds argv, envp, auxv and the strings, so 512 bytes are mapped.
+    let mut first = [0u8; 512];
+    mem.read_exact_at(&mut first, regs.rsp).ok()?;
+    let argc = u64::from_ne_bytes(first[..8].try_into().ok()?) as usize;
+    if argc == 0 || argc > MAX_ARGS {
+        return None;
+    }
+    let need = (argc + 3) * 8;
+    let table: std::borrow::Cow<'_, [u8]> = if need <= first.len() {
+        std::borrow::Cow::Borrowed(&first[8..need])
+    } else {
+        let mut t = vec![0u8; need - 8];
+        mem.read_exact_at(&mut t, regs.rsp + 8).ok()?;
+        std::borrow::Cow::Owned(t)
+    };
+    let ptr = |i: usize| u64::from_ne_bytes(table[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let (start, end) = (ptr(0), ptr(argc + 1));
+    if ptr(argc) != 0 || end <= start || (end - start) as usize > MAX_ARGV_BYTES {
+        return None;
+    }
+    let mut raw = vec![0u8; (end - start) as usize];
+    mem.read_exact_at(&mut raw, start).ok()?;
+    if raw.last() != Some(&0) {
+        return None;
+    }
+    raw.pop();
+    let args: Vec<Vec<u8>> = raw.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+    (args.len() == argc).then_some(args)
 }
 
 /// The command line as the kernel placed it in the new image, split at NULs.

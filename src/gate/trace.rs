@@ -31,7 +31,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use super::monitor::{Pending, Shared};
-use super::notify::{refuse, respond, tell_agent};
+use super::notify::{fill_in, refuse, respond, tell_agent};
 use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
 
 const EVENT_EXEC: i32 = 4;
@@ -65,6 +65,9 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
     // SAFETY: PTRACE_INTERRUPT takes no pointers; the thread is our tracee.
     unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
     let mut pending = pending;
+    if let Some(p) = pending.as_mut() {
+        fill_in(&mut p.request);
+    }
     loop {
         let mut status = 0;
         // __WNOTHREAD: this worker's tracee only; other workers and the caller's own children
@@ -86,13 +89,17 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
         }
         let sig = libc::WSTOPSIG(status);
         match status >> 16 {
-            EVENT_EXEC => {
-                if on_exec(pid, pending.take(), shared) {
+            EVENT_EXEC => match on_exec(pid, pending.take(), shared) {
+                Verified::Run(req, verdict) => {
                     detach(pid, 0);
+                    // Written once the program runs: the entry is the same, the stop shorter.
+                    shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
+                    shared.count(ExecOutcome::Ran);
                     return;
                 }
                 // Killed: reap it on the next turn.
-            }
+                Verified::Killed => {}
+            },
             // The interrupt's stop (SIGTRAP) or a group-stop: detaching puts a group-stop back
             // in place (ptrace(2), "detach").
             EVENT_STOP => {
@@ -147,40 +154,40 @@ fn detach(pid: i32, sig: i32) {
     unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, sig as libc::c_long) };
 }
 
-/// Verifies one exec event; returns whether the tracee may go on (it was killed otherwise).
-fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> bool {
-    let argv = match procmem::cmdline(pid) {
+enum Verified {
+    Run(ExecRequest, GateVerdict),
+    Killed,
+}
+
+/// Verifies one exec event: the tracee may run (to be audited once it does), or was killed.
+fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
+    let argv = match procmem::exec_argv(pid) {
         Ok(a) => a,
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),
     };
-    if let (Some(p), Ok(stamp)) = (&pending, shared.ident.stamp_running(pid)) {
-        if p.expected.image == stamp && p.expected.argv == argv {
-            let mut req = p.request.clone();
+    if let Some(p) = pending {
+        if shared.ident.stamp_running(pid).ok() == Some(p.expected.image) && p.expected.argv == argv
+        {
+            let mut req = p.request;
             req.pid = pid;
-            shared.audit.exec(&req, &p.verdict, ExecOutcome::Ran);
-            shared.count(ExecOutcome::Ran);
-            return true;
+            return Verified::Run(req, p.verdict);
         }
     }
     let exe = match shared.ident.identify_running(pid, &argv) {
         Ok(exe) => exe,
         Err(_) => return kill_unidentified(pid, shared, "its executable cannot be read"),
     };
-    let status = procmem::status(pid);
-    let req = ExecRequest {
+    let mut req = ExecRequest {
         pid,
-        ppid: status.ppid,
-        uid: status.euid,
-        cwd: procmem::cwd(pid),
         path: exe.resolved.as_os_str().as_bytes().to_vec(),
         exe,
         argv,
+        ..ExecRequest::default()
     };
+    fill_in(&mut req);
     let verdict = shared.decider.decide(&req);
     if verdict.allow {
-        shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
-        shared.count(ExecOutcome::Ran);
-        return true;
+        return Verified::Run(req, verdict);
     }
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
     kill(pid);
@@ -188,11 +195,11 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> bool {
         .audit
         .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
-    false
+    Verified::Killed
 }
 
 /// Fails closed: an image the gate cannot identify does not run.
-fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> bool {
+fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> Verified {
     kill(pid);
     let req = ExecRequest {
         pid,
@@ -206,7 +213,7 @@ fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> bool {
         .audit
         .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
-    false
+    Verified::Killed
 }
 
 fn kill(pid: i32) {
