@@ -201,9 +201,7 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
 
 /// The parent, effective uid and working directory of the caller, for the audit.
 pub(crate) fn fill_in(request: &mut ExecRequest) {
-    let status = procmem::status(request.pid);
-    request.ppid = status.ppid;
-    request.uid = status.euid;
+    (request.ppid, request.uid) = procmem::parent_and_uid(request.pid);
     request.cwd = procmem::cwd(request.pid);
 }
 

@@ -170,6 +170,18 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
         {
             let mut req = p.request;
             req.pid = pid;
+            // A script rewritten or replaced between its check and now would hand the
+            // interpreter other code than was allowed: the exec does not go on.
+            if let Some(script) = shared.ident.changed_script(pid, &p.expected) {
+                let verdict = GateVerdict::block(
+                    format!(
+                        "script {} changed between its check and its exec",
+                        String::from_utf8_lossy(&script)
+                    ),
+                    None,
+                );
+                return kill_with(pid, req, verdict, shared);
+            }
             return Verified::Run(req, p.verdict);
         }
     }
@@ -189,6 +201,10 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
     if verdict.allow {
         return Verified::Run(req, verdict);
     }
+    kill_with(pid, req, verdict, shared)
+}
+
+fn kill_with(pid: i32, req: ExecRequest, verdict: GateVerdict, shared: &Shared) -> Verified {
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
     kill(pid);
     shared

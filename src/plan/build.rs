@@ -38,6 +38,8 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         contents: format!("{}\n", id.hostname()),
     }];
     let mut ll = LandlockRules::default();
+    let mut shown_dirs: Vec<PathBuf> = Vec::new();
+    let mut agent_exec: Vec<PathBuf> = Vec::new();
 
     // The host view.
     let mut mounts: Vec<Mount> = Vec::new();
@@ -45,6 +47,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         if let SystemEntry::Bind(dir) = entry {
             mounts.push(ro_bind(&dir, &dir));
             ll.read.push(dir.clone());
+            shown_dirs.push(dir.clone());
             if dir != Path::new("/etc") {
                 ll.execute.push(dir);
             }
@@ -144,6 +147,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         warnings.extend(w);
         ll.read_write.extend(writable);
         ll.read.extend(readable);
+        agent_exec.extend(executable.iter().cloned());
         ll.execute.extend(executable);
     }
 
@@ -272,6 +276,14 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         }
     };
 
+    if let Some(names) = &input.exec_allowlist {
+        // The kernel's floor under the gate: only the allowed programs (and the agent itself)
+        // may be executed at all; a copy under another path is refused with EACCES.
+        let dirs: Vec<&Path> = DEFAULT_PATH.split(':').map(Path::new).collect();
+        ll.execute = super::exec_floor::allowed_executables(names, &dirs, &shown_dirs);
+        ll.execute.push(PathBuf::from(LINK_DIR));
+        ll.execute.extend(agent_exec);
+    }
     dedup(&mut ll.read);
     dedup(&mut ll.read_write);
     dedup(&mut ll.execute);
