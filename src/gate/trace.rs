@@ -90,8 +90,9 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
         let sig = libc::WSTOPSIG(status);
         match status >> 16 {
             EVENT_EXEC => match on_exec(pid, pending.take(), shared) {
-                Verified::Run(req, verdict) => {
+                Verified::Run(ran) => {
                     detach(pid, 0);
+                    let (req, verdict) = *ran;
                     // Written once the program runs: the entry is the same, the stop shorter.
                     shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
                     shared.count(ExecOutcome::Ran);
@@ -155,7 +156,7 @@ fn detach(pid: i32, sig: i32) {
 }
 
 enum Verified {
-    Run(ExecRequest, GateVerdict),
+    Run(Box<(ExecRequest, GateVerdict)>),
     Killed,
 }
 
@@ -182,7 +183,7 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
                 );
                 return kill_with(pid, req, verdict, shared);
             }
-            return Verified::Run(req, p.verdict);
+            return Verified::Run(Box::new((req, p.verdict)));
         }
     }
     let exe = match shared.ident.identify_running(pid, &argv) {
@@ -199,7 +200,7 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
     fill_in(&mut req);
     let verdict = shared.decider.decide(&req);
     if verdict.allow {
-        return Verified::Run(req, verdict);
+        return Verified::Run(Box::new((req, verdict)));
     }
     kill_with(pid, req, verdict, shared)
 }
