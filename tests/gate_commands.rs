@@ -403,3 +403,67 @@ fn the_refusal_message_never_writes_through_a_read_only_stderr() {
         "untouched\n"
     );
 }
+
+#[test]
+fn an_exec_the_kernel_fails_after_the_gate_allowed_it_holds_nothing_up() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // Allowed by the gate, refused by the kernel: no exec event comes, only the stop the gate's
+    // interrupt asked for; the shell must go on, and so must the execs after it.
+    c.write("not-executable", "#!/bin/sh\necho no\n", 0o644);
+    c.write("no-shebang", "echo from-the-shell-itself\n", 0o755);
+    let script = "./not-executable; echo status $?; ./no-shebang; /bin/echo after; \
+                  ./not-executable; /bin/echo again";
+    let r = c.sh(script);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        r.stdout, "status 126\nfrom-the-shell-itself\nafter\nagain\n",
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.audit
+            .iter()
+            .filter(|e| e["outcome"] == "ran" && e["exe"] == "/usr/bin/echo")
+            .count(),
+        2,
+        "{r:#?}"
+    );
+    // The same thread, seized for a failed exec and released, is seized again for the next.
+    let py = "import os\n\
+              try:\n    os.execv('./not-executable', ['x'])\n\
+              except PermissionError:\n    print('refused by the kernel', flush=True)\n\
+              os.execv('/bin/echo', ['echo', 'after'])";
+    let r = c.gated(&["python3", "-c", py]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "refused by the kernel\nafter\n"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn an_exec_from_a_non_leader_thread_is_verified_under_the_process_id() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // The kernel reports the exec event under the thread-group id; the gate seized the thread.
+    let ok = "import os, threading\n\
+              t = threading.Thread(target=lambda: os.execv('/bin/echo', ['echo', 'from-thread']))\n\
+              t.start(); t.join()";
+    let r = c.gated(&["python3", "-c", ok]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "from-thread\n"), "{r:#?}");
+    let ran: Vec<_> = r.entries("ran");
+    assert!(
+        ran.iter()
+            .any(|e| e["exe"] == "/usr/bin/echo" && e["argv"][1] == "from-thread"),
+        "{r:#?}"
+    );
+    let bad = "import os, threading\n\
+               t = threading.Thread(target=lambda: os.execv('/usr/bin/rm', ['rm', 'victim']))\n\
+               t.start(); t.join()";
+    let r = c.gated(&["python3", "-c", bad]);
+    c.assert_stopped(&r, "exec from a thread");
+}
