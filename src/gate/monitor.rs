@@ -37,6 +37,11 @@ pub(crate) struct Shared {
     /// Thread ids of the workers: a thread traced by one of them is in the middle of an exec
     /// that worker handles (see `notify::handle`).
     pub workers: [AtomicI32; WORKERS],
+    /// The root, and its raw wait status should a worker reap it: a tracee whose real parent
+    /// is a thread of the tracer's own process is reaped by the tracer's wait, and its parent
+    /// never sees it (kernel/exit.c, `wait_task_zombie`).
+    pub root: i32,
+    pub root_status: std::sync::Mutex<Option<i32>>,
     ran: AtomicU64,
     refused: AtomicU64,
     killed: AtomicU64,
@@ -50,6 +55,12 @@ impl Shared {
             ExecOutcome::KilledMismatch => &self.killed,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reaped(&self, pid: i32, status: i32) {
+        if pid == self.root {
+            *self.root_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        }
     }
 
     pub(crate) fn is_worker(&self, tid: i32) -> bool {
@@ -117,6 +128,8 @@ impl Monitor {
             audit,
             ident: Identifier::new(),
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
+            root,
+            root_status: std::sync::Mutex::new(None),
             ran: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),
@@ -195,6 +208,14 @@ impl Monitor {
                     thread: "worker",
                     source,
                 })?;
+        }
+        if status.is_none() {
+            // Killed at its exec event, the root was reaped by the worker that held it.
+            status = *self
+                .shared
+                .root_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
         }
         Ok(status)
     }

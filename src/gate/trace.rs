@@ -82,6 +82,7 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
             return;
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            shared.reaped(pid, status);
             return;
         }
         if !libc::WIFSTOPPED(status) {
