@@ -116,13 +116,17 @@ impl Monitor {
         // scheduler run the worker on the caller's CPU at once (kernel 6.6+; older kernels
         // refuse the flag and keep the ordinary wake-up).
         // SAFETY: SET_FLAGS reads one u64 flag word passed by value.
-        unsafe {
+        let modern = unsafe {
             libc::ioctl(
                 listener.as_raw_fd(),
                 libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
                 SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
             )
-        };
+        } == 0;
+        // The same kernel release (6.6) made a blocking RECV return once the filter has no
+        // users. Before it, only poll sees the end, and a second worker could sleep in RECV
+        // forever after a notification its sibling took: one polling worker then.
+        let workers = if modern { WORKERS } else { 1 };
         let shared = Arc::new(Shared {
             decider,
             audit,
@@ -135,8 +139,8 @@ impl Monitor {
             killed: AtomicU64::new(0),
         });
         let listener = Arc::new(listener);
-        let mut workers = Vec::with_capacity(WORKERS);
-        for slot in 0..WORKERS {
+        let mut handles = Vec::with_capacity(workers);
+        for slot in 0..workers {
             let (s, l) = (shared.clone(), listener.clone());
             let w = std::thread::Builder::new()
                 .name(format!("lasso-gate-{slot}"))
@@ -144,19 +148,19 @@ impl Monitor {
                     raise_priority();
                     // SAFETY: gettid has no arguments.
                     s.workers[slot].store(unsafe { libc::gettid() }, Ordering::Release);
-                    notify::serve(l.as_raw_fd(), &s)
+                    notify::serve(l.as_raw_fd(), &s, !modern)
                 })
                 .map_err(|source| GateError::Thread {
                     thread: "worker",
                     source,
                 })?;
-            workers.push(w);
+            handles.push(w);
         }
         Ok(Monitor {
             shared,
             root,
             root_fd,
-            workers,
+            workers: handles,
         })
     }
 

@@ -20,9 +20,28 @@ const AT_FDCWD: i32 = -100;
 
 /// One worker's loop: serves notifications until every process under the filter is gone
 /// (the listener then reports POLLHUP). Workers block in RECV itself, which since kernel 6.6
-/// returns when the filter loses its last user; a short poll covers older kernels.
-pub(crate) fn serve(fd: i32, shared: &Shared) -> io::Result<()> {
+/// returns when the filter loses its last user; with `poll_first` (older kernels, one worker)
+/// a poll waits for a notification or the end before each RECV.
+pub(crate) fn serve(fd: i32, shared: &Shared, poll_first: bool) -> io::Result<()> {
     loop {
+        if poll_first {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd on the stack.
+            if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                return Ok(());
+            }
+        }
         // SAFETY: the kernel requires a zeroed seccomp_notif and fills it in.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: RECV writes one seccomp_notif into `req`.
