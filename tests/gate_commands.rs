@@ -467,3 +467,34 @@ fn an_exec_from_a_non_leader_thread_is_verified_under_the_process_id() {
     let r = c.gated(&["python3", "-c", bad]);
     c.assert_stopped(&r, "exec from a thread");
 }
+
+#[test]
+fn paths_through_proc_self_are_resolved_as_the_caller_sees_them() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // /proc/self in the monitor is the monitor: resolved there, the caller's cwd would be the
+    // monitor's, and the copy below would not be found.
+    let r = c.sh("cp /bin/echo ./e && /proc/self/cwd/e hi");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"), "{r:#?}");
+    assert!(
+        r.entries("ran")
+            .iter()
+            .any(|e| e["path"] == "/proc/self/cwd/e"),
+        "{r:#?}"
+    );
+    // A re-exec of one's own image is identified at the notification as that image.
+    let py = "import os\nos.execv('/proc/self/exe', ['python3', '-c', 'print(6 * 7)'])";
+    let r = c.gated(&["python3", "-c", py]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "42\n"), "{r:#?}");
+    assert!(
+        r.entries("ran").iter().any(
+            |e| e["path"] == "/proc/self/exe" && e["exe"].as_str().unwrap().contains("python3")
+        ),
+        "{r:#?}"
+    );
+    let copy = c.sh("cp /usr/bin/rm ./r && /proc/self/cwd/r victim");
+    c.assert_stopped(&copy, "copy of rm through /proc/self/cwd");
+    assert_eq!(copy.entries("refused").len(), 1, "{copy:#?}");
+}
