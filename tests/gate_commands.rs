@@ -196,16 +196,47 @@ fn busybox_rm_applet_is_refused_by_name_link_and_renamed_copy() {
     };
     let c = Case::new();
     std::os::unix::fs::symlink(bb, c.path("rm")).unwrap();
-    std::fs::copy(bb, c.path("bb")).unwrap();
+    // busybox treats any name starting with "busybox" as itself (and the next word as the
+    // applet); a copy under another name runs the applet of that name.
+    std::fs::copy(bb, c.path("busybox-copy")).unwrap();
     for argv in [
         vec![bb, "rm", "victim"],
         vec!["./rm", "victim"],
-        vec!["./bb", "rm", "victim"],
+        vec!["./busybox-copy", "rm", "victim"],
     ] {
         let r = c.gated(&argv);
         c.assert_stopped(&r, &argv.join(" "));
         assert_eq!(r.stopped_with("victim")[0]["applet"], "rm");
     }
+}
+
+#[test]
+fn busybox_applet_is_its_own_name_not_its_first_argument() {
+    if !require_root() {
+        return;
+    }
+    let Some(bb) = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: busybox is not installed");
+        return;
+    };
+    let c = Case::new();
+    // As in busybox images: `cat` is busybox under another name, and its argument happens to
+    // be named like a blocked program. It is `cat` that runs, and it must be allowed.
+    // (A copy, like the hard links there: the file's own name is `cat`.)
+    std::fs::copy(bb, c.path("cat")).unwrap();
+    std::fs::create_dir(c.path("d")).unwrap();
+    std::fs::write(c.path("d/rm"), "not a program\n").unwrap();
+    let r = c.gated(&["./cat", "d/rm"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout, "not a program\n", "{r:#?}");
+    assert!(r.stopped_with("d/rm").is_empty(), "{r:#?}");
+    // A copy under a name busybox does not know runs nothing, whatever follows.
+    std::fs::copy(bb, c.path("bb")).unwrap();
+    let r = c.gated(&["./bb", "rm", "victim"]);
+    assert!(c.path("victim").exists(), "{r:#?}");
 }
 
 #[test]
@@ -349,22 +380,23 @@ fn signals_and_job_control_reach_gated_processes_unchanged() {
 }
 
 #[test]
-fn a_child_made_untraceable_cannot_exec() {
+fn a_child_made_with_clone_untraced_is_gated_like_any_other() {
     if !require_root() {
         return;
     }
     let c = Case::new();
     compile("untraced.c", &c.path("untraced"), &[]);
-    // Even an allowed program: without the tracer, its exec could not be verified.
-    let r = c.gated(&["./untraced", "/bin/echo", "echo", "victim"]);
+    // CLONE_UNTRACED keeps a child out of a tracer's fork following; the gate follows no forks
+    // and seizes each exec-ing thread at its notification, so the flag changes nothing.
+    let r = c.gated(&["./untraced", "/usr/bin/rm", "rm", "victim"]);
+    c.assert_stopped(&r, "CLONE_UNTRACED child");
     assert_eq!(r.code, 126, "{r:#?}");
-    assert!(r.stdout.is_empty(), "{r:#?}");
-    let refused = r.stopped_with("victim");
-    assert_eq!(refused.len(), 1, "{r:#?}");
-    assert!(refused[0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("does not trace"));
+    let r = c.gated(&["./untraced", "/bin/echo", "echo", "hello"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hello\n"), "{r:#?}");
+    assert!(
+        r.entries("ran").iter().any(|e| e["exe"] == "/usr/bin/echo"),
+        "{r:#?}"
+    );
 }
 
 #[test]
@@ -401,4 +433,99 @@ fn the_refusal_message_never_writes_through_a_read_only_stderr() {
         std::fs::read_to_string(c.path("readonly-log")).unwrap(),
         "untouched\n"
     );
+}
+
+#[test]
+fn an_exec_the_kernel_fails_after_the_gate_allowed_it_holds_nothing_up() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // Allowed by the gate, refused by the kernel: no exec event comes, only the stop the gate's
+    // interrupt asked for; the shell must go on, and so must the execs after it.
+    c.write("not-executable", "#!/bin/sh\necho no\n", 0o644);
+    c.write("no-shebang", "echo from-the-shell-itself\n", 0o755);
+    let script = "./not-executable; echo status $?; ./no-shebang; /bin/echo after; \
+                  ./not-executable; /bin/echo again";
+    let r = c.sh(script);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        r.stdout, "status 126\nfrom-the-shell-itself\nafter\nagain\n",
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.audit
+            .iter()
+            .filter(|e| e["outcome"] == "ran" && e["exe"] == "/usr/bin/echo")
+            .count(),
+        2,
+        "{r:#?}"
+    );
+    // The same thread, seized for a failed exec and released, is seized again for the next.
+    let py = "import os\n\
+              try:\n    os.execv('./not-executable', ['x'])\n\
+              except PermissionError:\n    print('refused by the kernel', flush=True)\n\
+              os.execv('/bin/echo', ['echo', 'after'])";
+    let r = c.gated(&["python3", "-c", py]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "refused by the kernel\nafter\n"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn an_exec_from_a_non_leader_thread_is_verified_under_the_process_id() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // The kernel reports the exec event under the thread-group id; the gate seized the thread.
+    let ok = "import os, threading\n\
+              t = threading.Thread(target=lambda: os.execv('/bin/echo', ['echo', 'from-thread']))\n\
+              t.start(); t.join()";
+    let r = c.gated(&["python3", "-c", ok]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "from-thread\n"), "{r:#?}");
+    let ran: Vec<_> = r.entries("ran");
+    assert!(
+        ran.iter()
+            .any(|e| e["exe"] == "/usr/bin/echo" && e["argv"][1] == "from-thread"),
+        "{r:#?}"
+    );
+    let bad = "import os, threading\n\
+               t = threading.Thread(target=lambda: os.execv('/usr/bin/rm', ['rm', 'victim']))\n\
+               t.start(); t.join()";
+    let r = c.gated(&["python3", "-c", bad]);
+    c.assert_stopped(&r, "exec from a thread");
+}
+
+#[test]
+fn paths_through_proc_self_are_resolved_as_the_caller_sees_them() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    // /proc/self in the monitor is the monitor: resolved there, the caller's cwd would be the
+    // monitor's, and the copy below would not be found.
+    let r = c.sh("cp /bin/echo ./e && /proc/self/cwd/e hi");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"), "{r:#?}");
+    assert!(
+        r.entries("ran")
+            .iter()
+            .any(|e| e["path"] == "/proc/self/cwd/e"),
+        "{r:#?}"
+    );
+    // A re-exec of one's own image is identified at the notification as that image.
+    let py = "import os\nos.execv('/proc/self/exe', ['python3', '-c', 'print(6 * 7)'])";
+    let r = c.gated(&["python3", "-c", py]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "42\n"), "{r:#?}");
+    assert!(
+        r.entries("ran").iter().any(
+            |e| e["path"] == "/proc/self/exe" && e["exe"].as_str().unwrap().contains("python3")
+        ),
+        "{r:#?}"
+    );
+    let copy = c.sh("cp /usr/bin/rm ./r && /proc/self/cwd/r victim");
+    c.assert_stopped(&copy, "copy of rm through /proc/self/cwd");
+    assert_eq!(copy.entries("refused").len(), 1, "{copy:#?}");
 }

@@ -99,10 +99,11 @@ pub fn install_in_child() -> Result<OwnedFd, GateError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Child side: sends the listener to the monitor and waits until the monitor says it traces us
-/// (see [`ack_traced`]). Only then may the child exec: an exec before the monitor's ptrace seize
-/// would escape the exec-event verification. The listener is closed here, so that no process in
-/// the sandbox keeps a way to answer its own notifications.
+/// Child side: sends the listener to the monitor and waits until the monitor serves it (see
+/// [`ack_traced`]); an exec before that would only wait in its notification, but a child that
+/// goes on only once its monitor is up fails early and clearly when the monitor cannot start.
+/// The listener is closed here, so that no process in the sandbox keeps a way to answer its own
+/// notifications.
 pub fn send_listener(sock: BorrowedFd<'_>, listener: OwnedFd) -> Result<(), GateError> {
     let mut byte = *b"L";
     let mut iov = libc::iovec {
@@ -203,7 +204,7 @@ pub fn recv_listener(sock: BorrowedFd<'_>) -> Result<OwnedFd, GateError> {
     }
 }
 
-/// Monitor side: tells the child that it is traced, so it may go on to exec.
+/// Monitor side: tells the child that its gate is served, so it may go on to exec.
 pub fn ack_traced(sock: BorrowedFd<'_>) -> Result<(), GateError> {
     // SAFETY: writes one byte from a static buffer.
     let n = unsafe { libc::write(sock.as_raw_fd(), b"T".as_ptr().cast(), 1) };

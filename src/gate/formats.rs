@@ -17,10 +17,13 @@ pub(crate) fn looks_like_loader_name(name: &[u8]) -> bool {
 }
 
 /// The applet a multi-call binary runs: `argv[0]`'s basename, unless that names the binary
-/// itself (`busybox rm`), in which case the first argument that is not an option.
-pub(crate) fn applet(argv: &[Vec<u8>], binary_name: &[u8]) -> Option<String> {
+/// itself (`busybox rm`), in which case the first argument that is not an option. Like busybox,
+/// "names itself" means a basename starting with `busybox` (or `toybox`): a hard link or copy
+/// named `cat` runs `cat` whatever its first argument is (`cat /etc/passwd` is not `passwd`),
+/// and a copy named `bb` runs nothing (`bb: applet not found`), so `bb` is what is decided.
+pub(crate) fn applet(argv: &[Vec<u8>], _binary_name: &[u8]) -> Option<String> {
     let a0 = basename(argv.first()?);
-    let named_itself = is_multicall_name(a0) || a0 == binary_name;
+    let named_itself = a0.starts_with(b"busybox") || a0.starts_with(b"toybox");
     let pick = if named_itself {
         argv.iter().skip(1).find(|a| !a.starts_with(b"-"))?
     } else {
@@ -84,6 +87,8 @@ pub(crate) struct Elf {
     pub dyn_no_interp: bool,
 }
 
+/// `head`: the start of the file as read (at least the ELF header; the program headers are
+/// taken from it when it holds them, else read from the file).
 pub(crate) fn parse_elf(file: &File, head: &[u8]) -> Option<Elf> {
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
         return None;
@@ -105,10 +110,21 @@ fn has_interp(file: &File, head: &[u8]) -> bool {
     if phentsize < 4 || phnum == 0 || phnum * phentsize > 64 * 1024 {
         return true;
     }
-    let mut table = vec![0u8; phnum * phentsize];
-    if file.read_exact_at(&mut table, phoff).is_err() {
-        return true;
-    }
+    let len = phnum * phentsize;
+    let in_head = usize::try_from(phoff)
+        .ok()
+        .and_then(|off| head.get(off..off.checked_add(len)?));
+    let mut table = Vec::new();
+    let table = match in_head {
+        Some(t) => t,
+        None => {
+            table.resize(len, 0);
+            if file.read_exact_at(&mut table, phoff).is_err() {
+                return true;
+            }
+            &table[..]
+        }
+    };
     table
         .chunks_exact(phentsize)
         .any(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) == 3)
@@ -153,7 +169,16 @@ mod tests {
             applet(&v(&["/tmp/rm", "-f", "x"]), b"busybox").as_deref(),
             Some("rm")
         );
-        assert_eq!(applet(&v(&["/tmp/bb", "rm"]), b"bb").as_deref(), Some("rm"));
+        assert_eq!(
+            applet(&v(&["/tmp/busybox2", "rm"]), b"busybox2").as_deref(),
+            Some("rm")
+        );
+        assert_eq!(applet(&v(&["/tmp/bb", "rm"]), b"bb").as_deref(), Some("bb"));
+        // A hard link named `cat` (as in busybox images): its argument is not the applet.
+        assert_eq!(
+            applet(&v(&["cat", "/etc/passwd"]), b"cat").as_deref(),
+            Some("cat")
+        );
     }
 
     #[test]

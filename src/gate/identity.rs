@@ -25,6 +25,9 @@ use super::ExeIdentity;
 const MAX_DEPTH: usize = 4;
 /// The kernel reads this much of a script for its `#!` line (BINPRM_BUF_SIZE).
 const HEADER: usize = 256;
+/// Read at once from the start of a file: the `#!` line, or an ELF header with its program
+/// headers (which usually follow it), in one system call.
+const HEAD_READ: usize = 1024;
 
 /// One interpreter of a `#!` chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,10 +51,24 @@ pub struct LoaderTarget {
 
 /// What the kernel will have loaded once the exec succeeds: the final ELF image after the `#!`
 /// chain, and the command line it builds. The exec-event check compares against this.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Expected {
     pub image: Stamp,
     pub argv: Vec<Vec<u8>>,
+    /// The scripts of the `#!` chain as checked, outermost first: at the exec event each must
+    /// be unchanged (same stamp through the descriptor opened at the check) and, when named by
+    /// a path, that path must still lead to it.
+    pub scripts: Vec<ScriptCheck>,
+}
+
+/// One script of a `#!` chain, held open from its check to the exec event.
+#[derive(Debug, Clone)]
+pub(crate) struct ScriptCheck {
+    pub file: std::sync::Arc<File>,
+    pub stamp: Stamp,
+    /// The path it was named by (absolute, or relative to the caller's cwd); `None` for a
+    /// descriptor (`fexecve`, an `execveat` dirfd), which cannot be looked up again.
+    pub path: Option<Vec<u8>>,
 }
 
 /// A file's identity plus the metadata that changes when its content does. ctime is in the key
@@ -139,31 +156,54 @@ impl Identifier {
         how: ExecPath<'_>,
         argv: &[Vec<u8>],
     ) -> io::Result<(ExeIdentity, Expected)> {
-        let (file, filename) = match how {
+        let (file, filename, lookup) = match how {
             ExecPath::Fd(fd) => (
                 open_magic(vp.pid, fd)?,
                 format!("/dev/fd/{fd}").into_bytes(),
+                None,
             ),
             ExecPath::Path { dirfd, path } => {
                 let f = open_in_view(vp, dirfd, path)?;
-                let name = match dirfd {
+                match dirfd {
                     Some(fd) if path.first() != Some(&b'/') => {
                         let mut n = format!("/dev/fd/{fd}/").into_bytes();
                         n.extend_from_slice(path);
-                        n
+                        (f, n, None)
                     }
-                    _ => path.to_vec(),
-                };
-                (f, name)
+                    _ => (f, path.to_vec(), Some(path.to_vec())),
+                }
             }
         };
-        self.identify_open(vp, file, &filename, argv, 0)
+        self.identify_open(vp, file, &filename, argv, 0, lookup)
     }
 
     /// The stamp of the image a process is running now: all the exec-event check needs when the
     /// exec went as expected, without reading the file.
     pub(crate) fn stamp_running(&self, pid: i32) -> io::Result<Stamp> {
         Ok(Stamp::of(&std::fs::metadata(format!("/proc/{pid}/exe"))?))
+    }
+
+    /// Whether every script of an allowed `#!` chain is still what was checked: unchanged
+    /// through the descriptor opened at the check (a write changes size, mtime or ctime), and
+    /// still what its path leads to in the process's view (a rename over it changes the inode).
+    /// Returns the first script that changed.
+    pub(crate) fn changed_script(&self, pid: i32, expected: &Expected) -> Option<Vec<u8>> {
+        for s in &expected.scripts {
+            let name = || s.path.clone().unwrap_or_else(|| b"(a descriptor)".to_vec());
+            let now = s.file.metadata().map(|m| Stamp::of(&m));
+            if now.ok() != Some(s.stamp) {
+                return Some(name());
+            }
+            if let Some(path) = &s.path {
+                let same = open_in_view(Viewpoint { pid }, None, path)
+                    .and_then(|f| f.metadata())
+                    .map(|m| (m.dev(), m.ino()) == (s.stamp.dev, s.stamp.ino));
+                if !matches!(same, Ok(true)) {
+                    return Some(name());
+                }
+            }
+        }
+        None
     }
 
     /// Identifies the image a process is running now (at the exec event): /proc/PID/exe is the
@@ -181,7 +221,7 @@ impl Identifier {
         // Depth 0: /proc/PID/exe is never a script (the kernel resolved the `#!` chain), but
         // it may be the loader, whose target is still to identify.
         Ok(self
-            .identify_open(Viewpoint { pid }, file, &filename, argv, 0)?
+            .identify_open(Viewpoint { pid }, file, &filename, argv, 0, None)?
             .0)
     }
 
@@ -192,6 +232,7 @@ impl Identifier {
         filename: &[u8],
         argv: &[Vec<u8>],
         depth: usize,
+        lookup: Option<Vec<u8>>,
     ) -> io::Result<(ExeIdentity, Expected)> {
         let meta = file.metadata()?;
         let stamp = Stamp::of(&meta);
@@ -207,6 +248,7 @@ impl Identifier {
         let mut expected = Expected {
             image: stamp,
             argv: argv.to_vec(),
+            scripts: Vec::new(),
         };
         if !meta.is_file() {
             return Ok((id, expected));
@@ -221,9 +263,10 @@ impl Identifier {
         };
         id.sha256 = facts.map(|f| f.sha256);
 
-        let mut head = [0u8; HEADER];
-        let n = file.read_at(&mut head, 0)?;
-        let head = &head[..n];
+        let mut first = [0u8; HEAD_READ];
+        let n = file.read_at(&mut first, 0)?;
+        let whole = &first[..n];
+        let head = &whole[..n.min(HEADER)];
 
         if let (Some((interp, arg)), true) = (parse_shebang(head), depth < MAX_DEPTH) {
             let ifile = open_in_view(vp, None, &interp)?;
@@ -231,7 +274,8 @@ impl Identifier {
             iargv.extend(arg.clone());
             iargv.push(filename.to_vec());
             iargv.extend(argv.iter().skip(1).cloned());
-            let (iid, iexp) = self.identify_open(vp, ifile, &interp, &iargv, depth + 1)?;
+            let (iid, iexp) =
+                self.identify_open(vp, ifile, &interp, &iargv, depth + 1, Some(interp.clone()))?;
             let mut inner = iid.clone();
             inner.interpreters.clear();
             id.interpreters.push(Interpreter {
@@ -240,11 +284,18 @@ impl Identifier {
                 exe: inner,
             });
             id.interpreters.extend(iid.interpreters);
-            expected = iexp;
+            expected.image = iexp.image;
+            expected.argv = iexp.argv;
+            expected.scripts.push(ScriptCheck {
+                file: std::sync::Arc::new(file),
+                stamp,
+                path: lookup,
+            });
+            expected.scripts.extend(iexp.scripts);
             return Ok((id, expected));
         }
 
-        if let Some(elf) = parse_elf(&file, head) {
+        if let Some(elf) = parse_elf(&file, whole) {
             let name = basename(id.resolved.as_os_str().as_bytes());
             let is_loader = elf.dyn_no_interp
                 && (looks_like_loader_name(name)
@@ -252,7 +303,7 @@ impl Identifier {
             if is_loader && depth < MAX_DEPTH {
                 id.loader_target = loader_target(argv).map(|(i, arg)| {
                     let exe = open_in_view(vp, None, &arg).ok().and_then(|f| {
-                        self.identify_open(vp, f, &arg, &argv[i..], depth + 1)
+                        self.identify_open(vp, f, &arg, &argv[i..], depth + 1, None)
                             .ok()
                             .map(|(t, _)| Box::new(t))
                     });
@@ -311,5 +362,49 @@ impl Identifier {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, (stamp, facts));
         Ok(facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(script: &std::path::Path) -> (Identifier, Expected) {
+        let id = Identifier::new();
+        let path = script.as_os_str().as_bytes();
+        let argv = vec![path.to_vec()];
+        let how = ExecPath::Path { dirfd: None, path };
+        let me = Viewpoint {
+            pid: std::process::id() as i32,
+        };
+        let (_, expected) = id.identify_exec(me, how, &argv).unwrap();
+        assert_eq!(expected.scripts.len(), 1);
+        (id, expected)
+    }
+
+    #[test]
+    fn a_script_rewritten_after_its_check_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("build.sh");
+        std::fs::write(&script, "#!/bin/sh\necho build\n").unwrap();
+        let me = std::process::id() as i32;
+        let (id, expected) = checked(&script);
+        assert_eq!(id.changed_script(me, &expected), None);
+        // Same length, so only mtime and ctime tell.
+        std::fs::write(&script, "#!/bin/sh\necho BUILD\n").unwrap();
+        assert!(id.changed_script(me, &expected).is_some());
+    }
+
+    #[test]
+    fn a_script_replaced_by_rename_after_its_check_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("build.sh");
+        std::fs::write(&script, "#!/bin/sh\necho build\n").unwrap();
+        let me = std::process::id() as i32;
+        let (id, expected) = checked(&script);
+        let other = dir.path().join("other");
+        std::fs::write(&other, "#!/bin/sh\nrm -rf /\n").unwrap();
+        std::fs::rename(&other, &script).unwrap();
+        assert!(id.changed_script(me, &expected).is_some());
     }
 }

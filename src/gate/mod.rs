@@ -4,8 +4,9 @@
 //! image the kernel really loaded is compared with what was allowed and a mismatch is decided again
 //! and killed before it runs an instruction when it is blocked. Every outcome goes to an [`ExecAudit`].
 //!
-//! This module owns the notification filter, the listener hand-over, the notification loop and the
-//! ptrace exec verifier. It must not decide policy (the decider does) nor write the audit log (the
+//! This module owns the notification filter, the listener hand-over, the notification workers and
+//! the ptrace exec verifier (which traces an exec-ing thread from its notification to its exec
+//! event only; see `trace` for why that is race-free). It must not decide policy (the decider does) nor write the audit log (the
 //! sink does), and it knows nothing of the engine: the engine calls [`install_in_child`] in init,
 //! and the monitor calls [`Monitor::start`].
 
@@ -36,7 +37,7 @@ pub enum GateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the monitor could not trace pid {pid}: {source} (the monitor must be root or the sandbox's parent, and ptrace must not be denied to it)")]
+    #[error("the exec gate could not watch pid {pid}: {source} (it must still be running when the monitor starts)")]
     Seize {
         pid: i32,
         #[source]
@@ -74,7 +75,10 @@ pub struct ExeIdentity {
     pub memfd: bool,
 }
 
-/// One exec the sandbox attempted (at the notification) or performed (at the exec event).
+/// One exec the sandbox attempted (at the notification) or performed (at the exec event). The
+/// decider sees `pid`, `path`, `exe` and `argv`; `ppid`, `uid` and `cwd` are filled in for the
+/// audit after the decision (at the exec event, while the thread is traced) and must not be
+/// relied on by a decider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecRequest {
     /// Thread id of the caller, in the monitor's pid namespace.

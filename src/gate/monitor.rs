@@ -1,24 +1,29 @@
-//! The gate's half of the sandbox monitor: two threads sharing the allowed-exec expectations.
-//! The notification thread answers the seccomp listener; the tracer thread (the only one allowed
-//! to issue ptrace requests to the tracees it seized) verifies each exec event. The engine's
-//! monitor owns everything else (PTY, DNS, reaping of non-sandbox children).
+//! The gate's half of the sandbox monitor: a small pool of worker threads serving the seccomp
+//! listener. Each worker takes one notification at a time and sees it through to the end:
+//! reads and decides it, and for an allowed exec seizes the calling thread, lets the call go on
+//! and verifies the image at its exec event before detaching (see `trace`). No process is traced
+//! between execs, so forks, clones and exits cost nothing. The engine's monitor owns everything
+//! else (PTY, DNS, reaping of non-sandbox children).
 
-use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::identity::{Expected, Identifier};
-use super::{
-    notify, trace, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateError, GateVerdict,
-};
+use super::{notify, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateError, GateVerdict};
 
-/// An exec the notification side allowed, waiting for its exec event. Keyed by the calling
-/// thread's id, which the kernel reports at the event (PTRACE_GETEVENTMSG) even when a non-leader
-/// thread exec'd.
+/// Workers serving notifications at once. Two keep a second exec moving while one waits for
+/// its exec event; a shell loop never needs more, and a parallel build does not gain from more
+/// workers than cores (the machine this was tuned on has two).
+const WORKERS: usize = 2;
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h, 6.6), which the libc crate lacks.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// An exec the notification side allowed, waiting for its exec event in the worker that seized
+/// the calling thread.
 pub(crate) struct Pending {
     pub request: ExecRequest,
     pub verdict: GateVerdict,
@@ -29,25 +34,20 @@ pub(crate) struct Shared {
     pub decider: Arc<dyn ExecDecider>,
     pub audit: Arc<dyn ExecAudit>,
     pub ident: Identifier,
-    pending: Mutex<HashMap<i32, Pending>>,
-    pub done: AtomicBool,
-    /// Thread id of the tracer; an exec from a process it does not trace is refused.
-    pub tracer_tid: AtomicI32,
+    /// Thread ids of the workers: a thread traced by one of them is in the middle of an exec
+    /// that worker handles (see `notify::handle`).
+    pub workers: [AtomicI32; WORKERS],
+    /// The root, and its raw wait status should a worker reap it: a tracee whose real parent
+    /// is a thread of the tracer's own process is reaped by the tracer's wait, and its parent
+    /// never sees it (kernel/exit.c, `wait_task_zombie`).
+    pub root: i32,
+    pub root_status: std::sync::Mutex<Option<i32>>,
     ran: AtomicU64,
     refused: AtomicU64,
     killed: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn pending_insert(&self, tid: i32, p: Pending) {
-        self.lock().insert(tid, p);
-    }
-    pub(crate) fn pending_take(&self, tid: i32) -> Option<Pending> {
-        self.lock().remove(&tid)
-    }
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
     pub(crate) fn count(&self, outcome: ExecOutcome) {
         let c = match outcome {
             ExecOutcome::Ran => &self.ran,
@@ -55,6 +55,20 @@ impl Shared {
             ExecOutcome::KilledMismatch => &self.killed,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reaped(&self, pid: i32, status: i32) {
+        if pid == self.root {
+            *self.root_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        }
+    }
+
+    pub(crate) fn is_worker(&self, tid: i32) -> bool {
+        tid != 0
+            && self
+                .workers
+                .iter()
+                .any(|w| w.load(Ordering::Acquire) == tid)
     }
 }
 
@@ -69,70 +83,84 @@ pub struct GateStats {
 /// A running gate for one sandbox.
 pub struct Monitor {
     shared: Arc<Shared>,
-    tracer: JoinHandle<io::Result<Option<i32>>>,
-    notifier: JoinHandle<io::Result<()>>,
+    root: i32,
+    /// Opened while the root is alive, so that its exit is seen without a wait (see `wait`).
+    root_fd: Option<OwnedFd>,
+    workers: Vec<JoinHandle<io::Result<()>>>,
 }
 
 impl Monitor {
-    /// Seizes `root` (the sandbox's init, waiting in [`super::send_listener`] for the go-ahead)
-    /// with exec, fork, vfork and clone tracing, then serves `listener`. When this returns Ok,
-    /// call [`super::ack_traced`] to let the child go on. The tracer thread is the ptrace parent
-    /// of every sandbox process from now on; `PTRACE_O_EXITKILL` kills them all should the
-    /// monitor die, so that no sandbox process ever runs ungated.
+    /// Serves `listener` for the tree under `root` (the sandbox's init, waiting in
+    /// [`super::send_listener`] for the go-ahead). When this returns Ok, call
+    /// [`super::ack_traced`] to let the child go on. Nothing is traced until an exec arrives;
+    /// the exec-ing thread is traced from its notification to its exec event, with
+    /// `PTRACE_O_EXITKILL`, so that should the monitor die mid-exec the new image never runs
+    /// unverified (and with the listener gone, every later exec fails).
     pub fn start(
         root: i32,
         listener: OwnedFd,
         decider: Arc<dyn ExecDecider>,
         audit: Arc<dyn ExecAudit>,
     ) -> Result<Monitor, GateError> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_open, root, 0) };
+        if r < 0 {
+            return Err(GateError::Seize {
+                pid: root,
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: a fresh descriptor that we now own.
+        let root_fd = Some(unsafe { OwnedFd::from_raw_fd(r as i32) });
+        // The notifying thread sleeps until a worker answers; a synchronous wake-up lets the
+        // scheduler run the worker on the caller's CPU at once (kernel 6.6+; older kernels
+        // refuse the flag and keep the ordinary wake-up).
+        // SAFETY: SET_FLAGS reads one u64 flag word passed by value.
+        let modern = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+            )
+        } == 0;
+        // The same kernel release (6.6) made a blocking RECV return once the filter has no
+        // users. Before it, only poll sees the end, and a second worker could sleep in RECV
+        // forever after a notification its sibling took: one polling worker then.
+        let workers = if modern { WORKERS } else { 1 };
         let shared = Arc::new(Shared {
             decider,
             audit,
             ident: Identifier::new(),
-            pending: Mutex::new(HashMap::new()),
-            done: AtomicBool::new(false),
-            tracer_tid: AtomicI32::new(0),
+            workers: std::array::from_fn(|_| AtomicI32::new(0)),
+            root,
+            root_status: std::sync::Mutex::new(None),
             ran: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),
         });
-        let (tx, rx) = mpsc::channel();
-        let s = shared.clone();
-        let tracer = std::thread::Builder::new()
-            .name("lasso-gate-trace".into())
-            .spawn(move || {
-                raise_priority();
-                let r = trace::trace(root, &s, tx);
-                s.done.store(true, Ordering::Release);
-                r
-            })
-            .map_err(|source| GateError::Thread {
-                thread: "tracer",
-                source,
-            })?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                let _ = tracer.join();
-                return Err(GateError::Seize { pid: root, source });
-            }
-            Err(_) => return Err(GateError::Panicked("tracer")),
+        let listener = Arc::new(listener);
+        let mut handles = Vec::with_capacity(workers);
+        for slot in 0..workers {
+            let (s, l) = (shared.clone(), listener.clone());
+            let w = std::thread::Builder::new()
+                .name(format!("lasso-gate-{slot}"))
+                .spawn(move || {
+                    raise_priority();
+                    // SAFETY: gettid has no arguments.
+                    s.workers[slot].store(unsafe { libc::gettid() }, Ordering::Release);
+                    notify::serve(l.as_raw_fd(), &s, !modern)
+                })
+                .map_err(|source| GateError::Thread {
+                    thread: "worker",
+                    source,
+                })?;
+            handles.push(w);
         }
-        let s = shared.clone();
-        let notifier = std::thread::Builder::new()
-            .name("lasso-gate-notify".into())
-            .spawn(move || {
-                raise_priority();
-                notify::serve(listener, &s)
-            })
-            .map_err(|source| GateError::Thread {
-                thread: "notification",
-                source,
-            })?;
         Ok(Monitor {
             shared,
-            tracer,
-            notifier,
+            root,
+            root_fd,
+            workers: handles,
         })
     }
 
@@ -144,24 +172,55 @@ impl Monitor {
         }
     }
 
-    /// Waits until every traced process is gone; returns the root's raw wait status (as from
-    /// waitpid), or `None` if it was not observed.
-    pub fn wait(self) -> Result<Option<i32>, GateError> {
-        let status = self
-            .tracer
-            .join()
-            .map_err(|_| GateError::Panicked("tracer"))?
-            .map_err(|source| GateError::Thread {
-                thread: "tracer",
-                source,
-            })?;
-        self.notifier
-            .join()
-            .map_err(|_| GateError::Panicked("notification"))?
-            .map_err(|source| GateError::Thread {
-                thread: "notification",
-                source,
-            })?;
+    /// Waits until the root has exited and no process under the filter is left; returns the
+    /// root's raw wait status (as from waitpid) when the root is a child of this process,
+    /// `None` otherwise.
+    ///
+    /// The root is reaped only once its pidfd says it exited: a wait for it while a worker
+    /// traces it would take the worker's exec-event stop away (a tracee's stops are reported to
+    /// any thread of the tracer's process that waits for it, wait(2)).
+    pub fn wait(mut self) -> Result<Option<i32>, GateError> {
+        let mut status = None;
+        if let Some(fd) = self.root_fd.take() {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd on the stack.
+            while unsafe { libc::poll(&mut pfd, 1, -1) } < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+            loop {
+                let mut st = 0;
+                // SAFETY: waitpid writes the status into a local.
+                let r = unsafe { libc::waitpid(self.root, &mut st, libc::__WALL) };
+                if r == self.root {
+                    status = Some(st);
+                    break;
+                }
+                if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+        }
+        for w in self.workers.drain(..) {
+            w.join()
+                .map_err(|_| GateError::Panicked("worker"))?
+                .map_err(|source| GateError::Thread {
+                    thread: "worker",
+                    source,
+                })?;
+        }
+        if status.is_none() {
+            // Killed at its exec event, the root was reaped by the worker that held it.
+            status = *self
+                .shared
+                .root_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+        }
         Ok(status)
     }
 
@@ -181,10 +240,10 @@ impl Monitor {
     }
 }
 
-/// Every exec in the sandbox waits for these threads, several times (notification, fork and exec
-/// stops, exit): on a busy machine, scheduling latency rather than work is their cost. A higher
-/// priority than the sandbox's also keeps a busy agent from starving its own gate. Best effort:
-/// an unprivileged monitor keeps the default.
+/// Every exec in the sandbox waits for a worker twice (notification and exec event): on a busy
+/// machine, scheduling latency rather than work is their cost. A higher priority than the
+/// sandbox's also keeps a busy agent from starving its own gate. Best effort: an unprivileged
+/// monitor keeps the default.
 fn raise_priority() {
     // SAFETY: gettid and setpriority take and return integers only.
     unsafe {

@@ -1,10 +1,9 @@
 //! The notification side of the gate: receives each exec the filter stopped, reads its path and
 //! argv from the caller's memory, identifies the executable, asks the decider and answers —
-//! `EACCES` when blocked, CONTINUE when allowed, after leaving the allowed expectation for the
-//! exec-event check (which is what makes CONTINUE safe; see seccomp_unotify(2) on why it is not
-//! on its own).
+//! `EACCES` when blocked; when allowed, hands the call to `trace`, which seizes the caller,
+//! answers CONTINUE and verifies the exec event against the expectation (which is what makes
+//! CONTINUE safe; see seccomp_unotify(2) on why it is not on its own).
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -14,53 +13,65 @@ use super::filter::{
 };
 use super::identity::{ExecPath, Viewpoint};
 use super::monitor::{Pending, Shared};
-use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
+use super::{procmem, trace, ExecOutcome, ExecRequest, GateVerdict};
 
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_FDCWD: i32 = -100;
 
-/// Serves notifications until every process under the filter is gone (the listener then
-/// reports POLLHUP).
-pub(crate) fn serve(listener: OwnedFd, shared: &Shared) -> io::Result<()> {
-    let fd = listener.as_raw_fd();
+/// One worker's loop: serves notifications until every process under the filter is gone
+/// (the listener then reports POLLHUP). Workers block in RECV itself, which since kernel 6.6
+/// returns when the filter loses its last user; with `poll_first` (older kernels, one worker)
+/// a poll waits for a notification or the end before each RECV.
+pub(crate) fn serve(fd: i32, shared: &Shared, poll_first: bool) -> io::Result<()> {
     loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd on the stack. The timeout only lets the loop notice that the
-        // tracer saw the last process go, should POLLHUP be late.
-        let r = unsafe { libc::poll(&mut pfd, 1, 500) };
-        if r == 0 && shared.done.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(());
-        }
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        if poll_first {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd on the stack.
+            if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        if pfd.revents & libc::POLLIN == 0 {
-            if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            if pfd.revents & libc::POLLIN == 0 {
                 return Ok(());
             }
-            continue;
         }
         // SAFETY: the kernel requires a zeroed seccomp_notif and fills it in.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: RECV writes one seccomp_notif into `req`.
         if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
             let e = io::Error::last_os_error();
-            // ENOENT: the caller died (or was killed) between poll and recv.
             match e.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::EINTR) => continue,
+                // ENOENT: the caller died (or was killed) before we took its notification, or
+                // no process is left to notify.
+                Some(libc::ENOENT) | Some(libc::EINTR) => {
+                    if hung_up(fd) {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 _ => return Err(e),
             }
         }
         handle(fd, &req, shared);
     }
+}
+
+fn hung_up(fd: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack, zero timeout.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    r > 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
 /// Whether the notification `id` is still pending, i.e. the pid in it still names the very
@@ -70,7 +81,10 @@ fn still_valid(fd: i32, id: u64) -> bool {
     unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
 }
 
-fn respond(fd: i32, id: u64, errno: Option<i32>) {
+/// Answers notification `id`: the errno, or go on with the call. Returns false when the caller
+/// was no longer waiting (ENOENT: it was killed, or a signal interrupted the wait and the call
+/// will be restarted as a new notification).
+pub(crate) fn respond(fd: i32, id: u64, errno: Option<i32>) -> bool {
     let resp = libc::seccomp_notif_resp {
         id,
         val: 0,
@@ -81,9 +95,8 @@ fn respond(fd: i32, id: u64, errno: Option<i32>) {
             libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
         },
     };
-    // SAFETY: SEND reads one seccomp_notif_resp. ENOENT (the caller died meanwhile) needs no
-    // handling: there is nobody left to answer.
-    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+    // SAFETY: SEND reads one seccomp_notif_resp.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 }
 }
 
 struct Call {
@@ -136,24 +149,20 @@ fn decode(req: &libc::seccomp_notif) -> Option<Call> {
 fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     let pid = req.pid as i32;
     let Some(call) = decode(req) else {
-        respond(fd, req.id, None);
+        // Not an exec entry point this gate knows: whatever the kernel loads is decided at the
+        // exec event.
+        trace::follow(fd, req.id, pid, None, shared);
         return;
     };
-    let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
-        respond(fd, req.id, None);
-        return;
-    };
-    // The mem file was opened for the process the notification names only if the id is still
-    // valid after the open; from then on the open file pins that process's memory.
-    if !still_valid(fd, req.id) {
-        return;
-    }
+    let mem = procmem::Remote(pid);
     let read = procmem::read_cstr(&mem, call.path_ptr, libc::PATH_MAX as usize)
         .and_then(|p| procmem::read_argv(&mem, call.argv_ptr, call.width).map(|a| (p, a.0)));
     let Ok((path, argv)) = read else {
-        // Unreadable arguments: let the kernel fail the call (EFAULT) or, should it succeed
-        // after all, let the exec-event check decide on what really ran.
-        respond(fd, req.id, None);
+        // Unreadable arguments (EFAULT for the kernel too), or memory this monitor may not read:
+        // should the exec succeed after all, the exec event decides on what really ran.
+        if still_valid(fd, req.id) {
+            trace::follow(fd, req.id, pid, None, shared);
+        }
         return;
     };
     let how = match (call.empty_path && path.is_empty(), call.dirfd) {
@@ -163,54 +172,73 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
             path: &path,
         },
     };
-    let identified = shared.ident.identify_exec(Viewpoint { pid }, how, &argv);
-    let Ok((exe, expected)) = identified else {
-        // The path names no file here (ENOENT while an `execvp` walks PATH, ENOTDIR, ...):
-        // the kernel gives the caller the real error. If the file appears meanwhile and the
-        // exec succeeds, the exec event finds no expectation and decides it from scratch.
-        respond(fd, req.id, None);
-        return;
+    let (exe, expected) = match shared.ident.identify_exec(Viewpoint { pid }, how, &argv) {
+        Ok(x) => x,
+        Err(e) => {
+            // The path names no file in the caller's view (an `execvp` walking PATH): the kernel
+            // would fail the call the same way, so it is answered here without a trace. Other
+            // failures are left to the kernel, with the exec event deciding should it succeed.
+            match e.raw_os_error() {
+                Some(n @ (libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)) => {
+                    respond(fd, req.id, Some(n));
+                }
+                _ if still_valid(fd, req.id) => trace::follow(fd, req.id, pid, None, shared),
+                _ => {}
+            }
+            return;
+        }
     };
-    let status = procmem::status(pid);
-    let request = ExecRequest {
+    let mut request = ExecRequest {
         pid,
-        ppid: status.ppid,
-        uid: status.euid,
-        cwd: procmem::cwd(pid),
         path,
         exe,
         argv,
+        ..ExecRequest::default()
     };
+    // Everything above was read from the process the notification names only if the
+    // notification is still pending now: a pid cannot be recycled while its owner waits here.
     if !still_valid(fd, req.id) {
         return;
     }
-    // Only a traced process gets its exec verified at the exec event. A child made with
-    // clone(CLONE_UNTRACED) escapes the tracer's automatic attach; its execs fail closed.
-    let traced = status.tracer == shared.tracer_tid.load(std::sync::atomic::Ordering::Acquire);
-    let verdict = if traced {
-        shared.decider.decide(&request)
-    } else {
-        GateVerdict::block(
-            "exec from a process the gate does not trace (made with CLONE_UNTRACED?)",
-            None,
-        )
-    };
+    let verdict = shared.decider.decide(&request);
     if verdict.allow {
-        shared.pending_insert(
-            pid,
-            Pending {
-                request,
-                verdict,
-                expected,
-            },
-        );
-        respond(fd, req.id, None);
+        // The audit's parent, uid and cwd are read once the thread is traced (a tracee's pid
+        // cannot be recycled), while the kernel runs the exec.
+        let pending = Pending {
+            request,
+            verdict,
+            expected,
+        };
+        trace::follow(fd, req.id, pid, Some(pending), shared);
     } else {
-        tell_agent(pid, &format!("lasso: blocked: {}\n", verdict.reason));
-        shared.audit.exec(&request, &verdict, ExecOutcome::Refused);
-        shared.count(ExecOutcome::Refused);
-        respond(fd, req.id, Some(libc::EACCES));
+        fill_in(&mut request);
+        if still_valid(fd, req.id) {
+            refuse(fd, req.id, &request, &verdict, shared);
+        }
     }
+}
+
+/// The parent, effective uid and working directory of the caller, for the audit.
+pub(crate) fn fill_in(request: &mut ExecRequest) {
+    (request.ppid, request.uid) = procmem::parent_and_uid(request.pid);
+    request.cwd = procmem::cwd(request.pid);
+}
+
+/// Refuses one exec with EACCES, tells the agent why and audits it.
+pub(crate) fn refuse(
+    fd: i32,
+    id: u64,
+    request: &ExecRequest,
+    verdict: &GateVerdict,
+    shared: &Shared,
+) {
+    tell_agent(
+        request.pid,
+        &format!("lasso: blocked: {}\n", verdict.reason),
+    );
+    shared.audit.exec(request, verdict, ExecOutcome::Refused);
+    shared.count(ExecOutcome::Refused);
+    respond(fd, id, Some(libc::EACCES));
 }
 
 const PIDFD_THREAD: u32 = libc::O_EXCL as u32;

@@ -35,6 +35,19 @@ pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io
         return open_magic(vp.pid, fd);
     }
     let pid = vp.pid;
+    if let Some(rest) = own_proc_path(path) {
+        // /proc/self here would be the monitor: the caller's own /proc entry is the same task
+        // under its pid in the monitor's /proc (a sandbox with no /proc of its own makes the
+        // kernel fail the exec, and the exec event is never reached).
+        let mut full = format!("/proc/{pid}/").into_bytes();
+        full.extend_from_slice(rest);
+        let p = rustix::fs::open(
+            Path::new(std::ffi::OsStr::from_bytes(&full)),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        return reopen_regular(p);
+    }
     let o = OFlags::PATH | OFlags::CLOEXEC;
     let opened = if path.first() == Some(&b'/') {
         let root = rustix::fs::open(
@@ -83,6 +96,16 @@ pub(crate) fn reopen_regular(p: std::os::fd::OwnedFd) -> io::Result<File> {
     Ok(File::from(f))
 }
 
+/// The rest of `/proc/self/REST` or `/proc/thread-self/REST`, unless it climbs with `..`: from
+/// the monitor, `/proc/PID/root/..` would leave the caller's root, which the kernel's own walk
+/// inside the sandbox never does (such a path is resolved from the caller's root instead).
+fn own_proc_path(path: &[u8]) -> Option<&[u8]> {
+    let rest = path
+        .strip_prefix(b"/proc/self/")
+        .or_else(|| path.strip_prefix(b"/proc/thread-self/"))?;
+    (!rest.split(|&b| b == b'/').any(|c| c == b"..")).then_some(rest)
+}
+
 fn own_fd_path(path: &[u8]) -> Option<i32> {
     let num = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<i32>().ok();
     match path {
@@ -112,5 +135,16 @@ mod tests {
         assert_eq!(own_fd_path(b"/proc/self/fd/7"), Some(7));
         assert_eq!(own_fd_path(b"/dev/fd/3"), Some(3));
         assert_eq!(own_fd_path(b"/usr/bin/rm"), None);
+    }
+
+    #[test]
+    fn proc_self_paths_name_the_callers_entry_unless_they_climb() {
+        assert_eq!(own_proc_path(b"/proc/self/exe"), Some(&b"exe"[..]));
+        assert_eq!(
+            own_proc_path(b"/proc/thread-self/cwd/x"),
+            Some(&b"cwd/x"[..])
+        );
+        assert_eq!(own_proc_path(b"/proc/self/root/../etc/x"), None);
+        assert_eq!(own_proc_path(b"/proc/1/exe"), None);
     }
 }

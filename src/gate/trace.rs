@@ -1,158 +1,223 @@
-//! The exec-event verifier: the ptrace side of the gate. It seizes the sandbox's init, follows
-//! every fork, vfork and clone, and at each PTRACE_EVENT_EXEC — when the new image is loaded but
-//! has not run an instruction — compares what the kernel really executed (/proc/PID/exe by device,
-//! inode and content stamp; /proc/PID/cmdline) with what the notification side allowed. A
-//! mismatch (the path or argv was rewritten after it was read, or the exec never passed the
-//! notification) is decided again on the real image; a blocked one is killed with SIGKILL.
+//! The exec-event verifier: the ptrace side of the gate, one exec at a time. For an exec the
+//! notification side allowed (or could not read), the worker seizes the calling thread with
+//! `PTRACE_O_TRACEEXEC`, answers CONTINUE, and waits for the thread's next stop. At
+//! PTRACE_EVENT_EXEC — the new image is loaded but has not run an instruction — what the kernel
+//! really executed (/proc/PID/exe by device, inode and content stamp; /proc/PID/cmdline) is
+//! compared with what was allowed; a mismatch is decided again on the real image and killed
+//! with SIGKILL when blocked. Then the worker detaches: between execs nothing is traced, so
+//! forks, clones and exits never wait for the monitor.
+//!
+//! Why this is race-free:
+//! - The thread is seized before CONTINUE is sent, so its exec cannot complete untraced; the
+//!   exec event stops the new image before its first instruction (ptrace(2)), whatever another
+//!   thread or a process sharing the memory rewrote after the notification was read.
+//! - `PTRACE_O_EXITKILL`: should the monitor die while a thread is seized, the thread is killed.
+//!   With the monitor gone the listener is closed, and every later exec fails (ENOSYS).
+//! - A failed exec has no exec event. `PTRACE_INTERRUPT` right after CONTINUE asks for a stop at
+//!   the thread's next return to user space: a successful exec reports its exec event first
+//!   (and any trap clears the pending interrupt, kernel/signal.c `ptrace_stop`), a failed one
+//!   stops there. Either way the worker's wait is bounded by one exec. Any stop other than the
+//!   exec event is on the way back to user space, past the exec, so detaching there is safe;
+//!   should the interrupt cut the exec short (an interruptible wait inside it), the call is
+//!   restarted as a new notification and gated again.
+//! - A non-leader thread's exec is reported under the thread-group id, the former thread id in
+//!   PTRACE_GETEVENTMSG; the worker waits for "any of my tracees" (`__WNOTHREAD`), and it has
+//!   exactly one. When two threads of a process exec at once, the loser is released by the
+//!   kernel without an event (the worker sees ECHILD); the winner is verified by its own worker.
+//! - vfork: the child is seized alone; the parent stays suspended until the exec and needs
+//!   nothing.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::mpsc::Sender;
 
-use nix::sys::ptrace::{self, Options};
-use nix::unistd::Pid;
-
-use super::monitor::Shared;
-use super::notify::tell_agent;
+use super::monitor::{Pending, Shared};
+use super::notify::{fill_in, refuse, respond, tell_agent};
 use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
 
-const EVENT_FORK: i32 = 1;
-const EVENT_VFORK: i32 = 2;
-const EVENT_CLONE: i32 = 3;
 const EVENT_EXEC: i32 = 4;
 const EVENT_STOP: i32 = 128;
 
-/// Seizes `root`, reports the outcome on `seized`, then handles events until no tracee is left.
-/// Returns the root's raw wait status.
-pub(crate) fn trace(
-    root: i32,
-    shared: &Shared,
-    seized: Sender<io::Result<()>>,
-) -> io::Result<Option<i32>> {
-    let opts = Options::PTRACE_O_TRACEEXEC
-        | Options::PTRACE_O_TRACEFORK
-        | Options::PTRACE_O_TRACEVFORK
-        | Options::PTRACE_O_TRACECLONE
-        | Options::PTRACE_O_EXITKILL;
-    if let Err(e) = ptrace::seize(Pid::from_raw(root), opts) {
-        let _ = seized.send(Err(io::Error::from(e)));
-        return Err(io::Error::from(e));
+/// Sees one exec notification through: seize, CONTINUE, verify at the exec event or detach at
+/// the stop that follows a failed exec.
+pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, shared: &Shared) {
+    if let Err(e) = seize(tid, shared) {
+        match e {
+            Seize::Gone => {}
+            // Another worker still traces this thread: this notification came from a failed
+            // exec's next exec before that worker's interrupt, which withdraws it; the call
+            // comes again once the thread is released.
+            Seize::Busy => {}
+            Seize::Denied(e) => {
+                let mut request = pending.map(|p| p.request).unwrap_or_default();
+                request.pid = tid;
+                let verdict = GateVerdict::block(
+                    format!("the exec gate cannot trace pid {tid} to verify its exec: {e}"),
+                    None,
+                );
+                refuse(fd, id, &request, &verdict, shared);
+            }
+        }
+        return;
     }
-    // SAFETY: gettid has no arguments.
-    shared.tracer_tid.store(
-        unsafe { libc::gettid() },
-        std::sync::atomic::Ordering::Release,
-    );
-    let _ = seized.send(Ok(()));
-    let mut root_status = None;
+    // A false answer (the caller was killed, or a signal interrupted its wait and the call
+    // will be restarted) needs nothing more: the stop that follows is handled below.
+    respond(fd, id, None);
+    // SAFETY: PTRACE_INTERRUPT takes no pointers; the thread is our tracee.
+    unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
+    let mut pending = pending;
+    if let Some(p) = pending.as_mut() {
+        fill_in(&mut p.request);
+    }
     loop {
         let mut status = 0;
-        // __WNOTHREAD: only this thread's tracees. Other children of the monitor process (the
-        // engine's helpers, a test harness's commands) belong to other threads' waits.
+        // __WNOTHREAD: this worker's tracee only; other workers and the caller's own children
+        // are not ours to reap.
         // SAFETY: waitpid writes the status into a local.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::__WNOTHREAD) };
         if pid < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ECHILD) => return Ok(root_status),
-                _ => return Err(e),
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
             }
+            // ECHILD: released by the kernel (another thread's exec won); nothing ran.
+            return;
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-            if pid == root {
-                root_status = Some(status);
-            }
-            shared.pending_take(pid);
-            continue;
+            shared.reaped(pid, status);
+            return;
         }
         if !libc::WIFSTOPPED(status) {
             continue;
         }
         let sig = libc::WSTOPSIG(status);
-        let event = status >> 16;
-        let p = Pid::from_raw(pid);
-        // ESRCH from any request below means the tracee was killed meanwhile; its exit status
-        // comes next from waitpid, so errors of the requests are ignored.
-        match event {
-            EVENT_EXEC => {
-                if on_exec(pid, shared) {
-                    let _ = ptrace::cont(p, None);
+        match status >> 16 {
+            EVENT_EXEC => match on_exec(pid, pending.take(), shared) {
+                Verified::Run(ran) => {
+                    detach(pid, 0);
+                    let (req, verdict) = *ran;
+                    // Written once the program runs: the entry is the same, the stop shorter.
+                    shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
+                    shared.count(ExecOutcome::Ran);
+                    return;
                 }
-            }
-            EVENT_FORK | EVENT_VFORK | EVENT_CLONE => {
-                let _ = ptrace::cont(p, None);
-            }
-            EVENT_STOP if sig == libc::SIGTRAP => {
-                // The first stop of a newly auto-attached child.
-                let _ = ptrace::cont(p, None);
-            }
+                // Killed: reap it on the next turn.
+                Verified::Killed => {}
+            },
+            // The interrupt's stop (SIGTRAP) or a group-stop: detaching puts a group-stop back
+            // in place (ptrace(2), "detach").
             EVENT_STOP => {
-                // A group-stop (SIGSTOP, SIGTSTP, ...): stay stopped as the job control asked,
-                // but keep reporting (PTRACE_LISTEN), as ptrace(2) prescribes for seized tracees.
-                // SAFETY: PTRACE_LISTEN takes no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid, 0, 0) };
+                detach(pid, 0);
+                return;
             }
+            // A signal-delivery stop: deliver the signal unchanged.
             _ => {
-                // A signal-delivery stop: deliver the signal unchanged (by number: nix's Signal
-                // has no real-time signals, which must not be dropped).
-                // SAFETY: PTRACE_CONT takes the signal number as its data argument, no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig as libc::c_long) };
+                detach(pid, sig);
+                return;
             }
         }
     }
 }
 
-/// Verifies one exec event; returns whether the tracee may go on (it was killed otherwise).
-fn on_exec(pid: i32, shared: &Shared) -> bool {
-    let p = Pid::from_raw(pid);
-    // The thread that called execve; differs from `pid` when a non-leader thread exec'd.
-    let former = ptrace::getevent(p).map(|t| t as i32).unwrap_or(pid);
-    let pending = shared.pending_take(former);
-    let argv = match procmem::cmdline(pid) {
+enum Seize {
+    Gone,
+    Busy,
+    Denied(io::Error),
+}
+
+fn seize(tid: i32, shared: &Shared) -> Result<(), Seize> {
+    let opts = (libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL) as libc::c_long;
+    for attempt in 0..2 {
+        // SAFETY: PTRACE_SEIZE takes its options as the data argument, no pointers.
+        if unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, opts) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ESRCH) => return Err(Seize::Gone),
+            Some(libc::EPERM) => {
+                let tracer = procmem::status(tid).tracer;
+                if shared.is_worker(tracer) {
+                    return Err(Seize::Busy);
+                }
+                // Released by a worker between the attempt and the look: try once more.
+                if tracer == 0 && attempt == 0 {
+                    continue;
+                }
+                return Err(Seize::Denied(e));
+            }
+            _ => return Err(Seize::Denied(e)),
+        }
+    }
+    Err(Seize::Denied(io::Error::from_raw_os_error(libc::EPERM)))
+}
+
+fn detach(pid: i32, sig: i32) {
+    // SAFETY: PTRACE_DETACH takes the signal to deliver as its data argument, no pointers. By
+    // number: nix's Signal has no real-time signals, which must not be dropped.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, sig as libc::c_long) };
+}
+
+enum Verified {
+    Run(Box<(ExecRequest, GateVerdict)>),
+    Killed,
+}
+
+/// Verifies one exec event: the tracee may run (to be audited once it does), or was killed.
+fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
+    let argv = match procmem::exec_argv(pid) {
         Ok(a) => a,
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),
     };
-    if let (Some(p), Ok(stamp)) = (&pending, shared.ident.stamp_running(pid)) {
-        if p.expected.image == stamp && p.expected.argv == argv {
-            let mut req = p.request.clone();
+    if let Some(p) = pending {
+        if shared.ident.stamp_running(pid).ok() == Some(p.expected.image) && p.expected.argv == argv
+        {
+            let mut req = p.request;
             req.pid = pid;
-            shared.audit.exec(&req, &p.verdict, ExecOutcome::Ran);
-            shared.count(ExecOutcome::Ran);
-            return true;
+            // A script rewritten or replaced between its check and now would hand the
+            // interpreter other code than was allowed: the exec does not go on.
+            if let Some(script) = shared.ident.changed_script(pid, &p.expected) {
+                let verdict = GateVerdict::block(
+                    format!(
+                        "script {} changed between its check and its exec",
+                        String::from_utf8_lossy(&script)
+                    ),
+                    None,
+                );
+                return kill_with(pid, req, verdict, shared);
+            }
+            return Verified::Run(Box::new((req, p.verdict)));
         }
     }
     let exe = match shared.ident.identify_running(pid, &argv) {
         Ok(exe) => exe,
         Err(_) => return kill_unidentified(pid, shared, "its executable cannot be read"),
     };
-    let status = procmem::status(pid);
-    let req = ExecRequest {
+    let mut req = ExecRequest {
         pid,
-        ppid: status.ppid,
-        uid: status.euid,
-        cwd: procmem::cwd(pid),
         path: exe.resolved.as_os_str().as_bytes().to_vec(),
         exe,
         argv,
+        ..ExecRequest::default()
     };
+    fill_in(&mut req);
     let verdict = shared.decider.decide(&req);
     if verdict.allow {
-        shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
-        shared.count(ExecOutcome::Ran);
-        return true;
+        return Verified::Run(Box::new((req, verdict)));
     }
+    kill_with(pid, req, verdict, shared)
+}
+
+fn kill_with(pid: i32, req: ExecRequest, verdict: GateVerdict, shared: &Shared) -> Verified {
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
     kill(pid);
     shared
         .audit
         .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
-    false
+    Verified::Killed
 }
 
 /// Fails closed: an image the gate cannot identify does not run.
-fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> bool {
+fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> Verified {
     kill(pid);
     let req = ExecRequest {
         pid,
@@ -166,7 +231,7 @@ fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> bool {
         .audit
         .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
-    false
+    Verified::Killed
 }
 
 fn kill(pid: i32) {

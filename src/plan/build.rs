@@ -43,6 +43,8 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         .image
         .as_ref()
         .map(|img| ImageRootPlan::new(img, &input.sandbox_dir, &id.hostname(), owner));
+    let mut shown_dirs: Vec<PathBuf> = Vec::new();
+    let mut agent_exec: Vec<PathBuf> = Vec::new();
 
     // The host view, or an image's root (see `image_root`).
     let mut mounts: Vec<Mount> = Vec::new();
@@ -54,6 +56,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         if let SystemEntry::Bind(dir) = entry {
             mounts.push(ro_bind(&dir, &dir));
             ll.read.push(dir.clone());
+            shown_dirs.push(dir.clone());
             if dir != Path::new("/etc") {
                 ll.execute.push(dir);
             }
@@ -166,6 +169,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         warnings.extend(w);
         ll.read_write.extend(writable);
         ll.read.extend(readable);
+        agent_exec.extend(executable.iter().cloned());
         ll.execute.extend(executable);
     }
 
@@ -310,6 +314,16 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     };
 
     identity.idmap_binds(&mut mounts, &[&workspace, &identity.host_home, &private]);
+    // An image root has no floor yet: the allowed programs are found on the host's PATH, and
+    // the image's files differ (the gate still decides every exec there).
+    if let (Some(names), None) = (&input.exec_allowlist, &image) {
+        // The kernel's floor under the gate: only the allowed programs (and the agent itself)
+        // may be executed at all; a copy under another path is refused with EACCES.
+        let dirs: Vec<&Path> = DEFAULT_PATH.split(':').map(Path::new).collect();
+        ll.execute = super::exec_floor::allowed_executables(names, &dirs, &shown_dirs);
+        ll.execute.push(PathBuf::from(LINK_DIR));
+        ll.execute.extend(agent_exec);
+    }
     dedup(&mut ll.read);
     dedup(&mut ll.read_write);
     dedup(&mut ll.execute);

@@ -15,6 +15,7 @@ mod agent_mounts;
 mod build;
 mod env;
 mod error;
+mod exec_floor;
 mod hostview;
 mod id;
 mod identity;
@@ -147,6 +148,9 @@ pub struct PlanInput {
     pub resources: ResourceLimits,
     /// Profile: network mode.
     pub network: NetworkMode,
+    /// Profile in allowlist mode: the command names it allows. Landlock's execute right is then
+    /// limited to the files they resolve to (see `exec_floor`); `None` keeps whole directories.
+    pub exec_allowlist: Option<Vec<String>>,
 
     pub agent: &'static Agent,
     /// `--dir`: the project directory.
@@ -191,6 +195,7 @@ impl PlanInput {
             hidden_paths: vec![],
             resources: ResourceLimits::default(),
             network: NetworkMode::None,
+            exec_allowlist: None,
             agent,
             workspace,
             force_dir: false,

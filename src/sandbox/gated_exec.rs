@@ -2,7 +2,7 @@
 //! descendant of the sandbox's gated init, so it gets a gate of its own: the command line is
 //! decided first (`policy::decide_argv` with the sandbox's profile: blocked means exit 126 and
 //! nothing starts), then the process installs the gate's filter like init does and this CLI
-//! process becomes its monitor (tracer and notification threads) until it exits, deciding every
+//! process becomes its monitor (the gate's worker threads) until it exits, deciding every
 //! exec of the session with the same profile.
 //!
 //! The sandbox's own log has one writer (its monitor, another process), so a session writes its

@@ -51,6 +51,15 @@ pub fn apply(profile: &ResolvedProfile, input: &mut PlanInput) {
         policy::NetworkMode::Allowlist => NetworkMode::Allowlist,
         policy::NetworkMode::Full => NetworkMode::Full,
     };
+    // Allowlist profiles get the kernel's execute floor under the exec gate (plan::exec_floor).
+    input.exec_allowlist = (profile.commands.mode == policy::CommandMode::Allowlist).then(|| {
+        profile
+            .commands
+            .allowed
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    });
 }
 
 /// Whether the profile sets any cgroup-enforced limit.
