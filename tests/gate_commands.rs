@@ -182,16 +182,22 @@ fn rm_from_node_child_process_is_refused() {
     c.assert_stopped(&r, "node");
 }
 
+fn busybox() -> Option<&'static str> {
+    let found = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        eprintln!("skipped: busybox is not installed");
+    }
+    found
+}
+
 #[test]
 fn busybox_rm_applet_is_refused_by_name_link_and_renamed_copy() {
     if !require_root() {
         return;
     }
-    let Some(bb) = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        eprintln!("skipped: busybox is not installed");
+    let Some(bb) = busybox() else {
         return;
     };
     let c = Case::new();
@@ -215,11 +221,7 @@ fn busybox_applet_is_its_own_name_not_its_first_argument() {
     if !require_root() {
         return;
     }
-    let Some(bb) = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        eprintln!("skipped: busybox is not installed");
+    let Some(bb) = busybox() else {
         return;
     };
     let c = Case::new();

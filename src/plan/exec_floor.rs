@@ -37,7 +37,7 @@ pub fn allowed_executables(
         for e in entries.flatten() {
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !names.iter().any(|n| glob(n, name)) {
+            if !names.iter().any(|n| crate::policy::command_glob(n, name)) {
                 continue;
             }
             if let Ok(real) = std::fs::canonicalize(e.path()) {
@@ -57,30 +57,6 @@ pub fn allowed_executables(
     out.sort();
     out.dedup();
     out
-}
-
-/// The profiles' command-name match: `*` any run of characters, `?` one character, anything
-/// else itself (so the command `[` is just `[`).
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]

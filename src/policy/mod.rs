@@ -8,6 +8,8 @@
 //!   (quote removal and expansion), `unwrap` (programs that run programs) and `args` (flags).
 
 mod args;
+/// The profiles' command-name match (`*`, `?`), also used for the Landlock execute floor.
+pub use args::glob as command_glob;
 mod check;
 mod decide;
 mod load;

@@ -16,6 +16,7 @@ use crate::audit::{Event, Genesis, KeyRing, Kind, Outcome, Writer};
 use crate::engine::namespaces::{pidfd_open, pidfd_signal, pidfd_wait_exit};
 use crate::engine::state::{is_alive, process_start_time, write_atomic, StateStore};
 use crate::paths::Dirs;
+use crate::sandbox::monitor::null_stdio;
 use crate::sandbox::{audit_log, gate_link};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -154,19 +155,6 @@ fn close_inherited(keep: &[RawFd]) {
             // SAFETY: closing descriptors this process owns and no Rust object refers to
             // (the only live objects are `keep`).
             unsafe { libc::close(fd) };
-        }
-    }
-}
-
-fn null_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors, which this process owns.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
 }

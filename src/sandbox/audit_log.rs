@@ -76,3 +76,58 @@ pub fn stop(w: Writer, status: i32) -> Result<(), SandboxError> {
     w.seal().map_err(err)?;
     Ok(())
 }
+
+/// A slot for the sandbox's log that may be filled after entries arrive: entries made before
+/// `set_writer` wait in a backlog and are written, in order, when the log is attached. The exec
+/// gate's and the network's audit sinks both need this (the writer is opened only after init
+/// is cloned, see the module docs).
+pub struct PendingLog {
+    /// What the entries are, for the warning when one cannot be written.
+    what: &'static str,
+    writer: std::sync::Mutex<Option<std::sync::Arc<Writer>>>,
+    backlog: std::sync::Mutex<Vec<Event>>,
+}
+
+impl PendingLog {
+    pub fn new(what: &'static str, writer: Option<std::sync::Arc<Writer>>) -> PendingLog {
+        PendingLog {
+            what,
+            writer: std::sync::Mutex::new(writer),
+            backlog: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Attaches the log and writes what waited for it.
+    pub fn set_writer(&self, w: std::sync::Arc<Writer>) {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        for e in backlog.drain(..) {
+            if let Err(err) = w.append(e) {
+                tracing::warn!("audit: {} entry: {err}", self.what);
+            }
+        }
+        *slot = Some(w);
+    }
+
+    /// Lets go of the log (so that its owner can seal it).
+    pub fn take_writer(&self) -> Option<std::sync::Arc<Writer>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Writes `event` now, or keeps it until the log is attached.
+    pub fn write(&self, event: Event) {
+        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(w) => {
+                if let Err(e) = w.append(event) {
+                    tracing::warn!("audit: {} entry: {e}", self.what);
+                }
+            }
+            None => self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(event),
+        }
+    }
+}

@@ -225,9 +225,8 @@ pub fn read_counts(sandbox_dir: &Path) -> ExecCounts {
 
 /// The audit side: one entry per exec, as the profile's `[audit]` asks.
 pub struct AuditSink {
-    /// Set later for an exec session (see `set_writer`); entries wait in `backlog` meanwhile.
-    writer: std::sync::Mutex<Option<Arc<Writer>>>,
-    backlog: std::sync::Mutex<Vec<Event>>,
+    /// Set later for an exec session (see `set_writer`); entries wait meanwhile.
+    log: super::audit_log::PendingLog,
     record: AuditRecord,
     enabled: bool,
     counts_path: PathBuf,
@@ -239,8 +238,7 @@ impl AuditSink {
     /// `counts_path`: where this sink keeps its counts (`gate*.json` in the sandbox's dir).
     pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
         AuditSink {
-            writer: std::sync::Mutex::new(Some(writer)),
-            backlog: std::sync::Mutex::new(Vec::new()),
+            log: super::audit_log::PendingLog::new("exec", Some(writer)),
             record: profile.audit.record,
             enabled: profile.audit.enabled,
             counts_path,
@@ -256,8 +254,7 @@ impl AuditSink {
     /// malloc lock).
     pub fn deferred(profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
         AuditSink {
-            writer: std::sync::Mutex::new(None),
-            backlog: std::sync::Mutex::new(Vec::new()),
+            log: super::audit_log::PendingLog::new("exec", None),
             record: profile.audit.record,
             enabled: profile.audit.enabled,
             counts_path,
@@ -268,35 +265,16 @@ impl AuditSink {
 
     /// Attaches the log and writes what waited for it.
     pub fn set_writer(&self, w: Arc<Writer>) {
-        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        for e in backlog.drain(..) {
-            if let Err(err) = w.append(e) {
-                tracing::warn!("audit: exec entry: {err}");
-            }
-        }
-        *slot = Some(w);
+        self.log.set_writer(w)
     }
 
     /// Lets go of the log (so that its owner can seal it).
     pub fn take_writer(&self) -> Option<Arc<Writer>> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.log.take_writer()
     }
 
     fn write(&self, event: Event) {
-        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some(w) => {
-                if let Err(e) = w.append(event) {
-                    tracing::warn!("audit: exec entry: {e}");
-                }
-            }
-            None => self
-                .backlog
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(event),
-        }
+        self.log.write(event)
     }
 }
 

@@ -73,8 +73,9 @@ fn report(ready: &mut Option<OwnedFd>, msg: &str) {
     }
 }
 
-fn monitor_main(mut launch: Launch, ready: OwnedFd) -> i32 {
-    let mut ready = Some(ready);
+/// Points stdin, stdout and stderr at /dev/null: a detached monitor (this one, or lasso-runc's
+/// gate monitor) must not hold its caller's terminal or pipes open.
+pub(crate) fn null_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -85,6 +86,11 @@ fn monitor_main(mut launch: Launch, ready: OwnedFd) -> i32 {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
+}
+
+fn monitor_main(mut launch: Launch, ready: OwnedFd) -> i32 {
+    let mut ready = Some(ready);
+    null_stdio();
     let code = match serve(&mut launch, &mut ready) {
         Ok(code) => code,
         Err(e) => {

@@ -6,49 +6,32 @@
 use crate::audit::{Event, Kind, Outcome, Writer};
 use crate::net::{DropEvent, EgressAudit};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The bridge from the network module's refusals to the sandbox's audit log.
-#[derive(Default)]
 pub(super) struct NetAudit {
-    writer: Mutex<Option<Arc<Writer>>>,
-    backlog: Mutex<Vec<Event>>,
+    log: super::audit_log::PendingLog,
+}
+
+impl Default for NetAudit {
+    fn default() -> Self {
+        NetAudit {
+            log: super::audit_log::PendingLog::new("network", None),
+        }
+    }
 }
 
 impl NetAudit {
     pub(super) fn set_writer(&self, w: Arc<Writer>) {
-        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for e in self
-            .backlog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            if let Err(err) = w.append(e) {
-                tracing::warn!("audit: network entry: {err}");
-            }
-        }
-        *slot = Some(w);
+        self.log.set_writer(w)
     }
 
     pub(super) fn take_writer(&self) -> Option<Arc<Writer>> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.log.take_writer()
     }
 
     fn write(&self, event: Event) {
-        let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some(w) => {
-                if let Err(e) = w.append(event) {
-                    tracing::warn!("audit: network entry: {e}");
-                }
-            }
-            None => self
-                .backlog
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(event),
-        }
+        self.log.write(event)
     }
 }
 
