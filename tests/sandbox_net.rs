@@ -392,6 +392,12 @@ fn a_flood_of_blocked_connections_cannot_grow_the_audit_log() {
         .filter(|e| e["details"]["reason"] == "rate-limited")
         .filter_map(|e| u(e, "suppressed"))
         .sum();
+    eprintln!(
+        "flood: {} entries in all, {} net; repeated destination: {firsts} + count {counted}; \
+         distinct written {distinct}, suppressed {suppressed}",
+        entries.len(),
+        net.len()
+    );
     assert!(
         firsts_total <= 100,
         "the cap holds: {firsts_total}\n{}",
