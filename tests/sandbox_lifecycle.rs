@@ -208,6 +208,10 @@ fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
     let id = rows[0]["id"].as_str().unwrap().to_string();
     assert_eq!(rows[0]["agent"], "shell");
     assert_eq!(rows[0]["profile"], "standard");
+    assert_eq!(
+        rows[0]["network"], "allowlist",
+        "the standard profile's mode"
+    );
     assert_eq!(rows[0]["state"], "running");
     assert!(rows[0]["uptime_secs"].as_i64().is_some());
 

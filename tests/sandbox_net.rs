@@ -309,6 +309,128 @@ fn agent_reaches_only_allowlisted_names_rootless() {
     egress_corpus(As::Nobody);
 }
 
+/// The audit log is not floodable: 200 SYNs to one blocked destination are one entry and then
+/// one count; 150 distinct blocked destinations stop at the cap of 100 first entries a minute
+/// with one summary of what was suppressed; 20 refusals of one name are one entry and a count.
+/// Every drop is accounted for, and the chain still verifies.
+#[test]
+fn a_flood_of_blocked_connections_cannot_grow_the_audit_log() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let w = world(As::Root);
+    probe(&w);
+    let prof = profile_file(&w, PROFILE);
+    let internet = net_support::World::new();
+    let cmd = w.lasso(&[
+        "run",
+        "--profile-file",
+        &prof,
+        "--",
+        "/usr/bin/python3",
+        "/workspace/netprobe.py",
+        "flood",
+    ]);
+    let out = run(&mut in_world(&internet, &w.base, &cmd));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let got: BTreeMap<String, String> = lines(&out.stdout).into_iter().collect();
+    assert_eq!(
+        got.get("flood").map(String::as_str),
+        Some("sent"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        got["flood_dns"].contains("rcode5"),
+        "REFUSED: {}",
+        got["flood_dns"]
+    );
+
+    let (id, entries) = audit_entries(&w.audit_dir());
+    let log = || {
+        entries
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let u = |e: &serde_json::Value, k: &str| e["details"][k].as_u64();
+    let net: Vec<&serde_json::Value> = entries.iter().filter(|e| e["kind"] == "net").collect();
+    let repeated: Vec<_> = net
+        .iter()
+        .filter(|e| e["details"]["destination"] == "203.0.113.20")
+        .collect();
+    let firsts = repeated.iter().filter(|e| u(e, "count").is_none()).count();
+    let counted: u64 = repeated.iter().filter_map(|e| u(e, "count")).sum();
+    assert_eq!(
+        firsts,
+        1,
+        "one entry for the repeated destination\n{}",
+        log()
+    );
+    assert!(
+        counted >= 199,
+        "then its repeats counted: {counted}\n{}",
+        log()
+    );
+
+    let distinct = net
+        .iter()
+        .filter(|e| {
+            e["details"]["destination"]
+                .as_str()
+                .is_some_and(|d| d != "203.0.113.20" && d.starts_with("203.0.113."))
+        })
+        .count();
+    let firsts_total = net
+        .iter()
+        .filter(|e| u(e, "count").is_none() && e["details"]["reason"] != "rate-limited")
+        .count();
+    let suppressed: u64 = net
+        .iter()
+        .filter(|e| e["details"]["reason"] == "rate-limited")
+        .filter_map(|e| u(e, "suppressed"))
+        .sum();
+    eprintln!(
+        "flood: {} entries in all, {} net; repeated destination: {firsts} + count {counted}; \
+         distinct written {distinct}, suppressed {suppressed}",
+        entries.len(),
+        net.len()
+    );
+    assert!(
+        firsts_total <= 100,
+        "the cap holds: {firsts_total}\n{}",
+        log()
+    );
+    assert!(suppressed > 0, "a suppression summary\n{}", log());
+    assert!(
+        distinct as u64 + suppressed >= 150,
+        "every distinct drop written or counted: {distinct} + {suppressed}\n{}",
+        log()
+    );
+
+    let names: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "dns" && e["details"]["name"] == "unlisted.test")
+        .collect();
+    assert_eq!(
+        names.iter().filter(|e| u(e, "count").is_none()).count(),
+        1,
+        "one entry for the refused name\n{}",
+        log()
+    );
+    assert_eq!(
+        names.iter().filter_map(|e| u(e, "count")).sum::<u64>(),
+        19,
+        "{}",
+        log()
+    );
+    let out = run(&mut w.lasso(&["audit", "verify", &id]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
+}
+
 /// A rootless user who may not open /dev/net/tun (this machine's node is 0600) gets no network
 /// at all, with a warning saying why and how to fix it: fail closed, never open.
 #[test]

@@ -317,6 +317,8 @@ struct StatusRow<'a> {
     agent: &'a str,
     profile: &'a str,
     dir: &'a std::path::Path,
+    /// `none`, `allowlist` or `full`; `unknown` for a record from before the field existed.
+    network: &'a str,
     state: sandbox::SandboxState,
     uptime_secs: i64,
     created: &'a str,
@@ -351,6 +353,11 @@ pub fn status(args: StatusArgs) -> CliResult {
             agent: &r.agent,
             profile: &r.profile,
             dir: &r.dir,
+            network: if r.network.is_empty() {
+                "unknown"
+            } else {
+                &r.network
+            },
             state: r.state,
             uptime_secs: r.uptime_secs(),
             created: &r.created,
@@ -367,8 +374,8 @@ pub fn status(args: StatusArgs) -> CliResult {
         return Ok(exit::OK);
     }
     println!(
-        "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} DIR",
-        "ID", "AGENT", "PROFILE", "STATE", "UPTIME", "ALLOWED", "BLOCKED"
+        "{:<9} {:<12} {:<10} {:<10} {:<9} {:<8} {:<8} {:<8} DIR",
+        "ID", "AGENT", "PROFILE", "NETWORK", "STATE", "UPTIME", "ALLOWED", "BLOCKED"
     );
     for r in &rows {
         let state = serde_json::to_value(r.state)
@@ -376,10 +383,11 @@ pub fn status(args: StatusArgs) -> CliResult {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         println!(
-            "{:<9} {:<12} {:<10} {:<9} {:<8} {:<8} {:<8} {}",
+            "{:<9} {:<12} {:<10} {:<10} {:<9} {:<8} {:<8} {:<8} {}",
             r.id,
             r.agent,
             r.profile,
+            r.network,
             state,
             uptime(r.uptime_secs),
             r.execs_allowed,

@@ -206,6 +206,7 @@ impl Launch {
                 .as_ref()
                 .map(|p| p.digest())
                 .unwrap_or_default(),
+            network: self.planned.network.as_str().to_string(),
             state: super::SandboxState::Starting,
             monitor_pid: pid,
             monitor_start: start,

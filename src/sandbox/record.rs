@@ -26,6 +26,10 @@ pub struct Record {
     /// `ResolvedProfile::digest()` of the profile the sandbox started with.
     #[serde(default)]
     pub profile_digest: String,
+    /// The network mode: `none`, `allowlist` or `full` (empty in records written before the
+    /// field existed).
+    #[serde(default)]
+    pub network: String,
     pub dir: PathBuf,
     pub state: SandboxState,
     pub monitor_pid: i32,

@@ -6,6 +6,7 @@ import random
 import socket
 import struct
 import sys
+import time
 
 T = 1.0
 
@@ -152,6 +153,31 @@ def attempts(kind):
     }
 
 
+def syn(host, port):
+    # One SYN, then give up before any retransmit (the first comes after a second): each call is
+    # exactly one dropped packet.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect((host, port))
+    except BlockingIOError:
+        pass
+    time.sleep(0.005)
+    s.close()
+
+
+def flood():
+    # What a hostile agent would do to grow the audit log: one blocked destination again and
+    # again, many distinct blocked destinations, one refused name again and again.
+    for _ in range(200):
+        syn("203.0.113.20", 443)
+    for i in range(150):
+        syn("203.0.113.%d" % (100 + i), 443)
+    answers = [run("dns", lambda: dns_udp("127.0.0.53", "unlisted.test")) for _ in range(20)]
+    print("flood=sent", flush=True)
+    print("flood_dns=" + ";".join(sorted(set(answers))), flush=True)
+
+
 def run(name, f):
     try:
         return "%s=reached:%s" % (name, f())
@@ -160,6 +186,8 @@ def run(name, f):
 
 
 def main():
+    if sys.argv[1:] == ["flood"]:
+        return flood()
     todo = attempts(sys.argv[1] if len(sys.argv) > 1 else "allowlist")
     with cf.ThreadPoolExecutor(max_workers=12) as pool:
         lines = list(pool.map(lambda kv: run(*kv), todo.items()))
