@@ -14,6 +14,7 @@ use crate::engine::state::write_atomic;
 use crate::gate::Monitor;
 use crate::gate::{ExeIdentity, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateVerdict};
 use crate::policy::{decide_argv, AuditRecord, CommandMode, ResolvedProfile};
+use sha2::Digest;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -66,29 +67,41 @@ impl PolicyDecider {
     }
 
     fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes) {
-        for dir in PROGRAM_DIRS {
+        // Which names the profile blocks depends only on the directories' entries and the
+        // profile, so it is cached; each blocked program's identity is read afresh below.
+        // A profile that cannot be serialised (not expected) is scanned every time.
+        let fingerprint: Option<[u8; 32]> = serde_json::to_vec(&*self.profile)
+            .ok()
+            .map(|bytes| sha2::Sha256::digest(&bytes).into());
+        let profile = self.profile.clone();
+        let blocked = hashes.blocked_programs(fingerprint, &PROGRAM_DIRS, |dir| {
             let Ok(entries) = std::fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter(|e| {
+                    let d = decide_argv(&profile, &[e.file_name().as_bytes().to_vec()]);
+                    !d.permits(profile.commands.mode)
+                })
+                .map(|e| e.path())
+                .collect()
+        });
+        for path in blocked {
+            let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let d = decide_argv(&self.profile, &[name.as_bytes().to_vec()]);
-                if d.permits(self.profile.commands.mode) {
-                    continue;
-                }
-                let path = e.path();
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !meta.is_file() {
-                    continue;
-                }
-                let label = name.to_string_lossy().to_string();
-                self.by_id.insert((meta.dev(), meta.ino()), label.clone());
-                if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
-                    if let Some(digest) = hashes.digest(&path, &meta) {
-                        self.by_hash.insert(digest, label);
-                    }
+            if !meta.is_file() {
+                continue;
+            }
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            let label = name.to_string_lossy().to_string();
+            self.by_id.insert((meta.dev(), meta.ino()), label.clone());
+            if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
+                if let Some(digest) = hashes.digest(&path, &meta) {
+                    self.by_hash.insert(digest, label);
                 }
             }
         }
@@ -334,19 +347,31 @@ pub fn attach(
     sandbox_dir: &Path,
 ) -> Result<Option<Monitor>, SandboxError> {
     let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
-    let listener = match crate::gate::recv_listener(sock.as_fd()) {
-        Ok(l) => l,
-        Err(_) => return Ok(None),
-    };
     let sink = Arc::new(AuditSink::new(
         writer,
         &profile,
         sandbox_dir.join(COUNTS_FILE),
     ));
-    let decider = Arc::new(match sandbox_dir.parent() {
-        Some(runtime_dir) => PolicyDecider::cached(profile, runtime_dir),
-        None => PolicyDecider::new(profile),
-    });
+    // The decider scans the host's program directories (thousands of names, each asked of the
+    // policy). Init is setting up its mounts meanwhile and hands the listener over only when it
+    // is done, so the scan runs beside that wait instead of after it. Init has been forked
+    // already and the audit writer's thread runs anyway: one more thread forks nothing.
+    let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
+    let scan = std::thread::Builder::new()
+        .name("gate-decider".into())
+        .spawn(move || match runtime_dir {
+            Some(dir) => PolicyDecider::cached(profile, &dir),
+            None => PolicyDecider::new(profile),
+        })
+        .map_err(super::io_err("start the exec gate's program scan"))?;
+    let received = crate::gate::recv_listener(sock.as_fd());
+    let decider = scan
+        .join()
+        .map_err(|_| SandboxError::Protocol("exec gate: the program scan panicked".into()))?;
+    let Ok(listener) = received else {
+        return Ok(None);
+    };
+    let decider = Arc::new(decider);
     let m = Monitor::start(init, listener, decider, sink).map_err(gate_err)?;
     crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;
     Ok(Some(m))

@@ -10,6 +10,13 @@
 //! runtime directory (`Dirs.runtime`, mode 0700 for a user, root's for root), written
 //! atomically; a cache that cannot be read is empty, one that cannot be written is skipped.
 //!
+//! It also remembers which names in the program directories the profile blocks (the scan asks
+//! the policy about ~2,000 names at every start). That list is trusted only while every
+//! directory is the same inode with the same mtime and ctime (adding, removing or renaming an
+//! entry changes both; ctime cannot be set back) and the profile is byte-for-byte the same
+//! (its SHA-256). Only names are cached: each blocked program is still looked up and its
+//! identity read at every start, so a replaced file or a moved symlink is seen.
+//!
 //! Owns only that file. It decides nothing: the gate's decider uses what it returns.
 
 use sha2::Digest;
@@ -18,7 +25,9 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub const FILE: &str = "program-hashes.json";
+/// Versioned: an older lasso reads its own file (a map of digests only), so two builds used on
+/// one machine do not throw away each other's cache at every start.
+pub const FILE: &str = "program-hashes.v2.json";
 
 /// What identifies one version of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,12 +61,43 @@ struct Entry {
     sha256: String,
 }
 
+/// The blocked names found by one scan, and what they were found under.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Scan {
+    /// SHA-256 of the profile the names were asked of.
+    profile: String,
+    /// Each program directory scanned, in order, with its stamp (`None`: it could not be read).
+    dirs: Vec<(PathBuf, Option<Stamp>)>,
+    /// The blocked entries, in directory order.
+    blocked: Vec<PathBuf>,
+}
+
+/// The file's contents.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(default)]
+    entries: HashMap<PathBuf, Entry>,
+    #[serde(default)]
+    scan: Option<Scan>,
+}
+
 /// The digests known so far, by path.
 #[derive(Debug, Default)]
 pub struct ProgramHashes {
     path: Option<PathBuf>,
     entries: HashMap<PathBuf, Entry>,
+    scan: Option<Scan>,
     dirty: bool,
+}
+
+/// The stamp of each directory, as the scan cache keys it.
+fn dir_stamps(dirs: &[&str]) -> Vec<(PathBuf, Option<Stamp>)> {
+    dirs.iter()
+        .map(|d| {
+            let stamp = std::fs::metadata(d).ok().map(|m| Stamp::of(&m));
+            (PathBuf::from(d), stamp)
+        })
+        .collect()
 }
 
 impl ProgramHashes {
@@ -69,15 +109,54 @@ impl ProgramHashes {
     /// The cache in `dir` (`Dirs.runtime`).
     pub fn open(dir: &Path) -> ProgramHashes {
         let path = dir.join(FILE);
-        let entries = std::fs::read(&path)
+        let stored: Stored = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         ProgramHashes {
             path: Some(path),
-            entries,
+            entries: stored.entries,
+            scan: stored.scan,
             dirty: false,
         }
+    }
+
+    /// The blocked entries of `dirs` for the profile whose SHA-256 is `profile`: from the cache
+    /// when no directory changed since the scan that found them, else from `scan` (which is
+    /// given each directory and returns its blocked entries), remembered for the next start.
+    /// `profile` `None`: always scanned, nothing remembered.
+    pub fn blocked_programs(
+        &mut self,
+        profile: Option<[u8; 32]>,
+        dirs: &[&str],
+        mut scan: impl FnMut(&Path) -> Vec<PathBuf>,
+    ) -> Vec<PathBuf> {
+        let profile = profile.map(hex::encode);
+        let before = dir_stamps(dirs);
+        if let (Some(s), Some(p)) = (&self.scan, &profile) {
+            if s.profile == *p && s.dirs == before {
+                return s.blocked.clone();
+            }
+        }
+        let mut blocked = Vec::new();
+        for (dir, stamp) in &before {
+            if stamp.is_some() {
+                blocked.extend(scan(dir));
+            }
+        }
+        // A directory that changed while it was read: use this scan, remember nothing.
+        let Some(profile) = profile else {
+            return blocked;
+        };
+        if dir_stamps(dirs) == before {
+            self.scan = Some(Scan {
+                profile,
+                dirs: before,
+                blocked: blocked.clone(),
+            });
+            self.dirty = true;
+        }
+        blocked
     }
 
     /// The SHA-256 of the file at `path`, whose metadata the caller read as `meta`. `None` when
@@ -111,7 +190,11 @@ impl ProgramHashes {
         if !self.dirty {
             return;
         }
-        let Ok(text) = serde_json::to_vec(&self.entries) else {
+        let stored = Stored {
+            entries: self.entries.clone(),
+            scan: self.scan.clone(),
+        };
+        let Ok(text) = serde_json::to_vec(&stored) else {
             return;
         };
         if let Err(e) = write_private(path, &text) {
@@ -209,6 +292,60 @@ mod tests {
         let mut c = ProgramHashes::open(dir.path());
         let meta = std::fs::metadata(&prog).unwrap();
         assert_eq!(c.digest(&prog, &meta), Some(sha(b"other")));
+    }
+
+    fn scan_count(dir: &Path, c: &mut ProgramHashes, profile: u8, calls: &mut u32) -> Vec<PathBuf> {
+        let d = dir.to_str().unwrap();
+        c.blocked_programs(Some([profile; 32]), &[d], |p| {
+            *calls += 1;
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rm"))
+                .map(|e| e.path())
+                .collect();
+            v.sort();
+            v
+        })
+    }
+
+    #[test]
+    fn a_program_added_after_the_scan_is_found_blocked() {
+        let cache = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        std::fs::write(bin.path().join("rm"), b"x").unwrap();
+        let mut calls = 0;
+        let mut c = ProgramHashes::open(cache.path());
+        assert_eq!(scan_count(bin.path(), &mut c, 1, &mut calls).len(), 1);
+        c.save();
+        // Unchanged directory and profile: the names come from the cache.
+        let mut c = ProgramHashes::open(cache.path());
+        assert_eq!(scan_count(bin.path(), &mut c, 1, &mut calls).len(), 1);
+        assert_eq!(calls, 1, "an unchanged directory is not scanned again");
+        // A new blocked program appears: the directory's ctime moves, the cache is not trusted,
+        // even with the directory's mtime set back.
+        let old = std::fs::metadata(bin.path()).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(bin.path().join("rmdir"), b"y").unwrap();
+        std::fs::File::open(bin.path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let found = scan_count(bin.path(), &mut c, 1, &mut calls);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn another_profile_scans_again() {
+        let cache = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        std::fs::write(bin.path().join("rm"), b"x").unwrap();
+        let mut calls = 0;
+        let mut c = ProgramHashes::open(cache.path());
+        scan_count(bin.path(), &mut c, 1, &mut calls);
+        scan_count(bin.path(), &mut c, 2, &mut calls);
+        assert_eq!(calls, 2, "the cached names belong to another profile");
     }
 
     #[test]
