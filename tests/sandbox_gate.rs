@@ -366,3 +366,44 @@ fn rm_typed_in_an_interactive_shell_is_refused() {
     keys(&["exit", "Enter"]);
     wait_until("the end", || screen(&name).contains("EXIT="));
 }
+
+#[test]
+fn pgrep_runs_though_pkill_links_to_it_and_pgrep_called_pkill_is_refused() {
+    if !needs_root() {
+        return;
+    }
+    let linked = std::fs::read_link("/usr/bin/pkill").is_ok_and(|t| t.ends_with("pgrep"));
+    if !linked {
+        eprintln!("skipped: /usr/bin/pkill is not a symlink to pgrep here");
+        return;
+    }
+    let w = world(As::Root);
+    // The standard profile blocks `pkill`; `pgrep` is the same program acting by its name.
+    let body = "pgrep -c no-such-process-name; echo \"pgrep=$?\"\n\
+        python3 -c 'import os; os.execv(\"/usr/bin/pgrep\", [\"pkill\", \"-0\", \"no-such\"])'; echo \"alias=$?\"\n\
+        cp /usr/bin/pgrep /tmp/x\n\
+        python3 -c 'import os; os.execv(\"/tmp/x\", [\"pkill\", \"-0\", \"no-such\"])'; echo \"copy=$?\"\n\
+        /tmp/x -c no-such-process-name; echo \"copy-as-itself=$?\"\n";
+    script(&w, "names.sh", &format!("#!/bin/sh\n{body}"));
+    let out = run(&mut w.lasso(&["run", "--", "/workspace/names.sh"]));
+    let t = text(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pgrep=1"),
+        "pgrep must run (no match: 1)\n{t}"
+    );
+    assert!(stdout.contains("copy-as-itself=1"), "{t}");
+    // Refused: execv fails with EACCES and python exits 1 (pkill itself would exit 1 or 0
+    // too, so the refusals below are what tells).
+    assert!(
+        stdout.contains("alias=1") && stdout.contains("copy=1"),
+        "{t}"
+    );
+    let refusals = String::from_utf8_lossy(&out.stderr)
+        .matches("lasso: blocked:")
+        .count();
+    assert_eq!(
+        refusals, 2,
+        "pgrep run as pkill, directly and as a copy\n{t}"
+    );
+}

@@ -38,6 +38,11 @@ pub struct PolicyDecider {
     /// copy or a rename of `rm` is still `rm`.
     by_id: HashMap<(u64, u64), String>,
     by_hash: HashMap<[u8; 32], String>,
+    /// Programs that act by the name they are called by, learned from a blocked name that is a
+    /// symlink to an allowed one (`pkill -> pgrep`, `iptables -> xtables-nft-multi`): the file
+    /// itself is not blocked, but run under a blocked `argv[0]` it is that program.
+    by_argv0_id: std::collections::HashSet<(u64, u64)>,
+    by_argv0_hash: std::collections::HashSet<[u8; 32]>,
 }
 
 impl PolicyDecider {
@@ -58,6 +63,8 @@ impl PolicyDecider {
             profile,
             by_id: HashMap::new(),
             by_hash: HashMap::new(),
+            by_argv0_id: Default::default(),
+            by_argv0_hash: Default::default(),
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
             d.learn_blocked_programs(&mut hashes);
@@ -98,6 +105,9 @@ impl PolicyDecider {
                 continue;
             };
             let label = name.to_string_lossy().to_string();
+            if self.acts_by_argv0(&path, &meta, hashes) {
+                continue;
+            }
             self.by_id.insert((meta.dev(), meta.ino()), label.clone());
             if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
                 if let Some(digest) = hashes.digest(&path, &meta) {
@@ -105,6 +115,52 @@ impl PolicyDecider {
                 }
             }
         }
+    }
+
+    /// A blocked name that is a symlink to a program whose own name is allowed: remembers that
+    /// program (by identity and content) as one that acts by `argv[0]`, and says so. Blocking
+    /// the target itself would refuse `pgrep` because `pkill` links to it.
+    fn acts_by_argv0(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        hashes: &mut ProgramHashes,
+    ) -> bool {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| std::fs::canonicalize(path).ok()).flatten() else {
+            return false;
+        };
+        let Some(own) = target.file_name() else {
+            return false;
+        };
+        if !decide_argv(&self.profile, &[own.as_bytes().to_vec()])
+            .permits(self.profile.commands.mode)
+        {
+            return false;
+        }
+        self.by_argv0_id.insert((meta.dev(), meta.ino()));
+        if meta.len() <= MAX_HASHED {
+            if let Some(digest) = hashes.digest(&target, meta) {
+                self.by_argv0_hash.insert(digest);
+            }
+        }
+        true
+    }
+
+    /// The name a program that acts by `argv[0]` was called by, when `e` is one.
+    fn argv0_check(&self, e: &ExeIdentity, argv: &[Vec<u8>]) -> Option<GateVerdict> {
+        let acts_by_name = self.by_argv0_id.contains(&(e.dev, e.ino))
+            || e.sha256
+                .as_ref()
+                .is_some_and(|h| self.by_argv0_hash.contains(h));
+        let first = argv.first()?;
+        if !acts_by_name {
+            return None;
+        }
+        let name = first.rsplit(|b| *b == b'/').next().unwrap_or(first);
+        let mut called = vec![name.to_vec()];
+        called.extend_from_slice(argv.get(1..).unwrap_or(&[]));
+        self.check(called)
     }
 
     /// The policy's answer for one argv (argv[0] the program's path or name).
@@ -190,6 +246,9 @@ impl ExecDecider for PolicyDecider {
     fn decide(&self, req: &ExecRequest) -> GateVerdict {
         let rest: &[Vec<u8>] = req.argv.get(1..).unwrap_or(&[]);
         if let Some(v) = self.exe(&req.exe, rest) {
+            return v;
+        }
+        if let Some(v) = self.argv0_check(&req.exe, &req.argv) {
             return v;
         }
         // The name it was called by (a symlink's own name) must pass too.
