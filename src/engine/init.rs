@@ -90,7 +90,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
             Ok(never) => match never {},
         },
     };
-    let _ = writeln!(std::io::stderr(), "lasso-runc init: {err}");
+    let _ = writeln!(std::io::stderr(), "lasso init: {err}");
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
 }
