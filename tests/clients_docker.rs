@@ -190,11 +190,7 @@ impl Client for Docker {
         self.docker(&["kill", "-s", signal, name])
     }
     fn exit_code(&self, name: &str) -> Result<i32, String> {
-        let out = self.docker(&["wait", name]).ok()?;
-        out.stdout
-            .trim()
-            .parse()
-            .map_err(|e| format!("exit code {:?}: {e}", out.stdout))
+        self.docker(&["wait", name]).waited_code()
     }
     fn rm(&self, name: &str) -> Out {
         self.docker(&["rm", name])

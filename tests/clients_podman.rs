@@ -202,11 +202,7 @@ impl Client for Podman {
         self.podman(&["kill", "-s", signal, name])
     }
     fn exit_code(&self, name: &str) -> Result<i32, String> {
-        let out = self.podman(&["wait", name]).ok()?;
-        out.stdout
-            .trim()
-            .parse()
-            .map_err(|e| format!("exit code {:?}: {e}", out.stdout))
+        self.podman(&["wait", name]).waited_code()
     }
     fn rm(&self, name: &str) -> Out {
         self.podman(&["rm", name])

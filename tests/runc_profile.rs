@@ -252,6 +252,20 @@ fn gone(pid: i32) -> bool {
     }
 }
 
+/// `create` with every standard stream on /dev/null, as a client that does not wait on the
+/// detached gate monitor's output would run it.
+fn create_detached(runc: &Runc, p: &Profiled, id: &str) -> std::process::ExitStatus {
+    runc_cmd(runc, p)
+        .args(["create", "--bundle"])
+        .arg(p.bundle.path())
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
 #[test]
 fn exec_sessions_are_gated_and_audited_and_the_monitor_is_gone_after_delete() {
     if !can_run() {
@@ -261,15 +275,7 @@ fn exec_sessions_are_gated_and_audited_and_the_monitor_is_gone_after_delete() {
     let runc = Runc::new();
     let id = unique_id("prof-del");
     let _g = Guard::new(&runc, &id);
-    let out = runc_cmd(&runc, &p)
-        .args(["create", "--bundle"])
-        .arg(p.bundle.path())
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let out = create_detached(&runc, &p, &id);
     assert!(out.success());
     let (monitor, log) = monitor_of(&runc, &id);
     assert!(!gone(monitor), "the monitor must outlive create");
@@ -371,15 +377,7 @@ fn monitor_of_a_container_deleted_before_start_exits_and_seals() {
     let runc = Runc::new();
     let id = unique_id("prof-nostart");
     let _g = Guard::new(&runc, &id);
-    let st = runc_cmd(&runc, &p)
-        .args(["create", "--bundle"])
-        .arg(p.bundle.path())
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let st = create_detached(&runc, &p, &id);
     assert!(st.success());
     let (monitor, _) = monitor_of(&runc, &id);
     assert!(runc.exec(&["delete", "--force", &id]).status.success());

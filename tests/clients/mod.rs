@@ -107,6 +107,15 @@ pub struct Out {
 }
 
 impl Out {
+    /// The exit code a `wait` command printed (`docker wait`, `podman wait`), when it succeeded.
+    pub fn waited_code(self) -> Result<i32, String> {
+        let out = self.ok()?;
+        out.stdout
+            .trim()
+            .parse()
+            .map_err(|e| format!("exit code {:?}: {e}", out.stdout))
+    }
+
     /// Ok when the command exited 0, else an error naming the argv and its stderr.
     pub fn ok(self) -> Result<Out, String> {
         if self.code == 0 {
