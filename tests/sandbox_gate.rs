@@ -7,8 +7,6 @@
 mod sandbox_support;
 
 use sandbox_support::*;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn needs_root() -> bool {
     if !is_root() {
@@ -229,14 +227,6 @@ fn audit_log_has_one_exec_entry_per_exec_and_verifies() {
     );
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn lasso_exec_into_a_running_sandbox_is_decided_and_gated() {
     if !needs_root() {
@@ -296,64 +286,19 @@ fn lasso_exec_into_a_running_sandbox_is_decided_and_gated() {
     }
 }
 
-struct Tmux(String);
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
-}
-
-fn screen(name: &str) -> String {
-    let o = Command::new("tmux")
-        .args(["capture-pane", "-p", "-t", name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
 #[test]
 fn rm_typed_in_an_interactive_shell_is_refused() {
     if !needs_root() {
         return;
     }
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !has_tmux() {
         return;
     }
     let w = world(As::Root);
     let f = plant(&w);
     let name = format!("lasso-gate-{}", std::process::id());
-    let full = format!(
-        "cd {} && env -i PATH=/usr/bin:/bin HOME={} {LASSO} up --agent shell; echo EXIT=$?; sleep 60",
-        w.ws.display(),
-        w.home.display()
-    );
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "120",
-            "-y",
-            "30",
-            &full,
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let _t = Tmux(name.clone());
-    let keys = |k: &[&str]| {
-        Command::new("tmux")
-            .args(["send-keys", "-t", &name])
-            .args(k)
-            .status()
-            .unwrap();
-    };
+    let _t = tmux(&name, &format!("{LASSO} up --agent shell"), &w);
+    let keys = |k: &[&str]| keys(&name, k);
     wait_until("a prompt", || screen(&name).contains('$'));
     keys(&[&format!("rm -f {X}; echo rc=$?"), "Enter"]);
     wait_until("the refusal", || screen(&name).contains("rc=126"));

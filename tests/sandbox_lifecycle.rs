@@ -7,7 +7,7 @@ mod sandbox_support;
 
 use sandbox_support::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn needs_root() -> bool {
     if !is_root() {
@@ -29,14 +29,6 @@ fn status_json(w: &World) -> Vec<serde_json::Value> {
     all.into_iter()
         .filter(|r| r["dir"].as_str() == w.ws.to_str())
         .collect()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn alive(pid: i64) -> bool {
@@ -123,63 +115,12 @@ fn run_forwards_term_and_a_second_one_kills() {
     assert!(w.leftovers().is_empty());
 }
 
-struct Tmux(String);
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
-}
-
-fn tmux(name: &str, cmd: &str, w: &World) -> Tmux {
-    let full = format!(
-        "cd {} && env -i PATH=/usr/bin:/bin HOME={} {cmd}; echo EXIT=$?; sleep 60",
-        w.ws.display(),
-        w.home.display()
-    );
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &full,
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "tmux");
-    Tmux(name.to_string())
-}
-
-fn screen(name: &str) -> String {
-    let o = Command::new("tmux")
-        .args(["capture-pane", "-p", "-t", name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn keys(name: &str, k: &[&str]) {
-    Command::new("tmux")
-        .args(["send-keys", "-t", name])
-        .args(k)
-        .status()
-        .unwrap();
-}
-
 #[test]
 fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
     if !needs_root() {
         return;
     }
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !has_tmux() {
         return;
     }
     let w = world(As::Root);

@@ -174,3 +174,79 @@ impl World {
         sandbox_dirs_of(&self.runtime(), &self.ws)
     }
 }
+
+/// Polls `f` every 20 ms until it holds; fails the test after 20 s naming `what`.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A tmux session of the test's, killed when dropped.
+pub struct Tmux(pub String);
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// Whether tmux is installed (the terminal tests skip without it).
+pub fn has_tmux() -> bool {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return false;
+    }
+    true
+}
+
+/// A 100x30 tmux session running `cmd` in the world's workspace with a minimal environment;
+/// it prints `EXIT=<status>` when `cmd` ends and stays up a minute for the screen to be read.
+pub fn tmux(name: &str, cmd: &str, w: &World) -> Tmux {
+    let full = format!(
+        "cd {} && env -i PATH=/usr/bin:/bin HOME={} {cmd}; echo EXIT=$?; sleep 60",
+        w.ws.display(),
+        w.home.display()
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &full,
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tmux");
+    Tmux(name.to_string())
+}
+
+/// What the session's screen shows now.
+pub fn screen(name: &str) -> String {
+    let o = Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Types `k` into the session (tmux key names allowed, e.g. "Enter", "C-p").
+pub fn keys(name: &str, k: &[&str]) {
+    Command::new("tmux")
+        .args(["send-keys", "-t", name])
+        .args(k)
+        .status()
+        .unwrap();
+}
