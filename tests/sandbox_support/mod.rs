@@ -33,14 +33,30 @@ pub struct World {
     pub who: As,
 }
 
+/// `chown -R` that tolerates entries vanishing meanwhile: a running sandbox's monitor creates
+/// and removes files under the runtime dir while the test calls lasso again.
 fn chown_r(path: &Path, id: u32) {
-    let ok = Command::new("chown")
-        .args(["-R", &format!("{id}:{id}")])
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "chown {}", path.display());
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    if let Err(e) = std::os::unix::fs::lchown(path, Some(id), Some(id)) {
+        assert!(gone(&e), "chown {}: {e}", path.display());
+        return;
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if gone(&e) => return,
+        Err(e) => panic!("stat {}: {e}", path.display()),
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(r) => r,
+        Err(e) if gone(&e) => return,
+        Err(e) => panic!("read {}: {e}", path.display()),
+    };
+    for entry in entries.flatten() {
+        chown_r(&entry.path(), id);
+    }
 }
 
 /// A home with secrets and agent settings, owned by the user lasso maps the agent to.
