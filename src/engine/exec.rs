@@ -4,6 +4,12 @@
 //! the container's pid namespace. That process gets the console, credentials, no_new_privs,
 //! the close-on-exec sweep and execve exactly as init does (`process`). The runtime is made a
 //! child subreaper so the process stays its child to wait for, as runc's exec does.
+//!
+//! A gated process whose monitor (the caller of `exec`) lacks CAP_SYS_PTRACE, the rootless
+//! case, must be traceable by it at its first exec: it gets a Landlock domain of its own
+//! (required, or the process does not start) and becomes dumpable right before its execve
+//! (see `process::finish_and_exec`). Because it stays the runtime's child (subreaper), the
+//! monitor is its ancestor, which Yama's `ptrace_scope=1` asks of a tracer.
 
 use super::console;
 use super::container::{wait_child, Container, ContainerError, Runtime};
@@ -26,6 +32,8 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
     /// The exec gate's hand-over socket for this process (see `CreateOptions::gate_socket`).
+    /// The gate's monitor is the caller of `exec`: without CAP_SYS_PTRACE, the process is made
+    /// traceable by it (see the module's documentation).
     pub gate_socket: Option<std::os::fd::RawFd>,
     /// Where the runtime writes the process's host PID (4 bytes, native order) as soon as it
     /// is known, before the process execs: a gate monitor must trace it before the hand-over
@@ -102,8 +110,17 @@ impl Runtime {
             .with_baseline(super::confine::wants_baseline(&spec))?;
         let landlock =
             super::confine::landlock_rules(&spec).map_err(ContainerError::Unsupported)?;
+        // Without CAP_SYS_PTRACE the monitor can seize the process only once it is dumpable.
+        let traceable = opts.gate_socket.is_some() && !may_trace_anything();
+        if traceable && landlock.is_none() {
+            return Err(ContainerError::Unsupported(format!(
+                "exec into {id}: the gate's unprivileged monitor needs the process confined by Landlock (the container has no {} annotation); run as root",
+                super::confine::LANDLOCK_ANNOTATION
+            )));
+        }
         let args = HelperArgs {
             landlock: landlock.as_ref(),
+            traceable,
             join,
             process: p,
             prepared: &prepared,
@@ -181,6 +198,15 @@ struct HelperArgs<'a> {
     setgroups_allowed: bool,
     preserve_fds: u32,
     gate: Option<std::os::fd::RawFd>,
+    /// The process must become traceable by an unprivileged gate monitor before its execve.
+    traceable: bool,
+}
+
+/// Whether this process may ptrace any process of the host's user namespace, non-dumpable
+/// ones included (CAP_SYS_PTRACE in the effective set).
+fn may_trace_anything() -> bool {
+    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_PTRACE)
+        .unwrap_or(false)
 }
 
 fn exit_now(code: i32) -> ! {
@@ -240,7 +266,7 @@ fn start_process(args: &HelperArgs<'_>) -> String {
             }
         }
     }
-    if let Err(e) = super::confine::enforce(args.landlock) {
+    if let Err(e) = confine(args) {
         return e;
     }
     match process::finish_and_exec(
@@ -249,8 +275,23 @@ fn start_process(args: &HelperArgs<'_>) -> String {
         args.setgroups_allowed,
         args.preserve_fds,
         args.gate,
+        args.traceable,
     ) {
         Err(e) => e.to_string(),
         Ok(never) => match never {},
     }
+}
+
+/// Landlock for the process. When it is to become traceable, its domain is what keeps the
+/// container's processes (all in init's domain, a sibling) from reaching it while it still is
+/// the host binary: a kernel that enforces none refuses the session instead.
+fn confine(args: &HelperArgs<'_>) -> Result<(), String> {
+    let Some(rules) = args.landlock else {
+        return Ok(());
+    };
+    let status = super::landlock::restrict(rules).map_err(|e| e.to_string())?;
+    if args.traceable && status.enforcement == super::landlock::Enforcement::None {
+        return Err("this kernel enforces no Landlock, which a process traced by an unprivileged exec gate needs (see `lasso doctor`); run as root".into());
+    }
+    Ok(())
 }

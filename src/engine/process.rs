@@ -162,20 +162,25 @@ pub fn exec(process: &Process) -> Result<Infallible, ProcessError> {
 /// seccomp and the rest then covers everything the program does; the listener is handed to the
 /// monitor over `gate`, and this process waits until the monitor traces it, so that its own
 /// execve below is the first exec the gate decides.
+///
+/// With `traceable`, the process becomes dumpable as the very last step before its execve
+/// (see `traceable_by_an_unprivileged_gate`).
 pub fn finish_and_exec(
     process: &Process,
     prepared: &Prepared,
     setgroups_allowed: bool,
     preserve_fds: u32,
     gate: Option<std::os::fd::RawFd>,
+    traceable: bool,
 ) -> Result<Infallible, ProcessError> {
-    finish_and_exec_with(
+    tail(
         process,
         prepared,
         setgroups_allowed,
         preserve_fds,
         gate,
         None,
+        traceable,
     )
 }
 
@@ -188,6 +193,26 @@ pub fn finish_and_exec_with(
     preserve_fds: u32,
     gate: Option<std::os::fd::RawFd>,
     runtime_pidfd: Option<std::os::fd::RawFd>,
+) -> Result<Infallible, ProcessError> {
+    tail(
+        process,
+        prepared,
+        setgroups_allowed,
+        preserve_fds,
+        gate,
+        runtime_pidfd,
+        false,
+    )
+}
+
+fn tail(
+    process: &Process,
+    prepared: &Prepared,
+    setgroups_allowed: bool,
+    preserve_fds: u32,
+    gate: Option<std::os::fd::RawFd>,
+    runtime_pidfd: Option<std::os::fd::RawFd>,
+    traceable: bool,
 ) -> Result<Infallible, ProcessError> {
     let nnp = process.no_new_privileges().unwrap_or(false);
     if !nnp {
@@ -208,7 +233,26 @@ pub fn finish_and_exec_with(
         prepared.apply_seccomp()?;
     }
     cloexec_from(3 + preserve_fds)?;
+    if traceable {
+        traceable_by_an_unprivileged_gate()?;
+    }
     exec(process)
+}
+
+/// An `exec`'d process inherits the non-dumpable flag its helper set before entering the
+/// container, and its memory still belongs to the host's user namespace: an unprivileged gate
+/// monitor (no CAP_SYS_PTRACE there) could not seize it at its first exec notification, and
+/// the gate would refuse that exec. So, last of all, it becomes dumpable: every restriction is
+/// in force by now (ids, capabilities, no_new_privs, Landlock, both seccomp filters, the
+/// listener handed over and closed, every other descriptor close-on-exec), and the caller
+/// (`exec`) made sure the process has a Landlock domain of its own. Landlock lets a process
+/// in a domain ptrace, read /proc/PID/{exe,mem,fd} of, or pidfd_getfd from, only processes
+/// in the same domain or one nested in it (landlock(7), "Ptrace restrictions"); the sandbox's
+/// processes live in init's domain, a sibling of this one, so none of them can reach this
+/// process in the microseconds before its execve replaces the host binary. Its own monitor,
+/// outside any domain and the owner of the sandbox's user namespace, can.
+fn traceable_by_an_unprivileged_gate() -> Result<(), ProcessError> {
+    nix::sys::prctl::set_dumpable(true).map_err(sys("prctl(PR_SET_DUMPABLE)"))
 }
 
 /// Arms SIGKILL for the moment the parent (the runtime, which cloned this process) dies, then

@@ -5,6 +5,10 @@
 //! process becomes its monitor (the gate's worker threads) until it exits, deciding every
 //! exec of the session with the same profile.
 //!
+//! As an unprivileged user the session is gated the same way: the engine makes the process
+//! traceable by this (unprivileged) monitor right before its execve, confined by a Landlock
+//! domain of its own (see `engine::exec`); hosts where that cannot hold are refused.
+//!
 //! The sandbox's own log has one writer (its monitor, another process), so a session writes its
 //! entries to a log of its own, `<id>-exec-<pid>`, whose genesis names the same profile and
 //! digest; `lasso audit verify` checks it like any other.
@@ -79,12 +83,7 @@ fn open_log(dirs: &Dirs, rec: &Record, p: &ResolvedProfile) -> Result<Writer, Sa
 pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ended, SandboxError> {
     let rec = find(dirs, id)?;
     if !nix::unistd::geteuid().is_root() {
-        // The exec'd process is non-dumpable while it still is the host binary (its
-        // /proc/<pid>/exe must stay closed to the agent), and an unprivileged monitor cannot
-        // trace it then. Refused rather than run ungated.
-        return Err(SandboxError::Refused(format!(
-            "lasso exec/shell into sandbox {id}: processes started into a rootless sandbox cannot be gated yet, and nothing runs ungated; run it as root, or from inside the sandbox's own session (`lasso attach {id}`)"
-        )));
+        unprivileged_gate_possible(id)?;
     }
     let profile = Arc::new(sandbox_profile(dirs, &rec)?);
     let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
@@ -109,6 +108,32 @@ pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ende
         return Ok(Ended::Blocked(reason));
     }
     gated(dirs, id, &rec, cmd, terminal, profile).map(Ended::Exited)
+}
+
+/// What an unprivileged monitor needs to trace the session (see `engine::exec`): a kernel that
+/// enforces Landlock (the session's own domain keeps the sandbox's processes away from it while
+/// it is dumpable) and a Yama setting that lets a user trace its own descendants. Refused
+/// rather than run ungated.
+fn unprivileged_gate_possible(id: &str) -> Result<(), SandboxError> {
+    let refuse = |why: String| {
+        SandboxError::Refused(format!(
+            "lasso exec/shell into sandbox {id}: {why}; nothing runs ungated: run it as root, or from inside the sandbox's own session (`lasso attach {id}`)"
+        ))
+    };
+    if crate::engine::landlock::kernel_abi() < 1 {
+        return Err(refuse(
+            "this kernel enforces no Landlock, which gating a session as an unprivileged user needs (enable it with lsm=...,landlock on the kernel command line; see `lasso doctor`)".into(),
+        ));
+    }
+    // 1 (descendants only) is fine: the session stays this process's child (`engine::exec`
+    // makes it a subreaper). 2 and 3 allow no unprivileged tracing at all.
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
+    if let Some(scope) = yama.as_deref().map(str::trim).filter(|s| *s >= "2") {
+        return Err(refuse(format!(
+            "kernel.yama.ptrace_scope is {scope}, which forbids the gate's ptrace for unprivileged users (set it to 1 with `sysctl kernel.yama.ptrace_scope=1`)"
+        )));
+    }
+    Ok(())
 }
 
 fn seal(w: Arc<Writer>) -> Result<(), SandboxError> {
