@@ -303,10 +303,10 @@ fn rootless_up_exec_status_and_down() {
         "-c",
         "echo hi > /workspace/from-exec; id -u",
     ]));
-    // Rootless exec sessions cannot be gated yet: refused, nothing runs.
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("cannot be gated yet"), "{}", text(&out));
-    assert!(!w.ws.join("from-exec").exists());
+    // A rootless exec session runs gated, as the sandbox's agent user.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n", "{}", text(&out));
+    assert!(w.ws.join("from-exec").exists());
     let out = run(&mut w.lasso(&["down", "-t", "0"]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(!alive(ia) && !alive(ib));

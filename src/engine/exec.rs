@@ -6,9 +6,9 @@
 //! child subreaper so the process stays its child to wait for, as runc's exec does.
 //!
 //! A gated process whose monitor (the caller of `exec`) lacks CAP_SYS_PTRACE, the rootless
-//! case, must be traceable by it at its first exec: it gets a Landlock domain of its own
-//! (required, or the process does not start) and becomes dumpable right before its execve
-//! (see `process::finish_and_exec`). Because it stays the runtime's child (subreaper), the
+//! case, must be traceable by it at its first exec: it becomes dumpable right before its
+//! execve, which is safe only while the container is confined by Landlock (required, or the
+//! process does not start; see `process::finish_and_exec`). Because it stays the runtime's child (subreaper), the
 //! monitor is its ancestor, which Yama's `ptrace_scope=1` asks of a tracer.
 
 use super::console;
@@ -282,9 +282,10 @@ fn start_process(args: &HelperArgs<'_>) -> String {
     }
 }
 
-/// Landlock for the process. When it is to become traceable, its domain is what keeps the
-/// container's processes (all in init's domain, a sibling) from reaching it while it still is
-/// the host binary: a kernel that enforces none refuses the session instead.
+/// Landlock for the process. When it is to become traceable, Landlock is what keeps the
+/// container's processes (all in init's domain, enforced by the same kernel from the same
+/// rules) from reaching it while it still is the host binary: a kernel that enforces none
+/// refuses the session instead.
 fn confine(args: &HelperArgs<'_>) -> Result<(), String> {
     let Some(rules) = args.landlock else {
         return Ok(());

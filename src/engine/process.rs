@@ -245,12 +245,13 @@ fn tail(
 /// the gate would refuse that exec. So, last of all, it becomes dumpable: every restriction is
 /// in force by now (ids, capabilities, no_new_privs, Landlock, both seccomp filters, the
 /// listener handed over and closed, every other descriptor close-on-exec), and the caller
-/// (`exec`) made sure the process has a Landlock domain of its own. Landlock lets a process
-/// in a domain ptrace, read /proc/PID/{exe,mem,fd} of, or pidfd_getfd from, only processes
-/// in the same domain or one nested in it (landlock(7), "Ptrace restrictions"); the sandbox's
-/// processes live in init's domain, a sibling of this one, so none of them can reach this
-/// process in the microseconds before its execve replaces the host binary. Its own monitor,
-/// outside any domain and the owner of the sandbox's user namespace, can.
+/// (`exec`) made sure the container is confined by Landlock. Landlock lets a process in a
+/// domain ptrace, open /proc/PID/{exe,mem,fd/N} of, or pidfd_getfd from, only processes in
+/// the same domain or one nested in it (landlock(7), "Ptrace restrictions"); every process of
+/// the container descends from init and lives in init's domain or below, while this one was
+/// forked from the host runtime and got a domain of its own, beside init's, not under it. So
+/// none of them can reach it in the microseconds before its execve replaces the host binary.
+/// Its monitor, outside any domain and the owner of the container's user namespace, can.
 fn traceable_by_an_unprivileged_gate() -> Result<(), ProcessError> {
     nix::sys::prctl::set_dumpable(true).map_err(sys("prctl(PR_SET_DUMPABLE)"))
 }

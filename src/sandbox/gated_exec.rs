@@ -6,8 +6,9 @@
 //! exec of the session with the same profile.
 //!
 //! As an unprivileged user the session is gated the same way: the engine makes the process
-//! traceable by this (unprivileged) monitor right before its execve, confined by a Landlock
-//! domain of its own (see `engine::exec`); hosts where that cannot hold are refused.
+//! traceable by this (unprivileged) monitor right before its execve, which Landlock keeps out
+//! of the sandbox's reach (see `engine::process::finish_and_exec`); hosts where that cannot
+//! hold are refused.
 //!
 //! The sandbox's own log has one writer (its monitor, another process), so a session writes its
 //! entries to a log of its own, `<id>-exec-<pid>`, whose genesis names the same profile and
@@ -111,9 +112,9 @@ pub fn run(dirs: &Dirs, id: &str, cmd: &[String], terminal: bool) -> Result<Ende
 }
 
 /// What an unprivileged monitor needs to trace the session (see `engine::exec`): a kernel that
-/// enforces Landlock (the session's own domain keeps the sandbox's processes away from it while
-/// it is dumpable) and a Yama setting that lets a user trace its own descendants. Refused
-/// rather than run ungated.
+/// enforces Landlock (which keeps the sandbox's processes away from the session while it is
+/// dumpable) and a Yama setting that lets a user trace its own descendants. Refused rather
+/// than run ungated.
 fn unprivileged_gate_possible(id: &str) -> Result<(), SandboxError> {
     let refuse = |why: String| {
         SandboxError::Refused(format!(

@@ -1,0 +1,349 @@
+//! `lasso exec` and `lasso shell ID` run by an unprivileged user (nobody) into a running
+//! rootless sandbox under the built-in `standard` profile (which blocks `rm`): a blocked
+//! command line is refused before anything starts, a blocked program the session starts is
+//! refused by the session's own gate, every refusal lands in the session's log, which
+//! verifies; an allowed command's output and status are the same as outside; a shell typed
+//! at in tmux is gated. The session is traceable by its unprivileged monitor, so the tests
+//! also check from inside the sandbox what keeps it out of the agent's reach (its own Landlock
+//! domain), and from the host that it stays the monitor's child (what Yama's ptrace_scope=1
+//! asks of a tracer).
+
+mod sandbox_support;
+
+use sandbox_support::*;
+use std::process::{Command, Stdio};
+
+fn needs_root() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root (to become nobody)");
+        return false;
+    }
+    true
+}
+
+const X: &str = "/workspace/precious";
+
+/// A rootless sandbox of the world's, stopped when dropped (also when the test fails).
+struct Sandbox<'a> {
+    w: &'a World,
+    id: String,
+}
+
+impl Drop for Sandbox<'_> {
+    fn drop(&mut self) {
+        let _ = run(&mut self.w.lasso(&["stop", "-t", "0", &self.id]));
+    }
+}
+
+fn up<'a>(w: &'a World, cmd: &[&str]) -> Sandbox<'a> {
+    let mut args = vec!["up", "--detach", "--agent", "shell", "--"];
+    args.extend_from_slice(cmd);
+    let out = run(&mut w.lasso(&args));
+    assert!(out.status.success(), "{}", text(&out));
+    Sandbox {
+        w,
+        id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    }
+}
+
+/// A file the agent may delete if nothing stops it.
+fn plant(w: &World) -> std::path::PathBuf {
+    let f = w.ws.join("precious");
+    std::fs::write(&f, "keep me\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(NOBODY), Some(NOBODY)).unwrap();
+    f
+}
+
+/// Logs of the exec sessions into `id`, newest last (by the session's pid, in the name).
+fn session_logs(w: &World, id: &str) -> Vec<String> {
+    let prefix = format!("{id}-exec-");
+    let mut logs: Vec<(u32, String)> = std::fs::read_dir(w.audit_dir())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let log = n.strip_suffix(".jsonl")?.to_string();
+            let pid = log.strip_prefix(&prefix)?.parse().ok()?;
+            Some((pid, log))
+        })
+        .collect();
+    logs.sort();
+    logs.into_iter().map(|(_, l)| l).collect()
+}
+
+fn entries(w: &World, log: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(w.audit_dir().join(format!("{log}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn verifies(w: &World, log: &str) {
+    let out = run(&mut w.lasso(&["audit", "verify", log]));
+    assert!(out.status.success(), "{log}: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("intact"),
+        "{log}: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn rootless_exec_of_rm_is_refused_before_it_starts_and_audited() {
+    if !needs_root() {
+        return;
+    }
+    let w = world(As::Nobody);
+    let f = plant(&w);
+    let s = up(&w, &["/bin/sh", "-c", "sleep 60"]);
+    let out = run(&mut w.lasso(&["exec", &s.id, "--", "rm", "-f", X]));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(126), "{t}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lasso: blocked: rm"),
+        "{t}"
+    );
+    assert!(f.exists(), "{t}");
+    let logs = session_logs(&w, &s.id);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let blocked: Vec<_> = entries(&w, &logs[0])
+        .into_iter()
+        .filter(|e| e["kind"] == "exec" && e["outcome"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{blocked:#?}");
+    assert_eq!(blocked[0]["details"]["via"], "lasso exec", "{blocked:#?}");
+    assert_eq!(blocked[0]["details"]["argv"][0], "rm", "{blocked:#?}");
+    verifies(&w, &logs[0]);
+}
+
+#[test]
+fn rootless_exec_session_refuses_a_blocked_program_it_starts() {
+    if !needs_root() {
+        return;
+    }
+    let w = world(As::Nobody);
+    let f = plant(&w);
+    let s = up(&w, &["/bin/sh", "-c", "sleep 60"]);
+    // Neither is decidable from the command line: the session's own gate decides each exec.
+    std::fs::write(w.ws.join("del.sh"), format!("rm -f {X}\necho rc=$?\n")).unwrap();
+    let copy = format!("cp /bin/rm /tmp/tidy && /tmp/tidy {X}");
+    for (what, argv) in [
+        ("rm in a script", vec!["/bin/sh", "/workspace/del.sh"]),
+        ("a copy of rm", vec!["/bin/sh", "-c", &copy]),
+    ] {
+        let mut args = vec!["exec", &s.id, "--"];
+        args.extend_from_slice(&argv);
+        let out = run(&mut w.lasso(&args));
+        let t = text(&out);
+        assert!(f.exists(), "{what}: the file was deleted\n{t}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("lasso: blocked:"),
+            "{what}: no refusal on stderr\n{t}"
+        );
+        if what == "rm in a script" {
+            // The shell goes on after the refused exec: 126, as for any non-executable file.
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "rc=126\n", "{t}");
+        } else {
+            assert_eq!(out.status.code(), Some(126), "{what}\n{t}");
+        }
+        let log = session_logs(&w, &s.id).pop().expect("a session log");
+        let e = entries(&w, &log);
+        let ran_sh = e.iter().any(|e| {
+            e["kind"] == "exec"
+                && e["details"]["result"] == "ran"
+                && e["details"]["argv"][0] == "/bin/sh"
+        });
+        assert!(ran_sh, "{what}: the shell's exec is audited: {e:#?}");
+        let refused = e
+            .iter()
+            .filter(|e| e["kind"] == "exec" && e["details"]["result"] == "refused")
+            .count();
+        assert!(refused >= 1, "{what}: {e:#?}");
+        verifies(&w, &log);
+    }
+}
+
+#[test]
+fn rootless_exec_output_and_status_are_exactly_as_outside() {
+    if !needs_root() {
+        return;
+    }
+    let w = world(As::Nobody);
+    let s = up(&w, &["/bin/sh", "-c", "sleep 60"]);
+    let script = "printf 'out\\n\\000bytes'; echo err >&2; read line; echo \"got $line\"; exit 7";
+    let outside = Command::new("/bin/sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"typed\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let inside = w
+        .lasso(&["exec", &s.id, "--", "/bin/sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"typed\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(outside.status.code(), Some(7));
+    assert_eq!(inside.status.code(), Some(7), "{}", text(&inside));
+    assert_eq!(inside.stdout, outside.stdout, "{}", text(&inside));
+    assert_eq!(inside.stderr, outside.stderr, "{}", text(&inside));
+    let out = run(&mut w.lasso(&["exec", &s.id, "--", "/bin/true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", text(&out));
+    for log in session_logs(&w, &s.id) {
+        verifies(&w, &log);
+    }
+}
+
+#[test]
+fn rootless_shell_refuses_a_blocked_command_typed_at_its_prompt() {
+    if !needs_root() || !has_tmux() {
+        return;
+    }
+    let w = world(As::Nobody);
+    let f = plant(&w);
+    let s = up(&w, &["/bin/sh", "-c", "sleep 60"]);
+    let name = format!("lasso-rootexec-{}", std::process::id());
+    let cmd = format!(
+        "XDG_RUNTIME_DIR={} LASSO_AUDIT_DIR={} LASSO_CONFIG_DIR={} setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups {LASSO} shell {}",
+        w.base.join("xdg-run").display(),
+        w.audit_dir().display(),
+        w.base.join("config").display(),
+        s.id
+    );
+    let _t = tmux(&name, &cmd, &w);
+    let keys = |k: &[&str]| keys(&name, k);
+    wait_until("a prompt", || screen(&name).contains('$'));
+    keys(&["echo typed-$((6*7))", "Enter"]);
+    wait_until("an allowed command's output", || {
+        screen(&name).contains("typed-42")
+    });
+    keys(&[&format!("rm -f {X}; echo rc=$?"), "Enter"]);
+    wait_until("the refusal", || screen(&name).contains("rc=126"));
+    assert!(
+        screen(&name).contains("lasso: blocked:"),
+        "{}",
+        screen(&name)
+    );
+    assert!(f.exists());
+    keys(&["exit 3", "Enter"]);
+    wait_until("the end", || screen(&name).contains("EXIT=3"));
+    let log = session_logs(&w, &s.id).pop().expect("the shell's log");
+    let e = entries(&w, &log);
+    assert!(
+        e.iter()
+            .any(|e| e["kind"] == "exec" && e["details"]["result"] == "refused"),
+        "{e:#?}"
+    );
+    verifies(&w, &log);
+}
+
+/// Host pids of processes named `comm` whose parent is `parent`.
+fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status.lines().any(|l| l == format!("Name:\t{comm}"))
+                && status.lines().any(|l| l == format!("PPid:\t{parent}"))
+        })
+        .collect()
+}
+
+/// The pid of host process `pid` in its own (innermost) pid namespace.
+fn inner_pid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    line.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+/// Inside the sandbox: waits for /workspace/target, then tries what an agent would do to that
+/// process and to a child of its own (the control), and reports errno names per attempt.
+const WATCHER: &str = r#"
+import os, time, subprocess, json
+def probe(pid):
+    out = {}
+    for what, f in [
+        ("exe_link", lambda: os.readlink(f"/proc/{pid}/exe")),
+        ("exe_open", lambda: os.close(os.open(f"/proc/{pid}/exe", os.O_RDONLY))),
+        ("mem_open", lambda: os.close(os.open(f"/proc/{pid}/mem", os.O_RDONLY))),
+        ("fd_link", lambda: os.readlink(f"/proc/{pid}/fd/0")),
+    ]:
+        try:
+            f()
+            out[what] = "ok"
+        except OSError as e:
+            out[what] = str(e.errno)
+    return out
+while not os.path.exists("/workspace/target"):
+    time.sleep(0.02)
+pid = int(open("/workspace/target").read())
+own = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+res = {"session": probe(pid), "own": probe(own.pid)}
+own.kill()
+open("/workspace/result.tmp", "w").write(json.dumps(res))
+os.rename("/workspace/result.tmp", "/workspace/result")
+time.sleep(60)
+"#;
+
+#[test]
+fn sandbox_processes_cannot_reach_a_rootless_exec_session() {
+    if !needs_root() {
+        return;
+    }
+    let w = world(As::Nobody);
+    std::fs::write(w.ws.join("watch.py"), WATCHER).unwrap();
+    let s = up(&w, &["python3", "/workspace/watch.py"]);
+    let mut session = w
+        .lasso(&["exec", &s.id, "--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // setpriv execs lasso: the child's pid is the monitor's.
+    let monitor = session.id();
+    let mut sleeping = Vec::new();
+    wait_until("the session's program", || {
+        sleeping = children_named(monitor, "sleep");
+        !sleeping.is_empty()
+    });
+    // Yama's ptrace_scope=1 lets a tracer seize only its descendants: the session must stay
+    // the monitor's child after the engine's helper exits (the monitor is a subreaper).
+    assert_eq!(sleeping.len(), 1, "{sleeping:?}");
+    let target = w.ws.join("target");
+    std::fs::write(&target, inner_pid(sleeping[0]).to_string()).unwrap();
+    let result = w.ws.join("result");
+    wait_until("the watcher's report", || result.exists());
+    let _ = session.kill();
+    let _ = session.wait();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    // The control: the probe works on a process of the agent's own Landlock domain.
+    for k in ["exe_link", "exe_open", "mem_open", "fd_link"] {
+        assert_eq!(r["own"][k], "ok", "control {k}: {r}");
+    }
+    // The session (dumpable and of the same uid, like the window before its execve while it
+    // is still the host binary) is out of reach. (pidfd_getfd and ptrace itself are denied
+    // by the seccomp baseline before Landlock is asked.)
+    let denied = [libc::EACCES.to_string(), libc::EPERM.to_string()];
+    for k in ["exe_link", "exe_open", "mem_open", "fd_link"] {
+        let got = r["session"][k].as_str().unwrap_or_default().to_string();
+        assert!(denied.contains(&got), "session {k}: {r}");
+    }
+}
