@@ -202,7 +202,11 @@ fn rootless_exec_output_and_status_are_exactly_as_outside() {
     assert_eq!(inside.stderr, outside.stderr, "{}", text(&inside));
     let out = run(&mut w.lasso(&["exec", &s.id, "--", "/bin/true"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", text(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out)
+    );
     for log in session_logs(&w, &s.id) {
         verifies(&w, &log);
     }

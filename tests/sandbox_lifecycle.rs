@@ -305,7 +305,12 @@ fn rootless_up_exec_status_and_down() {
     ]));
     // A rootless exec session runs gated, as the sandbox's agent user.
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n", "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000\n",
+        "{}",
+        text(&out)
+    );
     assert!(w.ws.join("from-exec").exists());
     let out = run(&mut w.lasso(&["down", "-t", "0"]));
     assert!(out.status.success(), "{}", text(&out));

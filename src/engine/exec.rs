@@ -205,8 +205,12 @@ struct HelperArgs<'a> {
 /// Whether this process may ptrace any process of the host's user namespace, non-dumpable
 /// ones included (CAP_SYS_PTRACE in the effective set).
 fn may_trace_anything() -> bool {
-    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_PTRACE)
-        .unwrap_or(false)
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_PTRACE,
+    )
+    .unwrap_or(false)
 }
 
 fn exit_now(code: i32) -> ! {
