@@ -3,48 +3,17 @@
 //! command line is refused before anything starts, a blocked program the session starts is
 //! refused by the session's own gate, every refusal lands in the session's log, which
 //! verifies; an allowed command's output and status are the same as outside; a shell typed
-//! at in tmux is gated. The session is traceable by its unprivileged monitor, so the tests
-//! also check from inside the sandbox what keeps it out of the agent's reach (its own Landlock
-//! domain), and from the host that it stays the monitor's child (what Yama's ptrace_scope=1
-//! asks of a tracer).
+//! at in tmux is gated. (`sandbox_exec_window.rs` checks that the session, traceable by its
+//! unprivileged monitor, stays out of the agent's reach.)
 
+mod exec_rootless_support;
 mod sandbox_support;
 
+use exec_rootless_support::*;
 use sandbox_support::*;
 use std::process::{Command, Stdio};
 
-fn needs_root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: needs root (to become nobody)");
-        return false;
-    }
-    true
-}
-
 const X: &str = "/workspace/precious";
-
-/// A rootless sandbox of the world's, stopped when dropped (also when the test fails).
-struct Sandbox<'a> {
-    w: &'a World,
-    id: String,
-}
-
-impl Drop for Sandbox<'_> {
-    fn drop(&mut self) {
-        let _ = run(&mut self.w.lasso(&["stop", "-t", "0", &self.id]));
-    }
-}
-
-fn up<'a>(w: &'a World, cmd: &[&str]) -> Sandbox<'a> {
-    let mut args = vec!["up", "--detach", "--agent", "shell", "--"];
-    args.extend_from_slice(cmd);
-    let out = run(&mut w.lasso(&args));
-    assert!(out.status.success(), "{}", text(&out));
-    Sandbox {
-        w,
-        id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    }
-}
 
 /// A file the agent may delete if nothing stops it.
 fn plant(w: &World) -> std::path::PathBuf {
@@ -253,101 +222,4 @@ fn rootless_shell_refuses_a_blocked_command_typed_at_its_prompt() {
         "{e:#?}"
     );
     verifies(&w, &log);
-}
-
-/// Host pids of processes named `comm` whose parent is `parent`.
-fn children_named(parent: u32, comm: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            status.lines().any(|l| l == format!("Name:\t{comm}"))
-                && status.lines().any(|l| l == format!("PPid:\t{parent}"))
-        })
-        .collect()
-}
-
-/// The pid of host process `pid` in its own (innermost) pid namespace.
-fn inner_pid(pid: u32) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
-    line.split_whitespace().last().unwrap().parse().unwrap()
-}
-
-/// Inside the sandbox: waits for /workspace/target, then tries what an agent would do to that
-/// process and to a child of its own (the control), and reports errno names per attempt.
-const WATCHER: &str = r#"
-import os, time, subprocess, json
-def probe(pid):
-    out = {}
-    for what, f in [
-        ("exe_link", lambda: os.readlink(f"/proc/{pid}/exe")),
-        ("exe_open", lambda: os.close(os.open(f"/proc/{pid}/exe", os.O_RDONLY))),
-        ("mem_open", lambda: os.close(os.open(f"/proc/{pid}/mem", os.O_RDONLY))),
-        ("fd_link", lambda: os.readlink(f"/proc/{pid}/fd/0")),
-    ]:
-        try:
-            f()
-            out[what] = "ok"
-        except OSError as e:
-            out[what] = str(e.errno)
-    return out
-while not os.path.exists("/workspace/target"):
-    time.sleep(0.02)
-pid = int(open("/workspace/target").read())
-own = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
-res = {"session": probe(pid), "own": probe(own.pid)}
-own.kill()
-open("/workspace/result.tmp", "w").write(json.dumps(res))
-os.rename("/workspace/result.tmp", "/workspace/result")
-time.sleep(60)
-"#;
-
-#[test]
-fn sandbox_processes_cannot_reach_a_rootless_exec_session() {
-    if !needs_root() {
-        return;
-    }
-    let w = world(As::Nobody);
-    std::fs::write(w.ws.join("watch.py"), WATCHER).unwrap();
-    let s = up(&w, &["python3", "/workspace/watch.py"]);
-    let mut session = w
-        .lasso(&["exec", &s.id, "--", "sleep", "60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // setpriv execs lasso: the child's pid is the monitor's.
-    let monitor = session.id();
-    let mut sleeping = Vec::new();
-    wait_until("the session's program", || {
-        sleeping = children_named(monitor, "sleep");
-        !sleeping.is_empty()
-    });
-    // Yama's ptrace_scope=1 lets a tracer seize only its descendants: the session must stay
-    // the monitor's child after the engine's helper exits (the monitor is a subreaper).
-    assert_eq!(sleeping.len(), 1, "{sleeping:?}");
-    let target = w.ws.join("target");
-    std::fs::write(&target, inner_pid(sleeping[0]).to_string()).unwrap();
-    let result = w.ws.join("result");
-    wait_until("the watcher's report", || result.exists());
-    let _ = session.kill();
-    let _ = session.wait();
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
-    // The control: the probe works on a process of the agent's own Landlock domain.
-    for k in ["exe_link", "exe_open", "mem_open", "fd_link"] {
-        assert_eq!(r["own"][k], "ok", "control {k}: {r}");
-    }
-    // The session (dumpable and of the same uid, like the window before its execve while it
-    // is still the host binary) is out of reach. (pidfd_getfd and ptrace itself are denied
-    // by the seccomp baseline before Landlock is asked.)
-    let denied = [libc::EACCES.to_string(), libc::EPERM.to_string()];
-    for k in ["exe_link", "exe_open", "mem_open", "fd_link"] {
-        let got = r["session"][k].as_str().unwrap_or_default().to_string();
-        assert!(denied.contains(&got), "session {k}: {r}");
-    }
 }
