@@ -126,15 +126,25 @@ fn unprivileged_gate_possible(id: &str) -> Result<(), SandboxError> {
             "this kernel enforces no Landlock, which gating a session as an unprivileged user needs (enable it with lsm=...,landlock on the kernel command line; see `lasso doctor`)".into(),
         ));
     }
-    // 1 (descendants only) is fine: the session stays this process's child (`engine::exec`
-    // makes it a subreaper). 2 and 3 allow no unprivileged tracing at all.
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
-    if let Some(scope) = yama.as_deref().map(str::trim).filter(|s| *s >= "2") {
+    if let Some(scope) = yama
+        .as_deref()
+        .filter(|s| yama_forbids_unprivileged_ptrace(s))
+    {
         return Err(refuse(format!(
-            "kernel.yama.ptrace_scope is {scope}, which forbids the gate's ptrace for unprivileged users (set it to 1 with `sysctl kernel.yama.ptrace_scope=1`)"
+            "kernel.yama.ptrace_scope is {}, which forbids the gate's ptrace for unprivileged users (set it to 1 with `sysctl kernel.yama.ptrace_scope=1`)",
+            scope.trim()
         )));
     }
     Ok(())
+}
+
+/// Whether Yama's `ptrace_scope` (the file's text) leaves an unprivileged monitor no way to
+/// trace its session. 1 (descendants only) is fine: the session stays this process's child
+/// (`engine::exec` makes it a subreaper). 2 (admin only) and 3 (none) are not; an unreadable
+/// value is taken as the strictest.
+fn yama_forbids_unprivileged_ptrace(scope: &str) -> bool {
+    scope.trim().parse::<u32>().map_or(true, |n| n >= 2)
 }
 
 fn seal(w: Arc<Writer>) -> Result<(), SandboxError> {
@@ -226,4 +236,18 @@ fn gated(
         seal(w)?;
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yama_forbids_unprivileged_ptrace as forbids;
+
+    #[test]
+    fn yama_descendant_tracing_is_enough_for_a_session_and_admin_only_is_not() {
+        assert!(!forbids("0\n"));
+        assert!(!forbids("1\n"));
+        assert!(forbids("2\n"));
+        assert!(forbids("3\n"));
+        assert!(forbids("garbage"));
+    }
 }
