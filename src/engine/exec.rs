@@ -8,8 +8,9 @@
 //! A gated process whose monitor (the caller of `exec`) lacks CAP_SYS_PTRACE, the rootless
 //! case, must be traceable by it at its first exec: it becomes dumpable right before its
 //! execve, which is safe only while the container is confined by Landlock (required, or the
-//! process does not start; see `process::finish_and_exec`). Because it stays the runtime's child (subreaper), the
-//! monitor is its ancestor, which Yama's `ptrace_scope=1` asks of a tracer.
+//! process does not start; see `process::finish_and_exec`). Because it stays the runtime's
+//! child (subreaper), the monitor is its ancestor, which Yama's `ptrace_scope=1` asks of a
+//! tracer.
 
 use super::console;
 use super::container::{wait_child, Container, ContainerError, Runtime};
