@@ -27,6 +27,7 @@ pub mod namespaces;
 pub mod prepared;
 pub mod process;
 pub mod rootfs;
+pub mod skeleton;
 pub mod state;
 pub mod sync;
 pub mod template;

@@ -9,6 +9,8 @@
 //! tmpfs mounted over it. Then none of the host directories under it becomes a mount point:
 //! removing a directory that is a mount point in some namespace costs an RCU grace period per
 //! rmdir (the kernel detaches the mounts), which made cleanup dominate `lasso run`'s time.
+//! When the spec also describes the skeleton as data (`engine::skeleton`), init builds it in
+//! that tmpfs from the description and the host holds no skeleton tree at all.
 
 use super::mounts::{self, fd_path, open_in_root, MountContext, MountError};
 use nix::fcntl::AtFlags;
@@ -32,6 +34,8 @@ pub enum RootfsError {
     },
     #[error("annotation run.lasso.rootfs.overlay {0}")]
     BadOverlay(String),
+    #[error(transparent)]
+    Skeleton(#[from] super::skeleton::SkeletonError),
     #[error("linux.rootfsPropagation {0:?} is not a propagation mode (use shared, slave, private, unbindable or their r- forms)")]
     BadPropagation(String),
 }
@@ -82,7 +86,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> 
             Some(opts.as_str()),
         )
         .map_err(sys("mount the image's overlay root on", rootfs))?,
-        None if is_skeleton(spec) => replicate_skeleton(rootfs)?,
+        None if is_skeleton(spec) => match skeleton_entries(spec)? {
+            Some(skel) => build_skeleton(&skel, rootfs)?,
+            None => replicate_skeleton(rootfs)?,
+        },
         None => mount(
             Some(rootfs),
             rootfs,
@@ -119,6 +126,36 @@ fn is_skeleton(spec: &Spec) -> bool {
         .is_some_and(|v| v == SKELETON_VALUE)
 }
 
+/// The skeleton described in the spec (`engine::skeleton`), if it carries one.
+fn skeleton_entries(spec: &Spec) -> Result<Option<super::skeleton::Skeleton>, RootfsError> {
+    let text = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::skeleton::ENTRIES_ANNOTATION));
+    Ok(match text {
+        Some(t) => Some(super::skeleton::Skeleton::decode(t)?),
+        None => None,
+    })
+}
+
+/// The size of the root tmpfs: a skeleton is empty mount points, links and a few small files.
+const SKELETON_TMPFS: &str = "mode=755,size=4m";
+
+/// Mounts a tmpfs over `rootfs` and builds the described skeleton in it: nothing of the root
+/// exists on the host but the empty mount point.
+fn build_skeleton(skel: &super::skeleton::Skeleton, rootfs: &Path) -> Result<(), RootfsError> {
+    mount(
+        Some("tmpfs"),
+        rootfs,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(SKELETON_TMPFS),
+    )
+    .map_err(sys("tmpfs root", rootfs))?;
+    skel.write_to_path(rootfs)?;
+    Ok(())
+}
+
 /// Mounts a tmpfs over `rootfs` and copies the skeleton that was there into it (directories
 /// with their modes, symlinks, regular files). The skeleton is read through a descriptor
 /// opened before the tmpfs covers it.
@@ -138,7 +175,7 @@ fn replicate_skeleton(rootfs: &Path) -> Result<(), RootfsError> {
         rootfs,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=755,size=4m"),
+        Some(SKELETON_TMPFS),
     )
     .map_err(sys("tmpfs root", rootfs))?;
     let src = PathBuf::from(format!(

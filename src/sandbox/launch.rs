@@ -223,27 +223,49 @@ impl Launch {
         self.planned.id.as_str()
     }
 
+    /// The bundle is the sandbox's directory itself (`config.json` beside the record): one
+    /// directory fewer to create and remove per sandbox.
     pub fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle")
+        self.dir.clone()
     }
 
     fn write(&self) -> Result<(), SandboxError> {
         make_dir(&self.dir)?;
-        plan::prepare_host(&self.planned)?;
-        let mut spec = self.engine_spec()?;
-        self.move_skeleton_etc(&mut spec)?;
+        let skeleton = if self.root_is_skeleton() {
+            Some(plan::prepare_host_keeping_skeleton(&self.planned)?)
+        } else {
+            plan::prepare_host(&self.planned)?;
+            None
+        };
+        let mut spec = self.engine_spec(skeleton.as_ref())?;
+        match &skeleton {
+            Some(skel) => {
+                // Only the empty mount point of the root exists on the host.
+                make_dir(&self.planned.rootfs)?;
+                self.write_skeleton_etc(&mut spec, skel)?;
+            }
+            None => self.move_skeleton_etc(&mut spec)?,
+        }
         if let Some(m) = super::network::resolv_conf_mount(&self.egress, &self.dir)? {
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             mounts.push(m);
             spec.set_mounts(Some(mounts));
         }
-        let bundle = self.bundle();
-        make_dir(&bundle)?;
         let text = serde_json::to_vec(&spec).map_err(|e| {
             SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
         })?;
-        crate::engine::state::write_atomic(&bundle.join("config.json"), &text)
+        crate::engine::state::write_atomic(&self.bundle().join("config.json"), &text)
             .map_err(|e| SandboxError::Protocol(e.to_string()))
+    }
+
+    /// Whether the root is the host view's skeleton (not an image's root).
+    fn root_is_skeleton(&self) -> bool {
+        self.planned
+            .spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.path() == &self.planned.rootfs)
+            && self.planned.image.is_none()
     }
 
     /// The skeleton's `/etc/{passwd,group,hostname}` are bind sources under `rootfs/etc`, but
@@ -272,9 +294,50 @@ impl Launch {
         Ok(())
     }
 
+    /// As `move_skeleton_etc` for a skeleton that exists only as data: the bind sources of
+    /// its `/etc` files are written flat into the sandbox's directory (files only: on this
+    /// kind of host a directory costs a synchronous discard when it is removed).
+    fn write_skeleton_etc(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        skel: &crate::engine::skeleton::Skeleton,
+    ) -> Result<(), SandboxError> {
+        let skel_etc = self.planned.rootfs.join("etc");
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts.iter_mut() {
+            let Some(src) = m.source().clone() else {
+                continue;
+            };
+            let Ok(rel) = src.strip_prefix(&skel_etc) else {
+                continue;
+            };
+            let key = Path::new("etc").join(rel);
+            let Some(crate::engine::skeleton::Entry::File { contents, .. }) =
+                skel.get(&key.to_string_lossy())
+            else {
+                return Err(SandboxError::Protocol(format!(
+                    "the mount of {} binds {}, which the skeleton does not hold as a file",
+                    m.destination().display(),
+                    src.display()
+                )));
+            };
+            let flat = rel.to_string_lossy().replace('/', "-");
+            let to = self.dir.join(format!("etc-{flat}"));
+            std::fs::write(&to, contents).map_err(io_err(format!("write {}", to.display())))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err(format!("chmod {}", to.display())))?;
+            m.set_source(Some(to));
+        }
+        spec.set_mounts(Some(mounts));
+        Ok(())
+    }
+
     /// The planned Spec plus what lasso enforces beside OCI: the built-in seccomp baseline and
     /// the Landlock rules (as an annotation init reads).
-    fn engine_spec(&self) -> Result<oci_spec::runtime::Spec, SandboxError> {
+    fn engine_spec(
+        &self,
+        skeleton: Option<&crate::engine::skeleton::Skeleton>,
+    ) -> Result<oci_spec::runtime::Spec, SandboxError> {
         let mut spec = self.planned.spec.clone();
         let mut linux = spec.linux().clone().unwrap_or_default();
         linux.set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
@@ -293,15 +356,18 @@ impl Launch {
         // The host view's root is a skeleton: init copies it into a tmpfs instead of binding
         // it, so no host directory of the sandbox becomes a mount point (cheap cleanup).
         // (Only for that skeleton: an image root is bound as usual.)
-        let root_is_skeleton = spec
-            .root()
-            .as_ref()
-            .is_some_and(|r| r.path() == &self.planned.rootfs)
-            && self.planned.image.is_none();
-        if root_is_skeleton {
+        // The host view's root is a skeleton: init builds it in a tmpfs (from the description
+        // here) instead of binding a host directory, so nothing of it is written on the host
+        // and no host directory of the sandbox becomes a mount point (cheap cleanup).
+        // (Only for that skeleton: an image root is bound as usual.)
+        if let Some(skel) = skeleton {
             ann.insert(
                 crate::engine::rootfs::SKELETON_ANNOTATION.into(),
                 crate::engine::rootfs::SKELETON_VALUE.into(),
+            );
+            ann.insert(
+                crate::engine::skeleton::ENTRIES_ANNOTATION.into(),
+                skel.encode(),
             );
         }
         spec.set_annotations(Some(ann));
