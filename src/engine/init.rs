@@ -49,6 +49,11 @@ pub struct InitArgs<'a> {
     pub rootless: bool,
     /// A pidfd of the runtime when init must die with it (`CreateOptions::die_with_parent`).
     pub runtime_pidfd: Option<std::os::fd::RawFd>,
+    /// The runtime moves init into the container's cgroup while init builds its rootfs, and
+    /// init waits for that (`Message::Placed`) before its first step that can fork (hooks) or
+    /// run anything of the container. Only for lasso's own host-view sandboxes: a runc bundle
+    /// keeps runc's order (placed before init runs at all), e.g. for its device cgroup rules.
+    pub place_late: bool,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -142,6 +147,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     nix::unistd::chdir(args.bundle).map_err(|x| format!("chdir to the bundle: {x}"))?;
     let root = rootfs::prepare(spec, &args.rootfs).map_err(|x| e(&x))?;
     rootfs::populate(spec, &root, ctx).map_err(|x| e(&x))?;
+    if args.place_late {
+        args.chan.wait_placed().map_err(|x| e(&x))?;
+    }
     if args.runtime_hooks {
         args.chan.request_runtime_hooks().map_err(|x| e(&x))?;
     }

@@ -119,7 +119,8 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> 
 pub const SKELETON_ANNOTATION: &str = "run.lasso.rootfs";
 pub const SKELETON_VALUE: &str = "skeleton";
 
-fn is_skeleton(spec: &Spec) -> bool {
+/// Whether the spec's root is lasso's host-view skeleton (`run.lasso.rootfs=skeleton`).
+pub fn is_skeleton(spec: &Spec) -> bool {
     spec.annotations()
         .as_ref()
         .and_then(|a| a.get(SKELETON_ANNOTATION))
