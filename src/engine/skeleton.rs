@@ -244,8 +244,7 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry) -> Result<(), SkeletonError> {
         }
         Entry::Symlink { target, .. } => {
             clear(&parent, name, path)?;
-            rustix::fs::symlinkat(target.as_str(), &parent, *name)
-                .map_err(sys(path, "symlink"))?;
+            rustix::fs::symlinkat(target.as_str(), &parent, *name).map_err(sys(path, "symlink"))?;
         }
         Entry::File { mode, contents, .. } => {
             clear(&parent, name, path)?;

@@ -3,8 +3,8 @@
 //! that becomes the sandbox's (read-only) root. The lists are data in `rootfs/`, embedded here.
 
 use super::error::PlanError;
-use oci_spec::runtime::{Mount, MountBuilder};
 use crate::engine::skeleton::Skeleton;
+use oci_spec::runtime::{Mount, MountBuilder};
 use std::path::{Path, PathBuf};
 
 const SYSTEM_DIRS: &str = include_str!("../../rootfs/system-dirs.txt");
@@ -283,7 +283,10 @@ pub fn skeleton_from(host_root: &Path) -> Skeleton {
 
 /// A container path relative to the root.
 fn rel(p: &Path) -> String {
-    p.strip_prefix("/").unwrap_or(p).to_string_lossy().into_owned()
+    p.strip_prefix("/")
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

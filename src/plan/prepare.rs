@@ -4,8 +4,8 @@
 
 use super::error::PlanError;
 use super::hostview::{materialise_skeleton, skeleton_from};
-use crate::engine::skeleton::{Entry, Skeleton};
 use super::{HostPrep, PlannedSandbox};
+use crate::engine::skeleton::{Entry, Skeleton};
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path};
 
