@@ -96,6 +96,14 @@ pub fn engine_root(dirs: &Dirs) -> PathBuf {
     dirs.runtime.join("engine")
 }
 
+/// The empty directory every host-view sandbox's init mounts its skeleton tmpfs on (in its own
+/// mount namespace): `Dirs.runtime/root`. Never removed: removing a directory that is a mount
+/// point in other namespaces would detach those sandboxes' roots. Its name is no sandbox id,
+/// so the sweep of dead sandboxes (`control::remove_dead`) never touches it.
+pub fn root_mount_point(dirs: &Dirs) -> PathBuf {
+    dirs.runtime.join("root")
+}
+
 /// `Dirs.runtime/<id>`.
 pub fn sandbox_dir(dirs: &Dirs, id: &str) -> PathBuf {
     dirs.runtime.join(id)
@@ -240,8 +248,15 @@ impl Launch {
         let mut spec = self.engine_spec(skeleton.as_ref())?;
         match &skeleton {
             Some(skel) => {
-                // Only the empty mount point of the root exists on the host.
-                make_dir(&self.planned.rootfs)?;
+                // Only an empty mount point of the root exists on the host, and every sandbox
+                // shares it: init mounts its tmpfs there in its own mount namespace, so the
+                // host's directory never holds anything (and is never a mount point on the
+                // host). One directory fewer to create and remove per sandbox.
+                let mount_point = root_mount_point(&self.dirs);
+                make_dir(&mount_point)?;
+                let mut root = spec.root().clone().unwrap_or_default();
+                root.set_path(mount_point);
+                spec.set_root(Some(root));
                 self.write_skeleton_etc(&mut spec, skel)?;
             }
             None => self.move_skeleton_etc(&mut spec)?,

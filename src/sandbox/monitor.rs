@@ -165,7 +165,7 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
 /// and the code the monitor still runs faults back in from the page cache (the kernel maps 64
 /// KiB around each fault). Nothing is lost: such a mapping holds only the file's contents, and
 /// the file cannot change meanwhile (a running executable refuses writers with ETXTBSY).
-fn shed_startup_pages() {
+pub(crate) fn shed_startup_pages() {
     // SAFETY: malloc_trim only hands free memory of glibc's allocator back to the kernel.
     #[cfg(target_env = "gnu")]
     unsafe {
