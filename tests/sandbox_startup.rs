@@ -180,7 +180,10 @@ fn host_view_root_is_never_written_on_the_host() {
         let (id, init) = running_sandbox(&w);
         // The shell found its skeleton's files only if it got as far as `sleep`.
         wait_until("the sandbox's shell to reach sleep", || {
-            std::fs::read_to_string(format!("/proc/{init}/comm")).is_ok_and(|c| c.trim() == "sleep")
+            namespace_members(init).iter().any(|(pid, _)| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
         });
         let dir = w.runtime().join(&id);
         let names: Vec<String> = std::fs::read_dir(&dir)
