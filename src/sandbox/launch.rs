@@ -393,10 +393,26 @@ impl Launch {
     /// `console_socket`, init sends the PTY master there.
     /// With `gate_socket`, init hands the exec gate's listener over it before its execve (see
     /// `gate_link::attach`).
+    /// With `after_clone`, the engine releases a helper thread parked on it once init exists
+    /// (see `engine::container::AfterClone`); it is released here too if `create` fails.
     pub fn create(
         &mut self,
         console_socket: Option<&Path>,
         gate_socket: Option<std::os::fd::RawFd>,
+        after_clone: Option<crate::engine::container::AfterClone>,
+    ) -> Result<i32, SandboxError> {
+        let result = self.create_inner(console_socket, gate_socket, after_clone.clone());
+        if let (Err(_), Some(helper)) = (&result, after_clone) {
+            helper.release();
+        }
+        result
+    }
+
+    fn create_inner(
+        &mut self,
+        console_socket: Option<&Path>,
+        gate_socket: Option<std::os::fd::RawFd>,
+        after_clone: Option<crate::engine::container::AfterClone>,
     ) -> Result<i32, SandboxError> {
         make_dir(&self.runtime.store.dir(""))?;
         let c = self.runtime.create(&CreateOptions {
@@ -408,6 +424,7 @@ impl Launch {
             // sandbox whose monitor was killed has no gate, no log and no cleanup, so it dies
             // too, and the next lasso command removes what is left.
             die_with_parent: true,
+            after_clone,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;

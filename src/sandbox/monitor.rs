@@ -114,9 +114,20 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
         Some(_) => Some(super::gate_link::socket_pair()?),
         None => None,
     };
+    // As in `run`: the gate's program scan runs beside init's setup.
+    let after_clone = crate::engine::container::AfterClone::default();
+    let scan = match &launch.profile {
+        Some(p) => Some(super::gate_link::start_scan(
+            p.clone(),
+            &launch.dir,
+            Some(after_clone.clone()),
+        )?),
+        None => None,
+    };
     let init = launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
+        Some(after_clone),
     )?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
@@ -140,9 +151,9 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
-    let monitor = match (&gate, &launch.profile) {
-        (Some(sock), Some(profile)) => {
-            super::gate_link::attach(sock, init, profile.clone(), log.clone(), &launch.dir)?
+    let monitor = match (&gate, &launch.profile, scan) {
+        (Some(sock), Some(profile), Some(scan)) => {
+            super::gate_link::attach_scanned(sock, init, profile, scan, log.clone(), &launch.dir)?
         }
         _ => None,
     };
