@@ -5,6 +5,7 @@
 //! It owns the state directory of each container and the init process; rootfs work happens in
 //! init (`init`, `rootfs`), never here.
 
+pub use super::after_clone::AfterClone;
 use super::bundle::{Bundle, BundleError};
 use super::cgroups::{Cgroup, CgroupError};
 use super::devices;
@@ -100,59 +101,6 @@ pub struct CreateOptions {
     /// Released right after init is cloned, for a caller's helper thread parked on it (see
     /// `AfterClone`). `None`: nothing waits.
     pub after_clone: Option<AfterClone>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum HelperState {
-    #[default]
-    Starting,
-    Parked,
-    Released,
-}
-
-/// A helper thread's go-ahead, given by `create` right after init is cloned. Init is cloned
-/// from this process with clone3, which copies its memory but runs no fork handlers: a thread
-/// inside malloc at that instant would leave the allocator's lock taken in init, which
-/// allocates. So a caller that wants work done beside init's setup (the exec gate's program
-/// scan) starts its thread before `create`, lets it `park` here (a futex wait, holding nothing
-/// of the allocator), waits until it did (`wait_parked`), and `create` releases it once init
-/// exists. A caller whose `create` fails releases it itself.
-#[derive(Debug, Default, Clone)]
-pub struct AfterClone(std::sync::Arc<(std::sync::Mutex<HelperState>, std::sync::Condvar)>);
-
-impl AfterClone {
-    fn wait_for(&self, done: impl Fn(HelperState) -> bool) {
-        let (m, cv) = &*self.0;
-        let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
-        while !done(*st) {
-            st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// In the helper thread, first thing: says it is parked and waits for the release.
-    pub fn park(&self) {
-        {
-            let (m, cv) = &*self.0;
-            let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
-            if *st == HelperState::Starting {
-                *st = HelperState::Parked;
-            }
-            cv.notify_all();
-        }
-        self.wait_for(|s| s == HelperState::Released);
-    }
-
-    /// In the caller: returns once the helper is parked (or already released).
-    pub fn wait_parked(&self) {
-        self.wait_for(|s| s != HelperState::Starting);
-    }
-
-    /// Lets the helper run.
-    pub fn release(&self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = HelperState::Released;
-        cv.notify_all();
-    }
 }
 
 /// A runtime rooted at one state directory (`--root`).

@@ -12,6 +12,7 @@ pub mod seccomp;
 pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
+pub mod after_clone;
 pub mod bundle;
 pub mod confine;
 pub mod console;

@@ -90,7 +90,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     loop {
         let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], shed_after)?;
         if ready.iter().all(|r| *r == 0) {
-            super::monitor::shed_startup_pages();
+            super::footprint::shed_startup_pages();
             shed_after = -1;
             continue;
         }
