@@ -4,6 +4,44 @@
 //! such pages back; it owns nothing else and changes no behaviour (the pages fault back in
 //! when run again).
 
+/// How long after its sandbox started a monitor sheds its start-up pages: pages the sandbox's
+/// own start-up still needs (its first execs through the gate, the audit log's first flush)
+/// would only fault back in right away, and a short command is over before then (shedding
+/// would only lengthen its run).
+const SHED_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sheds the start-up pages once, `SHED_AFTER` after it was made, for a monitor's poll loop.
+pub struct ShedTimer {
+    at: Option<std::time::Instant>,
+}
+
+impl ShedTimer {
+    pub fn start() -> ShedTimer {
+        ShedTimer {
+            at: Some(std::time::Instant::now() + SHED_AFTER),
+        }
+    }
+
+    /// The poll timeout until the shedding (-1, none, once it is done).
+    pub fn timeout_ms(&self) -> i32 {
+        match self.at {
+            Some(at) => {
+                let left = at.saturating_duration_since(std::time::Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32
+            }
+            None => -1,
+        }
+    }
+
+    /// Sheds if it is time; call after each poll.
+    pub fn tick(&mut self) {
+        if self.at.is_some_and(|at| std::time::Instant::now() >= at) {
+            self.at = None;
+            shed_startup_pages();
+        }
+    }
+}
+
 /// Gives back the memory that only start-up needed, once the sandbox runs: the monitor lives as
 /// long as the agent, and most of what it has resident then is code of the (15 MB) lasso binary
 /// that planning and creating ran once. Free heap goes back with `malloc_trim`; read-only

@@ -162,7 +162,6 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     record.state = SandboxState::Running;
     record.save(&dirs)?;
     report(ready, "ok");
-    super::footprint::shed_startup_pages();
     let status = pump(&master, &listener, &pidfd, init, monitor)?;
     net.finish();
     super::audit_log::stop_shared(log, status)?;
@@ -181,10 +180,16 @@ fn pump(
     let mut client: Option<(UnixStream, FrameReader)> = None;
     let mut buf = vec![0u8; 32 * 1024];
     let mut master_open = true;
+    // A second into the sandbox's life, this monitor hands back its start-up pages.
+    let mut shed = super::footprint::ShedTimer::start();
     loop {
         let cfd = client.as_ref().map_or(-1, |(s, _)| s.as_raw_fd());
         let mfd = if master_open { master.as_raw_fd() } else { -1 };
-        let r = poll(&[pidfd.as_raw_fd(), mfd, listener.as_raw_fd(), cfd], -1)?;
+        let r = poll(
+            &[pidfd.as_raw_fd(), mfd, listener.as_raw_fd(), cfd],
+            shed.timeout_ms(),
+        )?;
+        shed.tick();
         if r[1] != 0 {
             match nix::unistd::read(master.as_fd(), &mut buf) {
                 Ok(n) if n > 0 => {

@@ -28,9 +28,6 @@ pub const FORWARDED: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-/// How long the sandbox runs before this process sheds its start-up pages.
-const SHED_AFTER_MS: i32 = 1000;
-
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     let result = run_inner(launch);
@@ -84,16 +81,11 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     record.save(&launch.dirs)?;
     let mut interrupts = 0;
     // A sandbox still running after a second is an agent's session, not a quick command: this
-    // process is its monitor for as long, so it hands back its start-up pages then (not at
-    // once, where it would only lengthen a short command's run).
-    let mut shed_after = SHED_AFTER_MS;
+    // process is its monitor for as long, so it hands back its start-up pages then.
+    let mut shed = super::footprint::ShedTimer::start();
     loop {
-        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], shed_after)?;
-        if ready.iter().all(|r| *r == 0) {
-            super::footprint::shed_startup_pages();
-            shed_after = -1;
-            continue;
-        }
+        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], shed.timeout_ms())?;
+        shed.tick();
         if ready[0] != 0 {
             for sig in signals.drain() {
                 if sig == libc::SIGINT || sig == libc::SIGTERM {
