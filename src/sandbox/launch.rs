@@ -1,7 +1,9 @@
 //! From a plan input to a created sandbox: plan (nothing written if it fails), the sandbox's
-//! directory `Dirs.runtime/<id>/` (skeleton root, private copies, the bundle holding the Spec
-//! with the seccomp baseline and the Landlock annotation), then the engine's create and start.
-//! Every failure after the directory exists removes what was made.
+//! directory `Dirs.runtime/<id>/` (the record, private copies, the account files the root's
+//! binds need, and `config.json`: the directory is the bundle, holding the Spec with the
+//! seccomp baseline, the Landlock annotation and, for the host view, the skeleton root as data
+//! that init builds in its own tmpfs), then the engine's create and start. Every failure after
+//! the directory exists removes what was made.
 
 use super::{io_err, tree, SandboxError};
 use crate::engine::confine;
@@ -368,9 +370,6 @@ impl Launch {
             confine::LANDLOCK_ANNOTATION.into(),
             confine::encode_landlock(&rules),
         );
-        // The host view's root is a skeleton: init copies it into a tmpfs instead of binding
-        // it, so no host directory of the sandbox becomes a mount point (cheap cleanup).
-        // (Only for that skeleton: an image root is bound as usual.)
         // The host view's root is a skeleton: init builds it in a tmpfs (from the description
         // here) instead of binding a host directory, so nothing of it is written on the host
         // and no host directory of the sandbox becomes a mount point (cheap cleanup).
