@@ -5,6 +5,10 @@
 //! - root running lasso on a root-owned workspace: the agent is uid 1000 inside and *not*
 //!   root on the host (checked in /proc from the host), yet what it writes belongs to root on
 //!   the host (idmapped mount); where the filesystem cannot idmap, the refusal stays.
+//! - the start-up shortcuts keep their promises: the agent's program runs inside its sandbox's
+//!   cgroup from its first instruction (init is placed while it builds its mounts, and waits
+//!   for that before its execve), and the host-view root exists only in the sandbox (nothing
+//!   of the skeleton is written under the host's runtime directory).
 
 mod sandbox_support;
 
@@ -125,6 +129,89 @@ fn sigkilled_lasso_run_takes_its_sandbox_with_it() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(&id));
         assert!(w.leftovers().is_empty(), "{who:?}: {:?}", w.leftovers());
         engine_state_and_cgroups_gone(&w, &id);
+    }
+}
+
+#[test]
+fn agents_first_instruction_already_runs_in_its_sandboxs_cgroup() {
+    if !is_root() {
+        eprintln!("skipped: needs root (for cgroups)");
+        return;
+    }
+    let w = world(As::Root);
+    let out = run(&mut w.lasso(&[
+        "run",
+        "--profile",
+        "offline",
+        "--",
+        "/bin/cat",
+        "/proc/self/cgroup",
+    ]));
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = String::from_utf8_lossy(&out.stdout).to_string();
+    // `N:controllers:path`, one per hierarchy; the (empty) name=systemd one is not lasso's.
+    let mut seen = 0;
+    for line in lines.lines().filter(|l| !l.contains("name=systemd")) {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        let mut parts = path.rsplit('/');
+        let id = parts.next().unwrap_or_default();
+        assert!(
+            parts.next() == Some("lasso") && id.len() == 8,
+            "the program's first view of its cgroups is outside the sandbox's: {line:?}\n{lines}"
+        );
+        seen += 1;
+    }
+    assert!(seen > 0, "no cgroup lines: {lines}");
+}
+
+#[test]
+fn host_view_root_is_never_written_on_the_host() {
+    for who in [As::Root, As::Nobody] {
+        let w = world(who);
+        let mut lasso = spawn_quiet(&mut w.lasso(&[
+            "run",
+            "--profile",
+            "offline",
+            "--",
+            "/bin/sh",
+            "-c",
+            "test -f /etc/passwd && test -d /home/agent && test -k /tmp && sleep 1000",
+        ]));
+        let (id, init) = running_sandbox(&w);
+        // The shell found its skeleton's files only if it got as far as `sleep`.
+        wait_until("the sandbox's shell to reach sleep", || {
+            namespace_members(init).iter().any(|(pid, _)| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+        });
+        let dir = w.runtime().join(&id);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "rootfs"),
+            "{who:?}: a skeleton tree under {}: {names:?}",
+            dir.display()
+        );
+        // The shared mount point stays empty on the host: the root is the sandbox's tmpfs.
+        let shared = w.runtime().join("root");
+        assert_eq!(
+            std::fs::read_dir(&shared).unwrap().count(),
+            0,
+            "{who:?}: {} is not empty",
+            shared.display()
+        );
+        // The sandbox's shell found its skeleton (it is still sleeping, not exited with 1).
+        assert!(
+            lasso.try_wait().unwrap().is_none(),
+            "{who:?}: the skeleton is incomplete"
+        );
+        lasso.kill().unwrap();
+        lasso.wait().unwrap();
+        let _ = run(&mut w.lasso(&["status"]));
     }
 }
 

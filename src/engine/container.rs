@@ -5,6 +5,7 @@
 //! It owns the state directory of each container and the init process; rootfs work happens in
 //! init (`init`, `rootfs`), never here.
 
+pub use super::after_clone::AfterClone;
 use super::bundle::{Bundle, BundleError};
 use super::cgroups::{Cgroup, CgroupError};
 use super::devices;
@@ -97,6 +98,9 @@ pub struct CreateOptions {
     /// container's monitor (`lasso run`, the monitor of `lasso up`). runc's `create` returns
     /// at once, so `lasso-runc` leaves it off.
     pub die_with_parent: bool,
+    /// Released right after init is cloned, for a caller's helper thread parked on it (see
+    /// `AfterClone`). `None`: nothing waits.
+    pub after_clone: Option<AfterClone>,
 }
 
 /// A runtime rooted at one state directory (`--root`).
@@ -266,6 +270,7 @@ impl Runtime {
         } else {
             None
         };
+        let place_late = super::rootfs::is_skeleton(spec);
         let cloned = namespaces::clone3(plan.new)?;
         let Some(c) = cloned else {
             drop(parent);
@@ -287,21 +292,34 @@ impl Runtime {
                 gate: opts.gate_socket,
                 rootless,
                 runtime_pidfd: runtime_pidfd.as_ref().map(|f| f.as_raw_fd()),
+                place_late,
             });
         };
+        if let Some(helper) = &opts.after_clone {
+            helper.release();
+        }
         drop(runtime_pidfd);
         drop(child);
         drop(console);
         drop(fifo);
         let pid = c.pid;
         guard.child = Some(c);
-        // Init waits for this: it is limited by the cgroup from its first instruction, and
-        // it is root of its user namespace only once the maps exist.
-        cgroup.add_task(pid)?;
+        // Init is root of its user namespace only once the maps exist.
+        if !place_late {
+            // Init waits for this: it is limited by the cgroup from its first instruction.
+            cgroup.add_task(pid)?;
+        }
         if plan.new_user() {
             namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
         }
         parent.proceed()?;
+        if place_late {
+            // The first move into a cgroup waits for an RCU grace period (the kernel's
+            // cgroup_threadgroup_rwsem): init builds its mounts meanwhile, and waits for this
+            // before anything of it can fork or exec (see `InitArgs::place_late`).
+            cgroup.add_task(pid)?;
+            parent.placed()?;
+        }
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]

@@ -49,6 +49,11 @@ pub struct InitArgs<'a> {
     pub rootless: bool,
     /// A pidfd of the runtime when init must die with it (`CreateOptions::die_with_parent`).
     pub runtime_pidfd: Option<std::os::fd::RawFd>,
+    /// The runtime moves init into the container's cgroup while init builds its rootfs, and
+    /// init waits for that (`Message::Placed`) before its first step that can fork (a hook)
+    /// or else before it reports ready (so before anything of the container runs). Only for lasso's own host-view sandboxes: a runc bundle
+    /// keeps runc's order (placed before init runs at all), e.g. for its device cgroup rules.
+    pub place_late: bool,
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -142,17 +147,23 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     nix::unistd::chdir(args.bundle).map_err(|x| format!("chdir to the bundle: {x}"))?;
     let root = rootfs::prepare(spec, &args.rootfs).map_err(|x| e(&x))?;
     rootfs::populate(spec, &root, ctx).map_err(|x| e(&x))?;
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let create_hooks = hooks
+        .create_container()
+        .as_deref()
+        .filter(|l| !l.is_empty());
+    // A hook forks: init must be in its cgroup before the first one. Without hooks, nothing
+    // until `ready` forks or runs container code, so the placement may take until then.
+    let hooks_ahead = args.runtime_hooks || create_hooks.is_some();
+    if args.place_late && hooks_ahead {
+        args.chan.wait_placed().map_err(|x| e(&x))?;
+    }
     if args.runtime_hooks {
         args.chan.request_runtime_hooks().map_err(|x| e(&x))?;
     }
     // createContainer hooks run in the container's namespaces before pivot_root, so their
     // paths still resolve in the runtime's filesystem (as runc does).
-    let hooks = spec.hooks().clone().unwrap_or_default();
-    if let Some(list) = hooks
-        .create_container()
-        .as_deref()
-        .filter(|l| !l.is_empty())
-    {
+    if let Some(list) = create_hooks {
         let st = oci_state(
             args.id,
             ContainerState::Creating,
@@ -208,6 +219,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     if args.runtime_pidfd.is_none() {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    }
+    if args.place_late && !hooks_ahead {
+        args.chan.wait_placed().map_err(|x| e(&x))?;
     }
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)

@@ -12,6 +12,7 @@ pub mod seccomp;
 pub mod sysctl;
 
 // --- container lifecycle: processes, rootfs, state ---
+pub mod after_clone;
 pub mod bundle;
 pub mod confine;
 pub mod console;
@@ -27,6 +28,7 @@ pub mod namespaces;
 pub mod prepared;
 pub mod process;
 pub mod rootfs;
+pub mod skeleton;
 pub mod state;
 pub mod sync;
 pub mod template;

@@ -4,11 +4,10 @@
 //! root detached; afterwards masked and read-only paths and a read-only root. Everything here
 //! runs in init only, after the mount namespace was unshared.
 //!
-//! A rootfs that is only a skeleton (lasso's host view: empty mount points, links, a few small
-//! files; annotation `run.lasso.rootfs=skeleton`) is not bound but replicated into a private
-//! tmpfs mounted over it. Then none of the host directories under it becomes a mount point:
-//! removing a directory that is a mount point in some namespace costs an RCU grace period per
-//! rmdir (the kernel detaches the mounts), which made cleanup dominate `lasso run`'s time.
+//! lasso's host-view root (annotation `run.lasso.rootfs=skeleton`) is not bound: init mounts a
+//! private tmpfs on `root.path` and builds the skeleton described in the spec in it
+//! (`engine::skeleton`). Nothing of it is written on the host, and no host directory of the
+//! sandbox becomes a mount point.
 
 use super::mounts::{self, fd_path, open_in_root, MountContext, MountError};
 use nix::fcntl::AtFlags;
@@ -32,6 +31,10 @@ pub enum RootfsError {
     },
     #[error("annotation run.lasso.rootfs.overlay {0}")]
     BadOverlay(String),
+    #[error(transparent)]
+    Skeleton(#[from] super::skeleton::SkeletonError),
+    #[error("annotation run.lasso.rootfs=skeleton needs the skeleton's description in annotation run.lasso.rootfs.entries (set by lasso); remove run.lasso.rootfs to bind root.path as runc does")]
+    SkeletonWithoutEntries,
     #[error("linux.rootfsPropagation {0:?} is not a propagation mode (use shared, slave, private, unbindable or their r- forms)")]
     BadPropagation(String),
 }
@@ -82,7 +85,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> 
             Some(opts.as_str()),
         )
         .map_err(sys("mount the image's overlay root on", rootfs))?,
-        None if is_skeleton(spec) => replicate_skeleton(rootfs)?,
+        None if is_skeleton(spec) => build_skeleton(&skeleton_entries(spec)?, rootfs)?,
         None => mount(
             Some(rootfs),
             rootfs,
@@ -108,91 +111,43 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<PreparedRoot, RootfsError> 
     })
 }
 
-/// The annotation marking `root.path` as a skeleton to replicate into a tmpfs.
+/// The annotation marking `root.path` as the mount point of a skeleton built in a tmpfs.
 pub const SKELETON_ANNOTATION: &str = "run.lasso.rootfs";
 pub const SKELETON_VALUE: &str = "skeleton";
 
-fn is_skeleton(spec: &Spec) -> bool {
+/// Whether the spec's root is lasso's host-view skeleton (`run.lasso.rootfs=skeleton`).
+pub fn is_skeleton(spec: &Spec) -> bool {
     spec.annotations()
         .as_ref()
         .and_then(|a| a.get(SKELETON_ANNOTATION))
         .is_some_and(|v| v == SKELETON_VALUE)
 }
 
-/// Mounts a tmpfs over `rootfs` and copies the skeleton that was there into it (directories
-/// with their modes, symlinks, regular files). The skeleton is read through a descriptor
-/// opened before the tmpfs covers it.
-fn replicate_skeleton(rootfs: &Path) -> Result<(), RootfsError> {
-    let src = rustix::fs::open(
-        rootfs,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        RMode::empty(),
-    )
-    .map_err(|e| RootfsError::Sys {
-        what: "open skeleton",
-        path: rootfs.to_path_buf(),
-        source: nix::Error::from_raw(e.raw_os_error()),
-    })?;
+/// The skeleton described in the spec (`engine::skeleton`).
+fn skeleton_entries(spec: &Spec) -> Result<super::skeleton::Skeleton, RootfsError> {
+    let text = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(super::skeleton::ENTRIES_ANNOTATION))
+        .ok_or(RootfsError::SkeletonWithoutEntries)?;
+    Ok(super::skeleton::Skeleton::decode(text)?)
+}
+
+/// The size of the root tmpfs: a skeleton is empty mount points, links and a few small files.
+const SKELETON_TMPFS: &str = "mode=755,size=4m";
+
+/// Mounts a tmpfs over `rootfs` and builds the described skeleton in it: nothing of the root
+/// exists on the host but the empty mount point.
+fn build_skeleton(skel: &super::skeleton::Skeleton, rootfs: &Path) -> Result<(), RootfsError> {
     mount(
         Some("tmpfs"),
         rootfs,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=755,size=4m"),
+        Some(SKELETON_TMPFS),
     )
     .map_err(sys("tmpfs root", rootfs))?;
-    let src = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&src)
-    ));
-    copy_tree(&src, rootfs, 0)
-}
-
-fn copy_tree(src: &Path, dst: &Path, depth: u32) -> Result<(), RootfsError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| RootfsError::Sys {
-            what,
-            path,
-            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-        }
-    };
-    // A skeleton is a few levels deep; anything deeper is not one.
-    if depth > 16 {
-        return Err(io("skeleton too deep", src)(
-            std::io::Error::from_raw_os_error(libc::ELOOP),
-        ));
-    }
-    for entry in std::fs::read_dir(src).map_err(io("read skeleton", src))? {
-        let entry = entry.map_err(io("read skeleton", src))?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let md = std::fs::symlink_metadata(&from).map_err(io("stat skeleton", &from))?;
-        let mode = md.permissions().mode() & 0o7777;
-        if md.file_type().is_symlink() {
-            let target = std::fs::read_link(&from).map_err(io("readlink skeleton", &from))?;
-            std::os::unix::fs::symlink(&target, &to).map_err(io("symlink", &to))?;
-        } else if md.is_dir() {
-            std::fs::DirBuilder::new()
-                .mode(mode)
-                .create(&to)
-                .map_err(io("mkdir", &to))?;
-            // mkdir honours the umask: /tmp's 1777 must survive.
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
-                .map_err(io("chmod", &to))?;
-            copy_tree(&from, &to, depth + 1)?;
-        } else if md.is_file() {
-            let bytes = std::fs::read(&from).map_err(io("read skeleton", &from))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&to)
-                .map_err(io("create", &to))?;
-            std::io::Write::write_all(&mut f, &bytes).map_err(io("write", &to))?;
-        }
-    }
+    skel.write_to_path(rootfs)?;
     Ok(())
 }
 

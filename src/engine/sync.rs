@@ -28,6 +28,9 @@ pub enum SyncError {
 pub enum Message {
     /// Runtime -> child: ID maps are written and the child is in the container's cgroup; go on.
     Proceed,
+    /// Runtime -> init, when init was let go before its cgroup placement (lasso's own
+    /// sandboxes): init is now in the container's cgroup.
+    Placed,
     /// Init -> runtime: namespaces and mounts are made, run the prestart/createRuntime hooks.
     RunRuntimeHooks,
     /// Runtime -> init: the runtime hooks ran.
@@ -108,6 +111,10 @@ impl Channel {
         self.send(&Message::Proceed)
     }
 
+    pub fn placed(&self) -> Result<(), SyncError> {
+        self.send(&Message::Placed)
+    }
+
     pub fn hooks_done(&self) -> Result<(), SyncError> {
         self.send(&Message::HooksDone)
     }
@@ -154,6 +161,16 @@ impl Channel {
             Message::Proceed => Ok(()),
             got => Err(SyncError::Unexpected {
                 expected: "Proceed",
+                got,
+            }),
+        }
+    }
+
+    pub fn wait_placed(&self) -> Result<(), SyncError> {
+        match self.recv_ok()? {
+            Message::Placed => Ok(()),
+            got => Err(SyncError::Unexpected {
+                expected: "Placed",
                 got,
             }),
         }

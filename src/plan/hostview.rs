@@ -3,8 +3,8 @@
 //! that becomes the sandbox's (read-only) root. The lists are data in `rootfs/`, embedded here.
 
 use super::error::PlanError;
+use crate::engine::skeleton::Skeleton;
 use oci_spec::runtime::{Mount, MountBuilder};
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const SYSTEM_DIRS: &str = include_str!("../../rootfs/system-dirs.txt");
@@ -239,51 +239,54 @@ pub fn materialise_skeleton(dir: &Path) -> Result<(), PlanError> {
 
 /// As `materialise_skeleton`, mirroring the host found under `host_root`.
 pub fn materialise_skeleton_from(dir: &Path, host_root: &Path) -> Result<(), PlanError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PlanError::Io { path, source }
-    };
+    std::fs::create_dir_all(dir).map_err(|source| PlanError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    skeleton_from(host_root)
+        .write_to_path(dir)
+        .map_err(|e| PlanError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// The skeleton root as data (see `engine::skeleton`), mirroring the host under `host_root`:
+/// what `materialise_skeleton_from` writes, and what init builds in the sandbox's own tmpfs.
+pub fn skeleton_from(host_root: &Path) -> Skeleton {
+    let mut s = Skeleton::default();
     for d in SKELETON_DIRS {
-        let p = dir.join(d);
-        std::fs::create_dir_all(&p).map_err(io(&p))?;
+        s.dir(d, 0o755);
     }
-    let tmp = dir.join("tmp");
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).map_err(io(&tmp))?;
+    s.dir("tmp", 0o1777);
     for entry in system_entries(host_root) {
-        let (rel, is_link) = match &entry {
-            SystemEntry::Bind(p) => (p, None),
-            SystemEntry::Symlink { path, target } => (path, Some(target)),
-        };
-        let p = dir.join(rel.strip_prefix("/").unwrap_or(rel));
-        match is_link {
-            Some(target) => {
-                if std::fs::symlink_metadata(&p).is_err() {
-                    symlink(target, &p).map_err(io(&p))?;
+        match &entry {
+            SystemEntry::Bind(p) => s.dir(&rel(p), 0o755),
+            SystemEntry::Symlink { path, target } => {
+                // A link already listed (a host dir reached twice) keeps its first form.
+                if s.get(&rel(path)).is_none() {
+                    s.symlink(&rel(path), &target.to_string_lossy());
                 }
             }
-            None => std::fs::create_dir_all(&p).map_err(io(&p))?,
         }
     }
     // /var holds only the links programs expect; the host's /var (docker.sock under /var/run,
     // other users' mail and spool) stays out.
-    for (name, target) in [("var/tmp", "/tmp"), ("var/run", "/run")] {
-        let p = dir.join(name);
-        if std::fs::symlink_metadata(&p).is_err() {
-            symlink(target, &p).map_err(io(&p))?;
-        }
-    }
-    let etc = dir.join("etc");
+    s.symlink("var/tmp", "/tmp");
+    s.symlink("var/run", "/run");
     let shell = shell(host_root);
-    for (name, text) in [
-        ("passwd", PASSWD.replace("{shell}", shell)),
-        ("group", GROUP.to_string()),
-        ("hostname", "lasso\n".to_string()),
-    ] {
-        let p = etc.join(name);
-        std::fs::write(&p, text).map_err(io(&p))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).map_err(io(&p))?;
-    }
-    Ok(())
+    s.file("etc/passwd", 0o644, &PASSWD.replace("{shell}", shell));
+    s.file("etc/group", 0o644, GROUP);
+    s.file("etc/hostname", 0o644, "lasso\n");
+    s
+}
+
+/// A container path relative to the root.
+fn rel(p: &Path) -> String {
+    p.strip_prefix("/")
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! and private copies. Run by the caller (the engine's front end), never by `plan()`.
 
 use super::error::PlanError;
-use super::hostview::materialise_skeleton;
+use super::hostview::{materialise_skeleton, skeleton_from};
 use super::{HostPrep, PlannedSandbox};
+use crate::engine::skeleton::{Entry, Skeleton};
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path};
 
@@ -25,6 +26,56 @@ pub fn prepare_host(planned: &PlannedSandbox) -> Result<(), PlanError> {
         image.prepare()?;
     }
     Ok(())
+}
+
+/// As `prepare_host` for a host-view sandbox (no image), except that the skeleton root is
+/// returned as data instead of written under `planned.rootfs`: init builds it in the sandbox's
+/// own tmpfs (`engine::skeleton`), so the host gets no directory tree to create and remove.
+/// The steps outside the skeleton (agent files, private copies) are performed as usual.
+pub fn prepare_host_keeping_skeleton(planned: &PlannedSandbox) -> Result<Skeleton, PlanError> {
+    let rootfs = &planned.rootfs;
+    let mut skel = skeleton_from(Path::new("/"));
+    for step in &planned.host_prep {
+        match step {
+            HostPrep::Symlink { path, target } => {
+                let rel = in_skeleton(path, rootfs)?;
+                skel.symlink(&rel, &target.to_string_lossy());
+            }
+            HostPrep::SkeletonFile { path, contents } => {
+                let rel = in_skeleton(path, rootfs)?;
+                skel.file(&rel, 0o644, contents);
+            }
+            HostPrep::MountPoint { path, is_dir } => {
+                let rel = in_skeleton(path, rootfs)?;
+                // As on disk: a mount point never passes through a mirrored host link.
+                if let Some(link) = skel.symlink_on(&rel) {
+                    return Err(PlanError::Io {
+                        path: rootfs.join(link),
+                        source: std::io::Error::other(
+                            "a mount point would pass through a symlink of the skeleton",
+                        ),
+                    });
+                }
+                match (is_dir, skel.get(&rel)) {
+                    (true, Some(Entry::Dir { .. })) | (false, Some(_)) => {}
+                    (true, _) => skel.dir(&rel, 0o755),
+                    (false, None) => skel.file(&rel, 0o644, ""),
+                }
+            }
+            other => apply(other, rootfs)?,
+        }
+    }
+    Ok(skel)
+}
+
+/// `path` relative to the skeleton root it must lie in.
+fn in_skeleton(path: &Path, rootfs: &Path) -> Result<String, PlanError> {
+    inside_skeleton(path, rootfs)?;
+    Ok(path
+        .strip_prefix(rootfs)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned())
 }
 
 fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<(), PlanError> {

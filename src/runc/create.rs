@@ -45,6 +45,7 @@ impl Args {
             spec: None,
             // runc's create returns at once; the container outlives it.
             die_with_parent: false,
+            after_clone: None,
         }
     }
 }

@@ -395,6 +395,38 @@ pub fn socket_pair() -> Result<(UnixStream, UnixStream), SandboxError> {
     UnixStream::pair().map_err(super::io_err("socketpair for the exec gate"))
 }
 
+/// The decider's program scan, running in its own thread (`start_scan`).
+pub struct Scan(std::thread::JoinHandle<PolicyDecider>);
+
+/// Starts the decider's program scan (the host's program directories: thousands of names, each
+/// asked of the policy) in a thread. With `after_clone`, the thread parks until the engine has
+/// cloned init (see `engine::container::AfterClone`), so it can be started before `create` and
+/// run beside init's whole setup.
+pub fn start_scan(
+    profile: Arc<ResolvedProfile>,
+    sandbox_dir: &Path,
+    after_clone: Option<crate::engine::container::AfterClone>,
+) -> Result<Scan, SandboxError> {
+    let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
+    let parked = after_clone.clone();
+    let scan = std::thread::Builder::new()
+        .name("gate-decider".into())
+        .spawn(move || {
+            if let Some(p) = parked {
+                p.park();
+            }
+            match runtime_dir {
+                Some(dir) => PolicyDecider::cached(profile, &dir),
+                None => PolicyDecider::new(profile),
+            }
+        })
+        .map_err(super::io_err("start the exec gate's program scan"))?;
+    if let Some(p) = after_clone {
+        p.wait_parked();
+    }
+    Ok(Scan(scan))
+}
+
 /// After `start`: receives init's listener, traces init and serves the gate with the profile's
 /// decider and the sandbox's audit log, then lets init go on to its execve. `Ok(None)` when
 /// init died before handing the listener over (its own error is on its stderr; reap it).
@@ -405,26 +437,30 @@ pub fn attach(
     writer: Arc<Writer>,
     sandbox_dir: &Path,
 ) -> Result<Option<Monitor>, SandboxError> {
+    // Init has been forked already and the audit writer's thread runs anyway: one more
+    // thread forks nothing. The scan runs beside init's wait for the hand-over.
+    let scan = start_scan(profile.clone(), sandbox_dir, None)?;
+    attach_scanned(sock, init, &profile, scan, writer, sandbox_dir)
+}
+
+/// `attach` with the decider's scan already started (`start_scan`).
+pub fn attach_scanned(
+    sock: &UnixStream,
+    init: i32,
+    profile: &Arc<ResolvedProfile>,
+    scan: Scan,
+    writer: Arc<Writer>,
+    sandbox_dir: &Path,
+) -> Result<Option<Monitor>, SandboxError> {
     let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
     let sink = Arc::new(AuditSink::new(
         writer,
-        &profile,
+        profile,
         sandbox_dir.join(COUNTS_FILE),
     ));
-    // The decider scans the host's program directories (thousands of names, each asked of the
-    // policy). Init is setting up its mounts meanwhile and hands the listener over only when it
-    // is done, so the scan runs beside that wait instead of after it. Init has been forked
-    // already and the audit writer's thread runs anyway: one more thread forks nothing.
-    let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
-    let scan = std::thread::Builder::new()
-        .name("gate-decider".into())
-        .spawn(move || match runtime_dir {
-            Some(dir) => PolicyDecider::cached(profile, &dir),
-            None => PolicyDecider::new(profile),
-        })
-        .map_err(super::io_err("start the exec gate's program scan"))?;
     let received = crate::gate::recv_listener(sock.as_fd());
     let decider = scan
+        .0
         .join()
         .map_err(|_| SandboxError::Protocol("exec gate: the program scan panicked".into()))?;
     let Ok(listener) = received else {

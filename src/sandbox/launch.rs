@@ -1,7 +1,9 @@
 //! From a plan input to a created sandbox: plan (nothing written if it fails), the sandbox's
-//! directory `Dirs.runtime/<id>/` (skeleton root, private copies, the bundle holding the Spec
-//! with the seccomp baseline and the Landlock annotation), then the engine's create and start.
-//! Every failure after the directory exists removes what was made.
+//! directory `Dirs.runtime/<id>/` (the record, private copies, the account files the root's
+//! binds need, and `config.json`: the directory is the bundle, holding the Spec with the
+//! seccomp baseline, the Landlock annotation and, for the host view, the skeleton root as data
+//! that init builds in its own tmpfs), then the engine's create and start. Every failure after
+//! the directory exists removes what was made.
 
 use super::{io_err, tree, SandboxError};
 use crate::engine::confine;
@@ -94,6 +96,14 @@ fn cgroups_unavailable(id: &str) -> Option<String> {
 /// The engine's state root for lasso's sandboxes.
 pub fn engine_root(dirs: &Dirs) -> PathBuf {
     dirs.runtime.join("engine")
+}
+
+/// The empty directory every host-view sandbox's init mounts its skeleton tmpfs on (in its own
+/// mount namespace): `Dirs.runtime/root`. Never removed: removing a directory that is a mount
+/// point in other namespaces would detach those sandboxes' roots. Its name is no sandbox id,
+/// so the sweep of dead sandboxes (`control::remove_dead`) never touches it.
+pub fn root_mount_point(dirs: &Dirs) -> PathBuf {
+    dirs.runtime.join("root")
 }
 
 /// `Dirs.runtime/<id>`.
@@ -223,27 +233,56 @@ impl Launch {
         self.planned.id.as_str()
     }
 
+    /// The bundle is the sandbox's directory itself (`config.json` beside the record): one
+    /// directory fewer to create and remove per sandbox.
     pub fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle")
+        self.dir.clone()
     }
 
     fn write(&self) -> Result<(), SandboxError> {
         make_dir(&self.dir)?;
-        plan::prepare_host(&self.planned)?;
-        let mut spec = self.engine_spec()?;
-        self.move_skeleton_etc(&mut spec)?;
+        let skeleton = if self.root_is_skeleton() {
+            Some(plan::prepare_host_keeping_skeleton(&self.planned)?)
+        } else {
+            plan::prepare_host(&self.planned)?;
+            None
+        };
+        let mut spec = self.engine_spec(skeleton.as_ref())?;
+        match &skeleton {
+            Some(skel) => {
+                // Only an empty mount point of the root exists on the host, and every sandbox
+                // shares it: init mounts its tmpfs there in its own mount namespace, so the
+                // host's directory never holds anything (and is never a mount point on the
+                // host). One directory fewer to create and remove per sandbox.
+                let mount_point = root_mount_point(&self.dirs);
+                make_dir(&mount_point)?;
+                let mut root = spec.root().clone().unwrap_or_default();
+                root.set_path(mount_point);
+                spec.set_root(Some(root));
+                self.write_skeleton_etc(&mut spec, skel)?;
+            }
+            None => self.move_skeleton_etc(&mut spec)?,
+        }
         if let Some(m) = super::network::resolv_conf_mount(&self.egress, &self.dir)? {
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             mounts.push(m);
             spec.set_mounts(Some(mounts));
         }
-        let bundle = self.bundle();
-        make_dir(&bundle)?;
         let text = serde_json::to_vec(&spec).map_err(|e| {
             SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
         })?;
-        crate::engine::state::write_atomic(&bundle.join("config.json"), &text)
+        crate::engine::state::write_atomic(&self.bundle().join("config.json"), &text)
             .map_err(|e| SandboxError::Protocol(e.to_string()))
+    }
+
+    /// Whether the root is the host view's skeleton (not an image's root).
+    fn root_is_skeleton(&self) -> bool {
+        self.planned
+            .spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.path() == &self.planned.rootfs)
+            && self.planned.image.is_none()
     }
 
     /// The skeleton's `/etc/{passwd,group,hostname}` are bind sources under `rootfs/etc`, but
@@ -272,9 +311,50 @@ impl Launch {
         Ok(())
     }
 
+    /// As `move_skeleton_etc` for a skeleton that exists only as data: the bind sources of
+    /// its `/etc` files are written flat into the sandbox's directory (files only: on this
+    /// kind of host a directory costs a synchronous discard when it is removed).
+    fn write_skeleton_etc(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        skel: &crate::engine::skeleton::Skeleton,
+    ) -> Result<(), SandboxError> {
+        let skel_etc = self.planned.rootfs.join("etc");
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts.iter_mut() {
+            let Some(src) = m.source().clone() else {
+                continue;
+            };
+            let Ok(rel) = src.strip_prefix(&skel_etc) else {
+                continue;
+            };
+            let key = Path::new("etc").join(rel);
+            let Some(crate::engine::skeleton::Entry::File { contents, .. }) =
+                skel.get(&key.to_string_lossy())
+            else {
+                return Err(SandboxError::Protocol(format!(
+                    "the mount of {} binds {}, which the skeleton does not hold as a file",
+                    m.destination().display(),
+                    src.display()
+                )));
+            };
+            let flat = rel.to_string_lossy().replace('/', "-");
+            let to = self.dir.join(format!("etc-{flat}"));
+            std::fs::write(&to, contents).map_err(io_err(format!("write {}", to.display())))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err(format!("chmod {}", to.display())))?;
+            m.set_source(Some(to));
+        }
+        spec.set_mounts(Some(mounts));
+        Ok(())
+    }
+
     /// The planned Spec plus what lasso enforces beside OCI: the built-in seccomp baseline and
     /// the Landlock rules (as an annotation init reads).
-    fn engine_spec(&self) -> Result<oci_spec::runtime::Spec, SandboxError> {
+    fn engine_spec(
+        &self,
+        skeleton: Option<&crate::engine::skeleton::Skeleton>,
+    ) -> Result<oci_spec::runtime::Spec, SandboxError> {
         let mut spec = self.planned.spec.clone();
         let mut linux = spec.linux().clone().unwrap_or_default();
         linux.set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
@@ -290,18 +370,18 @@ impl Launch {
             confine::LANDLOCK_ANNOTATION.into(),
             confine::encode_landlock(&rules),
         );
-        // The host view's root is a skeleton: init copies it into a tmpfs instead of binding
-        // it, so no host directory of the sandbox becomes a mount point (cheap cleanup).
+        // The host view's root is a skeleton: init builds it in a tmpfs (from the description
+        // here) instead of binding a host directory, so nothing of it is written on the host
+        // and no host directory of the sandbox becomes a mount point (cheap cleanup).
         // (Only for that skeleton: an image root is bound as usual.)
-        let root_is_skeleton = spec
-            .root()
-            .as_ref()
-            .is_some_and(|r| r.path() == &self.planned.rootfs)
-            && self.planned.image.is_none();
-        if root_is_skeleton {
+        if let Some(skel) = skeleton {
             ann.insert(
                 crate::engine::rootfs::SKELETON_ANNOTATION.into(),
                 crate::engine::rootfs::SKELETON_VALUE.into(),
+            );
+            ann.insert(
+                crate::engine::skeleton::ENTRIES_ANNOTATION.into(),
+                skel.encode(),
             );
         }
         spec.set_annotations(Some(ann));
@@ -312,10 +392,26 @@ impl Launch {
     /// `console_socket`, init sends the PTY master there.
     /// With `gate_socket`, init hands the exec gate's listener over it before its execve (see
     /// `gate_link::attach`).
+    /// With `after_clone`, the engine releases a helper thread parked on it once init exists
+    /// (see `engine::container::AfterClone`); it is released here too if `create` fails.
     pub fn create(
         &mut self,
         console_socket: Option<&Path>,
         gate_socket: Option<std::os::fd::RawFd>,
+        after_clone: Option<crate::engine::container::AfterClone>,
+    ) -> Result<i32, SandboxError> {
+        let result = self.create_inner(console_socket, gate_socket, after_clone.clone());
+        if let (Err(_), Some(helper)) = (&result, after_clone) {
+            helper.release();
+        }
+        result
+    }
+
+    fn create_inner(
+        &mut self,
+        console_socket: Option<&Path>,
+        gate_socket: Option<std::os::fd::RawFd>,
+        after_clone: Option<crate::engine::container::AfterClone>,
     ) -> Result<i32, SandboxError> {
         make_dir(&self.runtime.store.dir(""))?;
         let c = self.runtime.create(&CreateOptions {
@@ -327,6 +423,7 @@ impl Launch {
             // sandbox whose monitor was killed has no gate, no log and no cleanup, so it dies
             // too, and the next lasso command removes what is left.
             die_with_parent: true,
+            after_clone,
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;

@@ -114,9 +114,20 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
         Some(_) => Some(super::gate_link::socket_pair()?),
         None => None,
     };
+    // As in `run`: the gate's program scan runs beside init's setup.
+    let after_clone = crate::engine::container::AfterClone::default();
+    let scan = match &launch.profile {
+        Some(p) => Some(super::gate_link::start_scan(
+            p.clone(),
+            &launch.dir,
+            Some(after_clone.clone()),
+        )?),
+        None => None,
+    };
     let init = launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
+        Some(after_clone),
     )?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
@@ -140,9 +151,9 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
-    let monitor = match (&gate, &launch.profile) {
-        (Some(sock), Some(profile)) => {
-            super::gate_link::attach(sock, init, profile.clone(), log.clone(), &launch.dir)?
+    let monitor = match (&gate, &launch.profile, scan) {
+        (Some(sock), Some(profile), Some(scan)) => {
+            super::gate_link::attach_scanned(sock, init, profile, scan, log.clone(), &launch.dir)?
         }
         _ => None,
     };
@@ -169,10 +180,16 @@ fn pump(
     let mut client: Option<(UnixStream, FrameReader)> = None;
     let mut buf = vec![0u8; 32 * 1024];
     let mut master_open = true;
+    // A second into the sandbox's life, this monitor hands back its start-up pages.
+    let mut shed = super::footprint::ShedTimer::start();
     loop {
         let cfd = client.as_ref().map_or(-1, |(s, _)| s.as_raw_fd());
         let mfd = if master_open { master.as_raw_fd() } else { -1 };
-        let r = poll(&[pidfd.as_raw_fd(), mfd, listener.as_raw_fd(), cfd], -1)?;
+        let r = poll(
+            &[pidfd.as_raw_fd(), mfd, listener.as_raw_fd(), cfd],
+            shed.timeout_ms(),
+        )?;
+        shed.tick();
         if r[1] != 0 {
             match nix::unistd::read(master.as_fd(), &mut buf) {
                 Ok(n) if n > 0 => {

@@ -41,7 +41,22 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
         Some(_) => Some(super::gate_link::socket_pair()?),
         None => None,
     };
-    let pid = launch.create(None, gate.as_ref().map(|(_, init)| init.as_raw_fd()))?;
+    // The exec gate's program scan runs beside init's whole setup: started now, parked until
+    // the engine has cloned init (a thread must not run during that clone).
+    let after_clone = crate::engine::container::AfterClone::default();
+    let scan = match &launch.profile {
+        Some(p) => Some(super::gate_link::start_scan(
+            p.clone(),
+            &launch.dir,
+            Some(after_clone.clone()),
+        )?),
+        None => None,
+    };
+    let pid = launch.create(
+        None,
+        gate.as_ref().map(|(_, init)| init.as_raw_fd()),
+        Some(after_clone),
+    )?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
@@ -52,9 +67,9 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
-    let monitor = match (&gate, &launch.profile) {
-        (Some(sock), Some(profile)) => {
-            super::gate_link::attach(sock, pid, profile.clone(), log.clone(), &launch.dir)?
+    let monitor = match (&gate, &launch.profile, scan) {
+        (Some(sock), Some(profile), Some(scan)) => {
+            super::gate_link::attach_scanned(sock, pid, profile, scan, log.clone(), &launch.dir)?
         }
         _ => None,
     };
@@ -65,8 +80,12 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
     record.state = super::SandboxState::Running;
     record.save(&launch.dirs)?;
     let mut interrupts = 0;
+    // A sandbox still running after a second is an agent's session, not a quick command: this
+    // process is its monitor for as long, so it hands back its start-up pages then.
+    let mut shed = super::footprint::ShedTimer::start();
     loop {
-        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], -1)?;
+        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], shed.timeout_ms())?;
+        shed.tick();
         if ready[0] != 0 {
             for sig in signals.drain() {
                 if sig == libc::SIGINT || sig == libc::SIGTERM {

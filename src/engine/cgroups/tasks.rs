@@ -150,12 +150,17 @@ impl Cgroup {
             let is_leaf = leaves.contains(&dir.as_path());
             let deadline = Instant::now() + if is_leaf { WAIT } else { Duration::ZERO };
             let mut pause = Duration::from_millis(1);
+            // The first rmdir is tried as is: listing a v1 cgroup directory (dozens of control
+            // files) for nested cgroups costs more than the rmdir, and a container rarely
+            // made any.
+            let mut first = true;
             loop {
-                if is_leaf {
+                if is_leaf && !first {
                     // Cgroups the container made below its own go first, deepest first; their
                     // tasks may still be exiting, so this is retried with the leaf.
                     remove_nested(dir);
                 }
+                let was_first = std::mem::replace(&mut first, false);
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
@@ -165,6 +170,10 @@ impl Cgroup {
                     {
                         if !is_leaf {
                             break;
+                        }
+                        if was_first {
+                            // Nested cgroups (or tasks still exiting): clear and retry at once.
+                            continue;
                         }
                         if Instant::now() >= deadline {
                             first_err.get_or_insert(CgroupError::Remove {
