@@ -43,6 +43,8 @@ pub struct PolicyDecider {
     /// itself is not blocked, but run under a blocked `argv[0]` it is that program.
     by_argv0_id: std::collections::HashSet<(u64, u64)>,
     by_argv0_hash: std::collections::HashSet<[u8; 32]>,
+    /// The program directories scanned for blocked names (the host's, but for tests).
+    dirs: Vec<String>,
 }
 
 impl PolicyDecider {
@@ -58,13 +60,22 @@ impl PolicyDecider {
         PolicyDecider::with_hashes(profile, ProgramHashes::open(runtime_dir))
     }
 
-    fn with_hashes(profile: Arc<ResolvedProfile>, mut hashes: ProgramHashes) -> PolicyDecider {
+    fn with_hashes(profile: Arc<ResolvedProfile>, hashes: ProgramHashes) -> PolicyDecider {
+        PolicyDecider::scanning(profile, hashes, &PROGRAM_DIRS)
+    }
+
+    fn scanning(
+        profile: Arc<ResolvedProfile>,
+        mut hashes: ProgramHashes,
+        dirs: &[&str],
+    ) -> PolicyDecider {
         let mut d = PolicyDecider {
             profile,
             by_id: HashMap::new(),
             by_hash: HashMap::new(),
             by_argv0_id: Default::default(),
             by_argv0_hash: Default::default(),
+            dirs: dirs.iter().map(|d| d.to_string()).collect(),
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
             d.learn_blocked_programs(&mut hashes);
@@ -81,7 +92,8 @@ impl PolicyDecider {
             .ok()
             .map(|bytes| sha2::Sha256::digest(&bytes).into());
         let profile = self.profile.clone();
-        let blocked = hashes.blocked_programs(fingerprint, &PROGRAM_DIRS, |dir| {
+        let dirs: Vec<&str> = self.dirs.iter().map(String::as_str).collect();
+        let blocked = hashes.blocked_programs(fingerprint, &dirs, |dir| {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 return Vec::new();
             };
@@ -117,34 +129,57 @@ impl PolicyDecider {
         }
     }
 
-    /// A blocked name that is a symlink to a program whose own name is allowed: remembers that
-    /// program (by identity and content) as one that acts by `argv[0]`, and says so. Blocking
-    /// the target itself would refuse `pgrep` because `pkill` links to it.
+    /// A blocked name for a file that has an allowed name of its own: a symlink to a program
+    /// whose own name is allowed (`pkill -> pgrep`), or a hard link whose file also has an
+    /// allowed name in the program directories. Remembers that file (by identity and content)
+    /// as one that acts by `argv[0]`, and says so: blocking the file itself would refuse `pgrep`
+    /// because `pkill` links to it. A blocked file without an allowed name (`rm`) stays blocked
+    /// by identity and content, whatever it is called.
     fn acts_by_argv0(
         &mut self,
         path: &Path,
         meta: &std::fs::Metadata,
         hashes: &mut ProgramHashes,
     ) -> bool {
-        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let Some(target) = is_link.then(|| std::fs::canonicalize(path).ok()).flatten() else {
+        let Some(file) = self.allowed_identity(path, meta) else {
             return false;
         };
-        let Some(own) = target.file_name() else {
-            return false;
-        };
-        if !decide_argv(&self.profile, &[own.as_bytes().to_vec()])
-            .permits(self.profile.commands.mode)
-        {
-            return false;
-        }
         self.by_argv0_id.insert((meta.dev(), meta.ino()));
         if meta.len() <= MAX_HASHED {
-            if let Some(digest) = hashes.digest(&target, meta) {
+            if let Some(digest) = hashes.digest(&file, meta) {
                 self.by_argv0_hash.insert(digest);
             }
         }
         true
+    }
+
+    /// The file behind the blocked name `path` when it has an allowed name of its own.
+    fn allowed_identity(&self, path: &Path, meta: &std::fs::Metadata) -> Option<PathBuf> {
+        let allowed = |name: &std::ffi::OsStr| {
+            decide_argv(&self.profile, &[name.as_bytes().to_vec()])
+                .permits(self.profile.commands.mode)
+        };
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            let target = std::fs::canonicalize(path).ok()?;
+            return allowed(target.file_name()?).then_some(target);
+        }
+        // A hard link: another name of the same file, found by the inode number readdir gives
+        // (no stat per entry), confirmed by device.
+        if meta.nlink() < 2 {
+            return None;
+        }
+        use std::os::unix::fs::DirEntryExt;
+        let twin = self.dirs.iter().find_map(|dir| {
+            std::fs::read_dir(dir).ok()?.flatten().find(|e| {
+                e.ino() == meta.ino()
+                    && e.path() != path
+                    && allowed(&e.file_name())
+                    && std::fs::symlink_metadata(e.path())
+                        .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
+            })
+        });
+        twin.map(|_| path.to_path_buf())
     }
 
     /// The name a program that acts by `argv[0]` was called by, when `e` is one.
@@ -447,4 +482,96 @@ pub fn finish(m: Monitor, init: i32) -> Result<i32, SandboxError> {
             .unwrap_or(255),
         None => 255,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{resolve, ProfileSource};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A program directory of our own (never the host's /usr): `viewer` is allowed, `shred`
+    /// is a blocked name hard-linked to it, `wipe` is a blocked program with no allowed name.
+    struct Bin {
+        dir: tempfile::TempDir,
+        decider: PolicyDecider,
+    }
+
+    impl Bin {
+        fn new() -> Bin {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            for (name, body) in [("viewer", "viewer program\n"), ("wipe", "wipe program\n")] {
+                std::fs::write(bin.join(name), body).unwrap();
+                std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+                    .unwrap();
+            }
+            std::fs::hard_link(bin.join("viewer"), bin.join("shred")).unwrap();
+            let toml = dir.path().join("p.toml");
+            std::fs::write(&toml, "[commands]\nblocked = [\"shred\", \"wipe\"]\n").unwrap();
+            let src = ProfileSource::file(&toml).unwrap();
+            let profile = resolve(src, &crate::paths::Dirs::current()).unwrap();
+            let dirs = [bin.to_str().unwrap()];
+            let decider =
+                PolicyDecider::scanning(Arc::new(profile), ProgramHashes::uncached(), &dirs);
+            Bin { dir, decider }
+        }
+
+        /// The request the gate would make for `file` run with `argv`: identity by device and
+        /// inode, content hash (the temp dir is on a writable mount), resolved by the path used.
+        fn run(&self, file: &Path, argv: &[&str]) -> GateVerdict {
+            let meta = std::fs::metadata(file).unwrap();
+            let exe = ExeIdentity {
+                resolved: file.to_path_buf(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                sha256: Some(sha2::Sha256::digest(std::fs::read(file).unwrap()).into()),
+                ..ExeIdentity::default()
+            };
+            let req = ExecRequest {
+                path: file.as_os_str().as_bytes().to_vec(),
+                exe,
+                argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                ..ExecRequest::default()
+            };
+            self.decider.decide(&req)
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+    }
+
+    #[test]
+    fn allowed_program_with_a_blocked_hard_link_runs_under_its_own_name() {
+        let b = Bin::new();
+        let v = b.run(&b.path("bin/viewer"), &["viewer", "file"]);
+        assert!(v.allow, "{v:?}");
+    }
+
+    #[test]
+    fn blocked_hard_link_name_is_refused_by_path_and_by_argv0() {
+        let b = Bin::new();
+        let v = b.run(&b.path("bin/shred"), &["shred", "file"]);
+        assert!(!v.allow, "{v:?}");
+        // The allowed name's path, called as the blocked name: the program acts by argv[0].
+        let v = b.run(&b.path("bin/viewer"), &["shred", "file"]);
+        assert!(!v.allow, "{v:?}");
+        // A copy of the shared file under another name, called as the blocked name.
+        std::fs::copy(b.path("bin/viewer"), b.path("copy")).unwrap();
+        let v = b.run(&b.path("copy"), &["/tmp/shred", "file"]);
+        assert!(!v.allow, "{v:?}");
+    }
+
+    #[test]
+    fn copied_blocked_program_without_an_allowed_name_stays_blocked_under_any_name() {
+        let b = Bin::new();
+        std::fs::copy(b.path("bin/wipe"), b.path("viewer")).unwrap();
+        let v = b.run(&b.path("viewer"), &["viewer", "file"]);
+        assert!(!v.allow, "a renamed copy of wipe ran: {v:?}");
+        std::fs::hard_link(b.path("bin/wipe"), b.path("innocent")).unwrap();
+        let v = b.run(&b.path("innocent"), &["innocent"]);
+        assert!(!v.allow, "a hard link to wipe made outside the program dirs ran: {v:?}");
+    }
 }
