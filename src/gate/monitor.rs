@@ -42,11 +42,6 @@ pub(crate) struct Shared {
     /// never sees it (kernel/exit.c, `wait_task_zombie`).
     pub root: i32,
     pub root_status: std::sync::Mutex<Option<i32>>,
-    /// Held by the one worker blocked in RECV. A notification wakes every thread sleeping in
-    /// RECV (the listener's wait queue is not exclusive) and all but one go back to sleep: on a
-    /// two-core machine that extra wake-up competes with the exec itself. The other workers
-    /// wait on this lock instead, and take it once the receiver has its notification.
-    pub receiving: std::sync::Mutex<()>,
     ran: AtomicU64,
     refused: AtomicU64,
     killed: AtomicU64,
@@ -139,7 +134,6 @@ impl Monitor {
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
             root,
             root_status: std::sync::Mutex::new(None),
-            receiving: std::sync::Mutex::new(()),
             ran: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),

@@ -44,11 +44,8 @@ pub(crate) fn serve(fd: i32, shared: &Shared, poll_first: bool) -> io::Result<()
         }
         // SAFETY: the kernel requires a zeroed seccomp_notif and fills it in.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-        let receiving = shared.receiving.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: RECV writes one seccomp_notif into `req`.
-        let r = unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
-        drop(receiving);
-        if r != 0 {
+        if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } != 0 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 // ENOENT: the caller died (or was killed) before we took its notification, or

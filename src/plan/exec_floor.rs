@@ -265,4 +265,45 @@ mod tests {
         let got = allowed_executables(&["ls".into()], &[dir.path()], &[PathBuf::from("/usr")]);
         assert!(!got.iter().any(|p| p.starts_with(dir.path())));
     }
+
+    /// Two layers: the lower one has ls, cat, a loader and links; the upper one whites cat
+    /// out. Names resolve in the image (an absolute link means the image's root), never on
+    /// the host.
+    #[test]
+    fn image_floor_follows_the_images_links_and_whiteouts() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("l0"), dir.path().join("l1"));
+        for d in ["bin", "lib", "usr/bin"] {
+            std::fs::create_dir_all(lower.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(upper.join("bin")).unwrap();
+        for f in ["bin/ls", "bin/cat", "lib/ld-musl-x86_64.so.1"] {
+            std::fs::write(lower.join(f), "").unwrap();
+        }
+        // `dir` -> ls through an absolute link: counts as /bin/ls.
+        symlink("/bin/ls", lower.join("usr/bin/dir")).unwrap();
+        // `head` -> cat, which the upper layer removes: nothing.
+        symlink("/bin/cat", lower.join("usr/bin/head")).unwrap();
+        // `true` -> a path only the host has: nothing (never the host's file).
+        symlink("/usr/bin/true", lower.join("bin/true")).unwrap();
+        let whiteout = rustix::fs::mknodat(
+            rustix::fs::CWD,
+            upper.join("bin/cat"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        );
+        if whiteout.is_err() {
+            eprintln!("skipped: cannot make an overlay whiteout here");
+            return;
+        }
+        let names: Vec<String> = ["ls", "cat", "head", "dir", "true"].map(String::from).into();
+        let dirs = [Path::new("/bin"), Path::new("/usr/bin")];
+        let got = allowed_in_image(&names, &dirs, &[lower, upper]);
+        let want: Vec<PathBuf> = ["/bin/ls", "/lib/ld-musl-x86_64.so.1"]
+            .map(PathBuf::from)
+            .into();
+        assert_eq!(got, want);
+    }
 }
