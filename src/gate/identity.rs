@@ -303,7 +303,9 @@ impl Identifier {
         };
         let head = &first[..n.min(HEADER)];
 
-        let shebang = (kind == Head::Script).then(|| parse_shebang(head)).flatten();
+        let shebang = (kind == Head::Script)
+            .then(|| parse_shebang(head))
+            .flatten();
         if let (Some((interp, arg)), true) = (shebang, depth < MAX_DEPTH) {
             let ifile = open_in_view(vp, None, &interp)?;
             let mut iargv = vec![interp.clone()];

@@ -298,7 +298,9 @@ mod tests {
             eprintln!("skipped: cannot make an overlay whiteout here");
             return;
         }
-        let names: Vec<String> = ["ls", "cat", "head", "dir", "true"].map(String::from).into();
+        let names: Vec<String> = ["ls", "cat", "head", "dir", "true"]
+            .map(String::from)
+            .into();
         let dirs = [Path::new("/bin"), Path::new("/usr/bin")];
         let got = allowed_in_image(&names, &dirs, &[lower, upper]);
         let want: Vec<PathBuf> = ["/bin/ls", "/lib/ld-musl-x86_64.so.1"]

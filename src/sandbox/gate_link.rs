@@ -572,6 +572,9 @@ mod tests {
         assert!(!v.allow, "a renamed copy of wipe ran: {v:?}");
         std::fs::hard_link(b.path("bin/wipe"), b.path("innocent")).unwrap();
         let v = b.run(&b.path("innocent"), &["innocent"]);
-        assert!(!v.allow, "a hard link to wipe made outside the program dirs ran: {v:?}");
+        assert!(
+            !v.allow,
+            "a hard link to wipe made outside the program dirs ran: {v:?}"
+        );
     }
 }
