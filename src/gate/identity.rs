@@ -108,13 +108,24 @@ struct Facts {
     multicall: bool,
 }
 
-/// Where the target stands: its pid (for /proc/PID/root and /proc/PID/cwd).
+/// Where the target stands: its pid (for /proc/PID/root and /proc/PID/cwd), and optionally the
+/// sandbox's root, opened once, to resolve absolute paths from in place of /proc/PID/root.
 #[derive(Clone, Copy)]
-pub(crate) struct Viewpoint {
+pub(crate) struct Viewpoint<'a> {
     pub pid: i32,
+    /// The sandbox's root (see `Identifier::with_root` for why this is sound).
+    pub root: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
+impl Viewpoint<'static> {
+    /// The target's own root, looked up through /proc each time.
+    pub(crate) fn own(pid: i32) -> Viewpoint<'static> {
+        Viewpoint { pid, root: None }
+    }
 }
 
 /// How the exec named its file.
+#[derive(Clone, Copy)]
 pub(crate) enum ExecPath<'a> {
     /// `execve(path)` or `execveat(dirfd, path)` with `dirfd` `None` for AT_FDCWD.
     Path { dirfd: Option<i32>, path: &'a [u8] },
@@ -129,6 +140,8 @@ pub(crate) struct Identifier {
     /// stamp as the hashes: a repeated exec of a known program then needs neither a readable
     /// reopen nor a read. A script is read every time (its `#!` line is needed).
     heads: Mutex<HashMap<(u64, u64), (Stamp, Head)>>,
+    /// The sandbox's root, opened once at start (see `with_root`).
+    root: Option<std::os::fd::OwnedFd>,
     loader_hashes: HashSet<[u8; 32]>,
 }
 
@@ -144,6 +157,7 @@ impl Identifier {
         let mut id = Identifier {
             cache: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
+            root: None,
             loader_hashes: HashSet::new(),
         };
         // A copy of the loader under another name must still count as the loader, so its
@@ -160,12 +174,37 @@ impl Identifier {
         id
     }
 
+    /// Resolves the absolute paths of exec notifications from the root `root_pid` has now (the
+    /// sandbox's, opened once) instead of each caller's /proc/PID/root: the lookup of a new pid's
+    /// /proc entry and its root link is the largest single cost of a gated exec. A caller whose
+    /// root differs (it entered a chroot or another mount namespace) may get a first decision on
+    /// another file; that decision never counts alone: the exec event compares the image the
+    /// kernel really loaded (by device, inode and stamp) with the one decided, and decides again
+    /// on the real image when they differ. Without a readable root, each caller's is used.
+    pub(crate) fn with_root(mut self, root_pid: i32) -> Identifier {
+        self.root = rustix::fs::open(
+            format!("/proc/{root_pid}/root"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
+        self
+    }
+
+    /// Where a notification's caller stands.
+    pub(crate) fn viewpoint(&self, pid: i32) -> Viewpoint<'_> {
+        Viewpoint {
+            pid,
+            root: self.root.as_ref().map(|r| r.as_fd()),
+        }
+    }
+
     /// Identifies what an exec notification names. `filename` is what the kernel will pass a
     /// script's interpreter in place of argv[0]. Errors mean the kernel will fail the exec too
     /// (or the file was moved away meanwhile, which the exec-event check covers).
     pub(crate) fn identify_exec(
         &self,
-        vp: Viewpoint,
+        vp: Viewpoint<'_>,
         how: ExecPath<'_>,
         argv: &[Vec<u8>],
     ) -> io::Result<(ExeIdentity, Expected)> {
@@ -208,7 +247,7 @@ impl Identifier {
                 return Some(name());
             }
             if let Some(path) = &s.path {
-                let same = open_in_view(Viewpoint { pid }, None, path)
+                let same = open_in_view(Viewpoint::own(pid), None, path)
                     .and_then(|f| f.metadata())
                     .map(|m| (m.dev(), m.ino()) == (s.stamp.dev, s.stamp.ino));
                 if !matches!(same, Ok(true)) {
@@ -234,13 +273,13 @@ impl Identifier {
         // Depth 0: /proc/PID/exe is never a script (the kernel resolved the `#!` chain), but
         // it may be the loader, whose target is still to identify.
         Ok(self
-            .identify_open(Viewpoint { pid }, file, &filename, argv, 0, None)?
+            .identify_open(Viewpoint::own(pid), file, &filename, argv, 0, None)?
             .0)
     }
 
     fn identify_open(
         &self,
-        vp: Viewpoint,
+        vp: Viewpoint<'_>,
         file: File,
         filename: &[u8],
         argv: &[Vec<u8>],
@@ -438,9 +477,7 @@ mod tests {
         let path = script.as_os_str().as_bytes();
         let argv = vec![path.to_vec()];
         let how = ExecPath::Path { dirfd: None, path };
-        let me = Viewpoint {
-            pid: std::process::id() as i32,
-        };
+        let me = Viewpoint::own(std::process::id() as i32);
         let (_, expected) = id.identify_exec(me, how, &argv).unwrap();
         assert_eq!(expected.scripts.len(), 1);
         (id, expected)

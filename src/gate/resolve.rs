@@ -33,7 +33,7 @@ pub(crate) fn open_magic(pid: i32, fd: i32) -> io::Result<File> {
 /// fd table, since /proc/self would mean the monitor here. The result is an `O_PATH` descriptor:
 /// enough to stat it, name it and check its mount; `reopen_regular` makes it readable, which
 /// costs a second open through /proc and is skipped when the content is already known.
-pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io::Result<File> {
+pub(crate) fn open_in_view(vp: Viewpoint<'_>, dirfd: Option<i32>, path: &[u8]) -> io::Result<File> {
     if let Some(fd) = own_fd_path(path) {
         return open_magic(vp.pid, fd);
     }
@@ -53,12 +53,19 @@ pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io
     }
     let o = OFlags::PATH | OFlags::CLOEXEC;
     let opened = if path.first() == Some(&b'/') {
-        let root = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        match rustix::fs::openat2(&root, path, o, Mode::empty(), ResolveFlags::IN_ROOT) {
+        let own;
+        let root = match vp.root {
+            Some(fd) => fd,
+            None => {
+                own = rustix::fs::open(
+                    format!("/proc/{pid}/root"),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                std::os::fd::AsFd::as_fd(&own)
+            }
+        };
+        match rustix::fs::openat2(root, path, o, Mode::empty(), ResolveFlags::IN_ROOT) {
             // IN_ROOT refuses magic links (e.g. a symlink into /proc/PID/fd); the kernel
             // follows them, so follow them from the target's /proc view.
             Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::XDEV) => {
