@@ -174,9 +174,10 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     };
     let ident = &shared.ident;
     let mut found = ident.identify_exec(ident.viewpoint(pid), how, &argv);
-    // Not found from the sandbox's root: the caller may stand in another root (see
-    // `Identifier::with_root`); its own is asked before the call is answered with the error.
-    if matches!(&found, Err(e) if not_found(e)) && path.first() == Some(&b'/') {
+    // Not found from the sandbox's root (the path, or a script's interpreter): the caller may
+    // stand in another root (see `Identifier::with_root`); its own is asked before the call is
+    // answered with the error.
+    if matches!(&found, Err(e) if not_found(e)) {
         found = ident.identify_exec(Viewpoint::own(pid), how, &argv);
     }
     let (exe, expected) = match found {
