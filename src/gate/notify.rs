@@ -155,8 +155,7 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         return;
     };
     let mem = procmem::Remote(pid);
-    let read = procmem::read_cstr(&mem, call.path_ptr, libc::PATH_MAX as usize)
-        .and_then(|p| procmem::read_argv(&mem, call.argv_ptr, call.width).map(|a| (p, a.0)));
+    let read = procmem::read_exec_args(&mem, call.path_ptr, call.argv_ptr, call.width);
     let Ok((path, argv)) = read else {
         // Unreadable arguments (EFAULT for the kernel too), or memory this monitor may not read:
         // should the exec succeed after all, the exec event decides on what really ran.
