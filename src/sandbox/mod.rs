@@ -11,6 +11,7 @@
 pub mod attach;
 pub mod audit_log;
 pub mod control;
+pub mod gate_decider;
 pub mod gate_link;
 pub mod gated_exec;
 pub mod launch;

@@ -1,4 +1,4 @@
-//! Tests of the decider's hard-link rule (`gate_link::PolicyDecider`): a program directory of
+//! Tests of the decider's hard-link rule (`gate_decider::PolicyDecider`): a program directory of
 //! our own, with real hard links and copies, never the host's /usr.
 use super::*;
 use crate::policy::{resolve, ProfileSource};
