@@ -15,7 +15,7 @@
  * Modes are interleaved round by round so that a change in the machine's load lands in all of
  * them; the per-exec median over rounds is printed for each, and its difference to `allow`.
  *
- * Build: cc -O2 -pthread -o gate_floor benches/gate_floor.c   Run as root: ./gate_floor [N] [ROUNDS]
+ * Build: cc -O2 -o gate_floor benches/gate_floor.c   Run as root: ./gate_floor [N] [ROUNDS]
  * benches/gate.sh builds and runs it beside lasso's own gate.
  */
 #define _GNU_SOURCE
@@ -266,12 +266,10 @@ int main(int argc, char **argv) {
         med[m] = per[m][rounds / 2];
         cmed[m] = cpu[m][rounds / 2];
     }
+    double load = -1;
+    getloadavg(&load, 1);
     printf("floor (%d rounds of %d fork+exec of /bin/true, median per exec; load %.1f):\n", rounds, n,
-           (getloadavg(med, 1) == 1) ? med[0] : -1.0);
-    for (int m = 0; m < MODES; m++) {
-        qsort(per[m], rounds, sizeof(double), cmp);
-        med[m] = per[m][rounds / 2];
-    }
+           load);
     printf("  %-10s %9s %10s %9s %10s\n", "mode", "wall", "vs allow", "CPU", "vs allow");
     for (int m = 0; m < MODES; m++)
         printf("  %-10s %7.1f us %+7.1f us %7.1f us %+7.1f us\n", names[m], med[m] * 1e6,
