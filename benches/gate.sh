@@ -6,8 +6,11 @@
 #      since only execve/execveat reach the monitor.
 # Both sides carry an allow-all seccomp filter standing in for the sandbox's baseline filter, so the
 # comparison is "sandbox" vs "sandbox + gate" rather than "no seccomp at all" vs "gate".
-# Needs root and hyperfine. Usage: benches/gate.sh   (N=2000 RUNS=10 to change the sizes;
-# GATE_HELPER=... to skip the build)
+# Needs root, hyperfine and a C compiler. Usage: benches/gate.sh   (N=2000 RUNS=10 to change the
+# sizes; GATE_HELPER=... to skip the build; GATE_BEFORE=path/to/an/older/helper adds that build to
+# the paired runs, side by side; FLOOR=0 skips the floor).
+# 3. the floor of the design (benches/gate_floor.c): bare exec, seccomp notify + CONTINUE, and
+#    notify + the ptrace round, with nothing else done, in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000}
@@ -37,6 +40,11 @@ hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/dd.json" \
   -n "dd 2M syscalls, no gate" "$(helper 0 "$dd_argv")" \
   -n "dd 2M syscalls, gated" "$(helper 1 "$dd_argv")"
 
+if [ "${FLOOR:-1}" = 1 ]; then
+  cc -O2 -Wall -o "$out/gate_floor" benches/gate_floor.c
+  "$out/gate_floor" "$N" "${FLOOR_ROUNDS:-7}"
+fi
+
 python3 - "$out" "$N" <<'PY'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
@@ -53,13 +61,19 @@ print(f"syscall-heavy, no exec: median {med(dd[0])*1e3:.1f} ms ungated, {med(dd[
 PY
 
 # Paired runs: hyperfine measures all ungated runs, then all gated ones, so a change in the
-# machine's load between the two phases lands in the difference. Alternating the two and taking
-# the median of the per-pair differences keeps most of that out on a shared machine.
+# machine's load between the two phases lands in the difference. Rotating the runs and taking
+# the median of the per-round differences keeps most of that out on a shared machine. With
+# GATE_BEFORE, each round also runs the older helper gated, so both builds meet the same load.
 PAIRS=${PAIRS:-15}
-ungated=$(helper 0 "$loop_argv"); gated=$(helper 1 "$loop_argv")
-python3 - "$PAIRS" "$N" "$ungated" "$gated" <<'PY'
+cmds=("$(helper 0 "$loop_argv")" "$(helper 1 "$loop_argv")")
+if [ -n "${GATE_BEFORE:-}" ]; then
+  [ -x "$GATE_BEFORE" ] || { echo "gate.sh: GATE_BEFORE=$GATE_BEFORE is not an executable" >&2; exit 2; }
+  cmds+=("$(bin=$GATE_BEFORE; helper 1 "$loop_argv")")
+fi
+python3 - "$PAIRS" "$N" "${cmds[@]}" <<'PY'
 import os, resource, statistics, subprocess, sys, time
-pairs, n, cmds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:5]
+pairs, n, cmds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+names = ["gated", "gated, before"]
 def once(cmd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -68,14 +82,19 @@ def once(cmd):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
-walls, cpus = [], []
+walls = {k: [] for k in range(1, len(cmds))}
+cpus = {k: [] for k in range(1, len(cmds))}
 for i in range(pairs):
-    order = [0, 1] if i % 2 == 0 else [1, 0]
+    order = list(range(len(cmds)))
+    order = order[i % len(order):] + order[:i % len(order)]
     r = {k: once(cmds[k]) for k in order}
-    walls.append((r[1][0] - r[0][0]) / n * 1e6)
-    cpus.append((r[1][1] - r[0][1]) / n * 1e6)
-q = statistics.quantiles(walls, n=4)
-print(f"paired ({pairs} pairs, alternating): added per exec, median {statistics.median(walls):.1f} µs wall "
-      f"(quartiles {q[0]:.1f} .. {q[2]:.1f}), median {statistics.median(cpus):.1f} µs CPU; "
-      f"load average {os.getloadavg()[0]:.1f}")
+    for k in walls:
+        walls[k].append((r[k][0] - r[0][0]) / n * 1e6)
+        cpus[k].append((r[k][1] - r[0][1]) / n * 1e6)
+for k in walls:
+    q = statistics.quantiles(walls[k], n=4)
+    print(f"paired ({pairs} rounds, rotating), {names[k-1]}: added per exec, median "
+          f"{statistics.median(walls[k]):.1f} µs wall (quartiles {q[0]:.1f} .. {q[2]:.1f}), "
+          f"median {statistics.median(cpus[k]):.1f} µs CPU")
+print(f"load average {os.getloadavg()[0]:.1f}")
 PY

@@ -531,3 +531,51 @@ fn paths_through_proc_self_are_resolved_as_the_caller_sees_them() {
     c.assert_stopped(&copy, "copy of rm through /proc/self/cwd");
     assert_eq!(copy.entries("refused").len(), 1, "{copy:#?}");
 }
+
+/// Stage 1 resolves absolute paths from the sandbox's root, opened once; a caller that stands
+/// in another root (here: `chroot`) is still decided on what it really runs. Inside the chroot
+/// `/usr/bin/true` is a copy of `rm` (with the libraries it needs): stage 1 sees the host's
+/// `true`, the exec event sees `rm` and kills it. A path only the chroot has still runs.
+#[test]
+fn a_caller_in_another_root_is_decided_on_what_it_really_runs() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    let root = c.path("root");
+    for (from, to) in [
+        ("/usr/bin/rm", "usr/bin/true"),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        ("/bin/busybox", "only-here/echo"),
+    ] {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    }
+    std::fs::write(root.join("victim"), "precious\n").unwrap();
+
+    let r = c.gated(&[
+        "/usr/sbin/chroot",
+        root.to_str().unwrap(),
+        "/usr/bin/true",
+        "/victim",
+    ]);
+    assert!(root.join("victim").exists(), "rm ran in the chroot: {r:#?}");
+    let killed = r.entries("killed_mismatch");
+    assert!(
+        killed.iter().any(|e| e["argv"][1] == "/victim"),
+        "no kill of the real image with its argv in the audit: {r:#?}"
+    );
+
+    let r = c.gated(&[
+        "/usr/sbin/chroot",
+        root.to_str().unwrap(),
+        "/only-here/echo",
+        "hi",
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"), "{r:#?}");
+}

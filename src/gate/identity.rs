@@ -94,19 +94,38 @@ impl Stamp {
     }
 }
 
+/// What the start of a file says it is, which decides how it is identified further.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Script,
+    Elf { dyn_no_interp: bool },
+    Other,
+}
+
 #[derive(Clone, Copy)]
 struct Facts {
     sha256: [u8; 32],
     multicall: bool,
 }
 
-/// Where the target stands: its pid (for /proc/PID/root and /proc/PID/cwd).
+/// Where the target stands: its pid (for /proc/PID/root and /proc/PID/cwd), and optionally the
+/// sandbox's root, opened once, to resolve absolute paths from in place of /proc/PID/root.
 #[derive(Clone, Copy)]
-pub(crate) struct Viewpoint {
+pub(crate) struct Viewpoint<'a> {
     pub pid: i32,
+    /// The sandbox's root (see `Identifier::with_root` for why this is sound).
+    pub root: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
+impl Viewpoint<'static> {
+    /// The target's own root, looked up through /proc each time.
+    pub(crate) fn own(pid: i32) -> Viewpoint<'static> {
+        Viewpoint { pid, root: None }
+    }
 }
 
 /// How the exec named its file.
+#[derive(Clone, Copy)]
 pub(crate) enum ExecPath<'a> {
     /// `execve(path)` or `execveat(dirfd, path)` with `dirfd` `None` for AT_FDCWD.
     Path { dirfd: Option<i32>, path: &'a [u8] },
@@ -117,6 +136,12 @@ pub(crate) enum ExecPath<'a> {
 /// Identifies executables; keeps the content-hash cache for the monitor's lifetime.
 pub(crate) struct Identifier {
     cache: Mutex<HashMap<(u64, u64), (Stamp, Facts)>>,
+    /// The kind of each file seen (script, ELF and whether it is a loader, other), by the same
+    /// stamp as the hashes: a repeated exec of a known program then needs neither a readable
+    /// reopen nor a read. A script is read every time (its `#!` line is needed).
+    heads: Mutex<HashMap<(u64, u64), (Stamp, Head)>>,
+    /// The sandbox's root, opened once at start (see `with_root`).
+    root: Option<std::os::fd::OwnedFd>,
     loader_hashes: HashSet<[u8; 32]>,
 }
 
@@ -131,6 +156,8 @@ impl Identifier {
     pub(crate) fn new() -> Identifier {
         let mut id = Identifier {
             cache: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+            root: None,
             loader_hashes: HashSet::new(),
         };
         // A copy of the loader under another name must still count as the loader, so its
@@ -147,12 +174,37 @@ impl Identifier {
         id
     }
 
+    /// Resolves the absolute paths of exec notifications from the root `root_pid` has now (the
+    /// sandbox's, opened once) instead of each caller's /proc/PID/root: the lookup of a new pid's
+    /// /proc entry and its root link is the largest single cost of a gated exec. A caller whose
+    /// root differs (it entered a chroot or another mount namespace) may get a first decision on
+    /// another file; that decision never counts alone: the exec event compares the image the
+    /// kernel really loaded (by device, inode and stamp) with the one decided, and decides again
+    /// on the real image when they differ. Without a readable root, each caller's is used.
+    pub(crate) fn with_root(mut self, root_pid: i32) -> Identifier {
+        self.root = rustix::fs::open(
+            format!("/proc/{root_pid}/root"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
+        self
+    }
+
+    /// Where a notification's caller stands.
+    pub(crate) fn viewpoint(&self, pid: i32) -> Viewpoint<'_> {
+        Viewpoint {
+            pid,
+            root: self.root.as_ref().map(|r| r.as_fd()),
+        }
+    }
+
     /// Identifies what an exec notification names. `filename` is what the kernel will pass a
     /// script's interpreter in place of argv[0]. Errors mean the kernel will fail the exec too
     /// (or the file was moved away meanwhile, which the exec-event check covers).
     pub(crate) fn identify_exec(
         &self,
-        vp: Viewpoint,
+        vp: Viewpoint<'_>,
         how: ExecPath<'_>,
         argv: &[Vec<u8>],
     ) -> io::Result<(ExeIdentity, Expected)> {
@@ -195,7 +247,7 @@ impl Identifier {
                 return Some(name());
             }
             if let Some(path) = &s.path {
-                let same = open_in_view(Viewpoint { pid }, None, path)
+                let same = open_in_view(Viewpoint::own(pid), None, path)
                     .and_then(|f| f.metadata())
                     .map(|m| (m.dev(), m.ino()) == (s.stamp.dev, s.stamp.ino));
                 if !matches!(same, Ok(true)) {
@@ -209,25 +261,25 @@ impl Identifier {
     /// Identifies the image a process is running now (at the exec event): /proc/PID/exe is the
     /// file the kernel mapped, whatever any path says.
     pub(crate) fn identify_running(&self, pid: i32, argv: &[Vec<u8>]) -> io::Result<ExeIdentity> {
-        let file = reopen_regular(
+        let file = File::from(
             rustix::fs::open(
                 format!("/proc/{pid}/exe"),
                 OFlags::PATH | OFlags::CLOEXEC,
                 Mode::empty(),
             )
             .map_err(io::Error::from)?,
-        )?;
+        );
         let filename = argv.first().cloned().unwrap_or_default();
         // Depth 0: /proc/PID/exe is never a script (the kernel resolved the `#!` chain), but
         // it may be the loader, whose target is still to identify.
         Ok(self
-            .identify_open(Viewpoint { pid }, file, &filename, argv, 0, None)?
+            .identify_open(Viewpoint::own(pid), file, &filename, argv, 0, None)?
             .0)
     }
 
     fn identify_open(
         &self,
-        vp: Viewpoint,
+        vp: Viewpoint<'_>,
         file: File,
         filename: &[u8],
         argv: &[Vec<u8>],
@@ -256,19 +308,44 @@ impl Identifier {
         let writable = rustix::fs::fstatvfs(file.as_fd())
             .map(|s| !s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
             .unwrap_or(true);
+        // `file` may be an O_PATH descriptor: reopened for reading only when a cache misses.
+        let mut readable: Option<File> = None;
         let facts = if writable || memfd {
-            Some(self.facts(&file, stamp)?)
+            Some(match self.cached_facts(stamp) {
+                Some(f) => f,
+                None => self.facts(read_through(&file, &mut readable)?, stamp)?,
+            })
         } else {
             None
         };
         id.sha256 = facts.map(|f| f.sha256);
 
         let mut first = [0u8; HEAD_READ];
-        let n = file.read_at(&mut first, 0)?;
-        let whole = &first[..n];
-        let head = &whole[..n.min(HEADER)];
+        let (kind, n) = match self.cached_head(stamp) {
+            Some(k @ (Head::Elf { .. } | Head::Other)) => (k, 0),
+            _ => {
+                let r = read_through(&file, &mut readable)?;
+                let n = r.read_at(&mut first, 0)?;
+                let whole = &first[..n];
+                let kind = if parse_shebang(&whole[..n.min(HEADER)]).is_some() {
+                    Head::Script
+                } else if let Some(elf) = parse_elf(r, whole) {
+                    Head::Elf {
+                        dyn_no_interp: elf.dyn_no_interp,
+                    }
+                } else {
+                    Head::Other
+                };
+                self.remember_head(stamp, kind);
+                (kind, n)
+            }
+        };
+        let head = &first[..n.min(HEADER)];
 
-        if let (Some((interp, arg)), true) = (parse_shebang(head), depth < MAX_DEPTH) {
+        let shebang = (kind == Head::Script)
+            .then(|| parse_shebang(head))
+            .flatten();
+        if let (Some((interp, arg)), true) = (shebang, depth < MAX_DEPTH) {
             let ifile = open_in_view(vp, None, &interp)?;
             let mut iargv = vec![interp.clone()];
             iargv.extend(arg.clone());
@@ -295,9 +372,9 @@ impl Identifier {
             return Ok((id, expected));
         }
 
-        if let Some(elf) = parse_elf(&file, whole) {
+        if let Head::Elf { dyn_no_interp } = kind {
             let name = basename(id.resolved.as_os_str().as_bytes());
-            let is_loader = elf.dyn_no_interp
+            let is_loader = dyn_no_interp
                 && (looks_like_loader_name(name)
                     || id.sha256.is_some_and(|h| self.loader_hashes.contains(&h)));
             if is_loader && depth < MAX_DEPTH {
@@ -318,18 +395,34 @@ impl Identifier {
         Ok((id, expected))
     }
 
+    fn cached_facts(&self, stamp: Stamp) -> Option<Facts> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&(stamp.dev, stamp.ino))
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, f)| *f)
+    }
+
+    fn cached_head(&self, stamp: Stamp) -> Option<Head> {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads
+            .get(&(stamp.dev, stamp.ino))
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, h)| *h)
+    }
+
+    fn remember_head(&self, stamp: Stamp, head: Head) {
+        self.heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((stamp.dev, stamp.ino), (stamp, head));
+    }
+
     /// Content facts of a regular file, from the cache when its stamp is unchanged.
     fn facts(&self, file: &File, stamp: Stamp) -> io::Result<Facts> {
         let key = (stamp.dev, stamp.ino);
-        if let Some((s, f)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            if *s == stamp {
-                return Ok(*f);
-            }
+        if let Some(f) = self.cached_facts(stamp) {
+            return Ok(f);
         }
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -365,6 +458,16 @@ impl Identifier {
     }
 }
 
+/// `file` opened for reading: `slot` once reopened (a regular file opened with O_PATH).
+fn read_through<'a>(file: &File, slot: &'a mut Option<File>) -> io::Result<&'a File> {
+    if slot.is_none() {
+        let fd = file.try_clone()?;
+        *slot = Some(reopen_regular(fd.into())?);
+    }
+    slot.as_ref()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,9 +477,7 @@ mod tests {
         let path = script.as_os_str().as_bytes();
         let argv = vec![path.to_vec()];
         let how = ExecPath::Path { dirfd: None, path };
-        let me = Viewpoint {
-            pid: std::process::id() as i32,
-        };
+        let me = Viewpoint::own(std::process::id() as i32);
         let (_, expected) = id.identify_exec(me, how, &argv).unwrap();
         assert_eq!(expected.scripts.len(), 1);
         (id, expected)

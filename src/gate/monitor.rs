@@ -130,7 +130,7 @@ impl Monitor {
         let shared = Arc::new(Shared {
             decider,
             audit,
-            ident: Identifier::new(),
+            ident: Identifier::new().with_root(root),
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
             root,
             root_status: std::sync::Mutex::new(None),

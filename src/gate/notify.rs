@@ -155,8 +155,7 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         return;
     };
     let mem = procmem::Remote(pid);
-    let read = procmem::read_cstr(&mem, call.path_ptr, libc::PATH_MAX as usize)
-        .and_then(|p| procmem::read_argv(&mem, call.argv_ptr, call.width).map(|a| (p, a.0)));
+    let read = procmem::read_exec_args(&mem, call.path_ptr, call.argv_ptr, call.width);
     let Ok((path, argv)) = read else {
         // Unreadable arguments (EFAULT for the kernel too), or memory this monitor may not read:
         // should the exec succeed after all, the exec event decides on what really ran.
@@ -172,14 +171,22 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
             path: &path,
         },
     };
-    let (exe, expected) = match shared.ident.identify_exec(Viewpoint { pid }, how, &argv) {
+    let ident = &shared.ident;
+    let mut found = ident.identify_exec(ident.viewpoint(pid), how, &argv);
+    // Not found from the sandbox's root (the path, or a script's interpreter): the caller may
+    // stand in another root (see `Identifier::with_root`); its own is asked before the call is
+    // answered with the error.
+    if matches!(&found, Err(e) if not_found(e)) {
+        found = ident.identify_exec(Viewpoint::own(pid), how, &argv);
+    }
+    let (exe, expected) = match found {
         Ok(x) => x,
         Err(e) => {
             // The path names no file in the caller's view (an `execvp` walking PATH): the kernel
             // would fail the call the same way, so it is answered here without a trace. Other
             // failures are left to the kernel, with the exec event deciding should it succeed.
             match e.raw_os_error() {
-                Some(n @ (libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)) => {
+                Some(n) if not_found(&e) => {
                     respond(fd, req.id, Some(n));
                 }
                 _ if still_valid(fd, req.id) => trace::follow(fd, req.id, pid, None, shared),
@@ -216,6 +223,14 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
             refuse(fd, req.id, &request, &verdict, shared);
         }
     }
+}
+
+/// The lookup errors the kernel's own exec would give for the same path.
+fn not_found(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)
+    )
 }
 
 /// The parent, effective uid and working directory of the caller, for the audit.

@@ -29,6 +29,41 @@ impl Remote {
         Ok(n as usize)
     }
 
+    /// One `process_vm_readv` for several pieces: `(buffer, address)` pairs, read in order.
+    /// Returns the bytes read; a fault stops the transfer at that piece (short count).
+    fn read_pieces(&self, pieces: &mut [(&mut [u8], u64)]) -> io::Result<usize> {
+        let local: Vec<libc::iovec> = pieces
+            .iter_mut()
+            .map(|(b, _)| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let remote: Vec<libc::iovec> = pieces
+            .iter()
+            .map(|(b, a)| libc::iovec {
+                iov_base: *a as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: each local iovec describes a buffer we hold mutably for the call; the remote
+        // side is only read by the kernel, with the target's page permissions.
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.0,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
     fn read_exact_at(&self, buf: &mut [u8], addr: u64) -> io::Result<()> {
         let mut done = 0;
         while done < buf.len() {
@@ -117,6 +152,99 @@ pub(crate) fn read_argv(mem: &Remote, addr: u64, width: usize) -> io::Result<(Ve
         }
     }
     Ok((out, true))
+}
+
+/// The most a string may be for the batched read; longer ones are read piece by piece.
+const SHORT: usize = 256;
+/// Most argv entries the batched read takes; more are read one by one.
+const BATCH_ARGS: usize = 64;
+
+/// The path and argv of an exec notification. Usually two `process_vm_readv` calls: one for
+/// the path and the argv pointer table together, one for every argument string (each piece
+/// kept within its page, so an unmapped page after a short string costs nothing); anything
+/// longer or unusual is read by `read_cstr` and `read_argv`, one call per piece.
+pub(crate) fn read_exec_args(
+    mem: &Remote,
+    path_ptr: u64,
+    argv_ptr: u64,
+    width: usize,
+) -> io::Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    if let Some(r) = batched_exec_args(mem, path_ptr, argv_ptr, width) {
+        return Ok(r);
+    }
+    let path = read_cstr(mem, path_ptr, libc::PATH_MAX as usize)?;
+    let argv = read_argv(mem, argv_ptr, width)?.0;
+    Ok((path, argv))
+}
+
+/// Bytes from `addr` to the end of its page, at most `max`.
+fn in_page(addr: u64, max: usize) -> usize {
+    ((PAGE - addr % PAGE) as usize).min(max)
+}
+
+/// The string at the start of `buf`, if its NUL is there.
+fn terminated(buf: &[u8]) -> Option<Vec<u8>> {
+    buf.iter()
+        .position(|&b| b == 0)
+        .map(|end| buf[..end].to_vec())
+}
+
+fn batched_exec_args(
+    mem: &Remote,
+    path_ptr: u64,
+    argv_ptr: u64,
+    width: usize,
+) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    if argv_ptr == 0 || argv_ptr % width as u64 != 0 {
+        return None;
+    }
+    let mut pbuf = [0u8; SHORT];
+    let mut tbuf = [0u8; (BATCH_ARGS + 1) * 8];
+    let plen = in_page(path_ptr, SHORT);
+    let tlen = in_page(argv_ptr, (BATCH_ARGS + 1) * width);
+    let n = mem
+        .read_pieces(&mut [(&mut pbuf[..plen], path_ptr), (&mut tbuf[..tlen], argv_ptr)])
+        .ok()?;
+    if n != plen + tlen {
+        return None;
+    }
+    let path = terminated(&pbuf[..plen])?;
+    let mut ptrs = Vec::new();
+    let mut ended = false;
+    for c in tbuf[..tlen].chunks_exact(width) {
+        let p = if width == 8 {
+            u64::from_ne_bytes(c.try_into().ok()?)
+        } else {
+            u32::from_ne_bytes(c.try_into().ok()?) as u64
+        };
+        if p == 0 {
+            ended = true;
+            break;
+        }
+        ptrs.push(p);
+    }
+    if !ended {
+        return None;
+    }
+    let lens: Vec<usize> = ptrs.iter().map(|&p| in_page(p, SHORT)).collect();
+    let mut buf = vec![0u8; lens.iter().sum()];
+    let mut pieces: Vec<(&mut [u8], u64)> = Vec::with_capacity(ptrs.len());
+    let mut rest = &mut buf[..];
+    for (&p, &len) in ptrs.iter().zip(&lens) {
+        let (piece, tail) = rest.split_at_mut(len);
+        pieces.push((piece, p));
+        rest = tail;
+    }
+    if !pieces.is_empty() && mem.read_pieces(&mut pieces).ok()? != buf.len() {
+        return None;
+    }
+    let mut argv = Vec::with_capacity(ptrs.len());
+    let mut at = 0;
+    for len in lens {
+        argv.push(terminated(&buf[at..at + len])?);
+        at += len;
+    }
+    Some((path, argv))
 }
 
 /// What /proc/PID/status says about a process, read once per exec.
@@ -295,6 +423,30 @@ pub(crate) fn cmdline(pid: i32) -> io::Result<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batched_and_piecewise_reads_agree() {
+        use std::ffi::CString;
+        let me = Remote(std::process::id() as i32);
+        let long = "x".repeat(3000);
+        for args in [
+            vec!["/bin/true"],
+            vec!["sh", "-c", "echo hi", ""],
+            vec!["cc", long.as_str(), "-o", "out"],
+            vec![],
+        ] {
+            let c: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
+            let mut ptrs: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
+            ptrs.push(std::ptr::null());
+            let path = CString::new("/usr/bin/env").unwrap();
+            let (p, a) =
+                read_exec_args(&me, path.as_ptr() as u64, ptrs.as_ptr() as u64, 8).unwrap();
+            assert_eq!(p, b"/usr/bin/env");
+            let want: Vec<Vec<u8>> = args.iter().map(|s| s.as_bytes().to_vec()).collect();
+            assert_eq!(a, want);
+            assert_eq!(read_argv(&me, ptrs.as_ptr() as u64, 8).unwrap().0, want);
+        }
+    }
 
     #[test]
     fn parent_and_uid_agree_with_proc_status() {

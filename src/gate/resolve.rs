@@ -16,21 +16,24 @@ pub(crate) fn fd_path(f: &File) -> PathBuf {
     std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap_or_default()
 }
 
-/// Opens the file behind the target's descriptor `fd` (a memfd, or what `fexecve` got).
+/// Opens the file behind the target's descriptor `fd` (a memfd, or what `fexecve` got), with
+/// `O_PATH` like every open here (see `open_in_view`).
 pub(crate) fn open_magic(pid: i32, fd: i32) -> io::Result<File> {
     let p = rustix::fs::open(
         format!("/proc/{pid}/fd/{fd}"),
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    reopen_regular(p)
+    Ok(File::from(p))
 }
 
 /// Opens `path` the way the target would: absolute paths inside the target's root (symlinks,
 /// `..` and all, cannot climb out of it), relative ones from its cwd or the execveat dirfd.
 /// Paths through the target's own descriptors (/dev/fd/N, /proc/self/fd/N) are taken from its
-/// fd table, since /proc/self would mean the monitor here.
-pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io::Result<File> {
+/// fd table, since /proc/self would mean the monitor here. The result is an `O_PATH` descriptor:
+/// enough to stat it, name it and check its mount; `reopen_regular` makes it readable, which
+/// costs a second open through /proc and is skipped when the content is already known.
+pub(crate) fn open_in_view(vp: Viewpoint<'_>, dirfd: Option<i32>, path: &[u8]) -> io::Result<File> {
     if let Some(fd) = own_fd_path(path) {
         return open_magic(vp.pid, fd);
     }
@@ -46,16 +49,23 @@ pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        return reopen_regular(p);
+        return Ok(File::from(p));
     }
     let o = OFlags::PATH | OFlags::CLOEXEC;
     let opened = if path.first() == Some(&b'/') {
-        let root = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        match rustix::fs::openat2(&root, path, o, Mode::empty(), ResolveFlags::IN_ROOT) {
+        let own;
+        let root = match vp.root {
+            Some(fd) => fd,
+            None => {
+                own = rustix::fs::open(
+                    format!("/proc/{pid}/root"),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                std::os::fd::AsFd::as_fd(&own)
+            }
+        };
+        match rustix::fs::openat2(root, path, o, Mode::empty(), ResolveFlags::IN_ROOT) {
             // IN_ROOT refuses magic links (e.g. a symlink into /proc/PID/fd); the kernel
             // follows them, so follow them from the target's /proc view.
             Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::XDEV) => {
@@ -77,7 +87,7 @@ pub(crate) fn open_in_view(vp: Viewpoint, dirfd: Option<i32>, path: &[u8]) -> io
         let base = rustix::fs::open(base, o | OFlags::DIRECTORY, Mode::empty())?;
         rustix::fs::openat(&base, path, o, Mode::empty())
     };
-    reopen_regular(opened?)
+    Ok(File::from(opened?))
 }
 
 /// Turns an O_PATH descriptor into a readable one, but only for regular files: opening a device

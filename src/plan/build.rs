@@ -314,8 +314,16 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     };
 
     identity.idmap_binds(&mut mounts, &[&workspace, &identity.host_home, &private]);
-    // An image root has no floor yet: the allowed programs are found on the host's PATH, and
-    // the image's files differ (the gate still decides every exec there).
+    // An image root: the floor is found in the image's own layers and PATH, in place of the
+    // whole root that `image_root` made executable (see `exec_floor::allowed_in_image`).
+    if let (Some(names), Some(img)) = (&input.exec_allowlist, &image) {
+        let path = img.image.path.as_deref().unwrap_or(DEFAULT_PATH);
+        let dirs: Vec<&Path> = path.split(':').map(Path::new).collect();
+        let mut names = names.clone();
+        names.extend(input.agent.binaries.iter().map(|b| b.to_string()));
+        ll.execute = super::exec_floor::allowed_in_image(&names, &dirs, &img.image.layers);
+        ll.execute.extend(agent_exec.iter().cloned());
+    }
     if let (Some(names), None) = (&input.exec_allowlist, &image) {
         // The kernel's floor under the gate: only the allowed programs (and the agent itself)
         // may be executed at all; a copy under another path is refused with EACCES.
