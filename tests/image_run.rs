@@ -3,9 +3,11 @@
 //! `lasso run --image`. Everything is checked from inside the sandbox (what the kernel shows
 //! the agent) and in the store afterwards, as root and as an unprivileged user (nobody).
 
+mod image_sandbox_support;
 mod image_support;
 mod sandbox_support;
 
+use image_sandbox_support::{pull_into_store, with_store};
 use image_support::registry::Registry;
 use image_support::*;
 use sandbox_support::{is_root, run, text, world, As, World, NOBODY, OWNER};
@@ -42,61 +44,14 @@ fn image_layers(agent_uid: u64) -> Vec<Vec<u8>> {
     layers
 }
 
-/// Builds the image as an OCI layout, seeds the registry with it, and pulls it into a store
-/// of `w`'s user. Returns (reference, store dir).
+/// The test image, pulled into a store of `w`'s user (its agent-owned file owned by the
+/// agent's host ID). Returns (reference, store dir).
 fn pulled(w: &World, reg: &Registry) -> (String, PathBuf) {
-    let layout = w.base.join("layout");
     let agent_uid = match w.who {
         As::Root => OWNER,
         As::Nobody => NOBODY,
     } as u64;
-    let (b, m) = write_image(&layout, this_arch(), &image_layers(agent_uid));
-    let desc = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": b.manifest,
-        "size": m.len(), "annotations": {"org.opencontainers.image.ref.name": "1"}});
-    std::fs::write(
-        layout.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]})).unwrap(),
-    )
-    .unwrap();
-    reg.seed(&layout, "1", "lasso/run-test:1", None);
-    let store = w.base.join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    if w.who == As::Nobody {
-        let ok = Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(&store)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-    let reference = format!("{}/lasso/run-test:1", reg.host);
-    let o = run(&mut lasso(
-        w,
-        &store,
-        &[
-            "image",
-            "--quiet",
-            "pull",
-            "--insecure",
-            &reg.host,
-            &reference,
-        ],
-    ));
-    assert!(o.status.success(), "pull: {}", text(&o));
-    (reference, store)
-}
-
-fn lasso(w: &World, store: &Path, args: &[&str]) -> Command {
-    let mut c = w.lasso(args);
-    c.env("LASSO_IMAGE_STORE", store);
-    c
+    pull_into_store(w, reg, "run-test", &image_layers(agent_uid))
 }
 
 /// A snapshot of a tree: (relative path, contents or link target) of every entry.
@@ -167,7 +122,7 @@ fn image_root_is_the_image_and_writes_stay_private(who: As) {
     let (reference, store) = pulled(&w, &reg);
     let before: Vec<_> = layer_dirs(&store).iter().map(|d| snapshot(d)).collect();
 
-    let o = run(&mut lasso(
+    let o = run(&mut with_store(
         &w,
         &store,
         &["run", "--image", &reference, "--", "/bin/sh", "-c", WRITER],
@@ -193,7 +148,7 @@ fn image_root_is_the_image_and_writes_stay_private(who: As) {
     assert_eq!(before, after, "a sandbox changed the shared image layers");
 
     // A second sandbox from the same image sees none of the first one's writes.
-    let o = run(&mut lasso(
+    let o = run(&mut with_store(
         &w,
         &store,
         &["run", "--image", &reference, "--", "/bin/sh", "-c", READER],
@@ -230,7 +185,7 @@ fn image_root_is_the_image_and_writes_stay_private_rootless() {
 fn unknown_image_is_a_clear_error_and_leaves_nothing() {
     let w = world(if is_root() { As::Root } else { As::Nobody });
     let store = w.base.join("empty-store");
-    let o = run(&mut lasso(
+    let o = run(&mut with_store(
         &w,
         &store,
         &["run", "--image", "no/such:image", "--", "/bin/true"],
@@ -260,7 +215,7 @@ fn a_profiles_image_is_required_by_name_and_prebuilt_is_only_a_preference() {
         p.display().to_string()
     };
     let named = profile("named", "no/such:image");
-    let o = run(&mut lasso(
+    let o = run(&mut with_store(
         &w,
         &store,
         &["run", "--profile-file", &named, "--", "/bin/true"],
@@ -272,7 +227,7 @@ fn a_profiles_image_is_required_by_name_and_prebuilt_is_only_a_preference() {
     assert_eq!(w.leftovers(), Vec::<String>::new());
 
     let prefers = profile("prefers", "prebuilt");
-    let o = run(&mut lasso(
+    let o = run(&mut with_store(
         &w,
         &store,
         &[

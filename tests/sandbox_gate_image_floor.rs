@@ -4,14 +4,15 @@
 //! allows it by name, Landlock does not. The image (busybox copies named after allowed
 //! commands) is built here and served by a registry of our own on loopback.
 
+mod image_sandbox_support;
 mod image_support;
 mod sandbox_support;
 
+use image_sandbox_support::{pull_into_store, with_store};
 use image_support::registry::Registry;
 use image_support::*;
 use sandbox_support::{is_root, run, text, world, As, World, NOBODY, OWNER};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// Busybox under allowed names as regular files (a link would resolve to the name `busybox`,
 /// which strict does not allow).
@@ -29,54 +30,7 @@ fn layers() -> Vec<Vec<u8>> {
 }
 
 fn pulled(w: &World, reg: &Registry) -> (String, PathBuf) {
-    let layout = w.base.join("layout");
-    let (b, m) = write_image(&layout, this_arch(), &layers());
-    let desc = serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": b.manifest,
-        "size": m.len(), "annotations": {"org.opencontainers.image.ref.name": "1"}});
-    std::fs::write(
-        layout.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]})).unwrap(),
-    )
-    .unwrap();
-    reg.seed(&layout, "1", "lasso/floor-test:1", None);
-    let store = w.base.join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    if w.who == As::Nobody {
-        let ok = Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(&store)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-    let reference = format!("{}/lasso/floor-test:1", reg.host);
-    let o = run(&mut with_store(
-        w,
-        &store,
-        &[
-            "image",
-            "--quiet",
-            "pull",
-            "--insecure",
-            &reg.host,
-            &reference,
-        ],
-    ));
-    assert!(o.status.success(), "pull: {}", text(&o));
-    (reference, store)
-}
-
-fn with_store(w: &World, store: &Path, args: &[&str]) -> Command {
-    let mut c = w.lasso(args);
-    c.env("LASSO_IMAGE_STORE", store);
-    c
+    pull_into_store(w, reg, "floor-test", &layers())
 }
 
 fn copy_in_image_is_refused_by_the_kernel(who: As) {
