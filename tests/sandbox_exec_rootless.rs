@@ -48,16 +48,6 @@ fn entries(w: &World, log: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn verifies(w: &World, log: &str) {
-    let out = run(&mut w.lasso(&["audit", "verify", log]));
-    assert!(out.status.success(), "{log}: {}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("intact"),
-        "{log}: {}",
-        text(&out)
-    );
-}
-
 #[test]
 fn rootless_exec_of_rm_is_refused_before_it_starts_and_audited() {
     if !needs_root() {
@@ -83,7 +73,7 @@ fn rootless_exec_of_rm_is_refused_before_it_starts_and_audited() {
     assert_eq!(blocked.len(), 1, "{blocked:#?}");
     assert_eq!(blocked[0]["details"]["via"], "lasso exec", "{blocked:#?}");
     assert_eq!(blocked[0]["details"]["argv"][0], "rm", "{blocked:#?}");
-    verifies(&w, &logs[0]);
+    w.assert_log_verifies(&logs[0]);
 }
 
 #[test]
@@ -129,7 +119,7 @@ fn rootless_exec_session_refuses_a_blocked_program_it_starts() {
             .filter(|e| e["kind"] == "exec" && e["details"]["result"] == "refused")
             .count();
         assert!(refused >= 1, "{what}: {e:#?}");
-        verifies(&w, &log);
+        w.assert_log_verifies(&log);
     }
 }
 
@@ -177,7 +167,7 @@ fn rootless_exec_output_and_status_are_exactly_as_outside() {
         text(&out)
     );
     for log in session_logs(&w, &s.id) {
-        verifies(&w, &log);
+        w.assert_log_verifies(&log);
     }
 }
 
@@ -221,5 +211,5 @@ fn rootless_shell_refuses_a_blocked_command_typed_at_its_prompt() {
             .any(|e| e["kind"] == "exec" && e["details"]["result"] == "refused"),
         "{e:#?}"
     );
-    verifies(&w, &log);
+    w.assert_log_verifies(&log);
 }

@@ -218,13 +218,7 @@ fn audit_log_has_one_exec_entry_per_exec_and_verifies() {
         r.contains("/usr/bin/rm") && r.contains("builtin:standard"),
         "{r}"
     );
-    let out = run(&mut w.lasso(&["audit", "verify", &id]));
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("intact"),
-        "{}",
-        text(&out)
-    );
+    w.assert_log_verifies(&id);
 }
 
 #[test]

@@ -138,6 +138,17 @@ impl World {
         self.base.join("audit")
     }
 
+    /// `lasso audit verify LOG` passes and calls the log intact.
+    pub fn assert_log_verifies(&self, log: &str) {
+        let out = run(&mut self.lasso(&["audit", "verify", log]));
+        assert!(out.status.success(), "{log}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("intact"),
+            "{log}: {}",
+            text(&out)
+        );
+    }
+
     /// Where this world's lasso keeps sandbox records.
     pub fn runtime(&self) -> PathBuf {
         match self.who {
