@@ -14,9 +14,11 @@
 use super::launch::Launch;
 use super::signals::{poll, SignalPipe};
 use super::SandboxError;
+use crate::audit::Writer;
 use crate::engine::container::wait_child;
 use crate::engine::namespaces::{pidfd_open, pidfd_signal};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// The signals forwarded to the sandbox.
 pub const FORWARDED: [i32; 6] = [
@@ -30,12 +32,39 @@ pub const FORWARDED: [i32; 6] = [
 
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
-    let result = run_inner(launch);
-    launch.cleanup();
-    result
+    let (status, log) = match run_inner(launch) {
+        Ok(done) => done,
+        Err(e) => {
+            launch.cleanup();
+            return Err(e);
+        }
+    };
+    // The seal waits for the disk twice (the log's fdatasync, then the head's) and so does the
+    // cleanup (removing the engine's state and the sandbox's directory): they touch different
+    // files, so they run side by side. This returns only once both are done, so the log is as
+    // durable when the command returns as it was when they ran in turn.
+    let seal = std::thread::Builder::new()
+        .name("audit-seal".into())
+        .spawn(move || super::audit_log::stop_shared(log, status));
+    let sealed = match seal {
+        Ok(h) => {
+            launch.cleanup();
+            h.join()
+                .unwrap_or_else(|_| Err(SandboxError::Protocol("the audit seal panicked".into())))
+        }
+        Err(e) => {
+            // The writer went down with the closure: its drop made the log durable, unsealed.
+            launch.cleanup();
+            Err(SandboxError::Protocol(format!(
+                "cannot start the audit seal's thread: {e}"
+            )))
+        }
+    };
+    sealed.map(|()| status)
 }
 
-fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
+/// Runs the sandbox until init exits: its status, and the audit writer still to be sealed.
+fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     let gate = match &launch.profile {
         Some(_) => Some(super::gate_link::socket_pair()?),
@@ -101,8 +130,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
                 None => wait_child(pid)?,
             };
             net.finish();
-            super::audit_log::stop_shared(log, status)?;
-            return Ok(status);
+            return Ok((status, log));
         }
     }
 }
