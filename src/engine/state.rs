@@ -315,6 +315,32 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_state_file_holds_the_new_bytes_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second, longer").unwrap();
+        write_atomic(&path, b"third").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"third");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"], "stray files left: {names:?}");
+    }
+
+    #[test]
+    fn a_directory_in_place_of_a_state_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, b"1234").is_err());
+        assert!(path.join("inside").is_file(), "the directory was moved away");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn own_start_time_is_read_and_a_dead_pid_is_not_alive() {
         let me = std::process::id() as i32;
         let start = process_start_time(me).expect("own stat");
