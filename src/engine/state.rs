@@ -336,7 +336,10 @@ mod tests {
         fs::create_dir(&path).unwrap();
         fs::write(path.join("inside"), b"x").unwrap();
         assert!(write_atomic(&path, b"1234").is_err());
-        assert!(path.join("inside").is_file(), "the directory was moved away");
+        assert!(
+            path.join("inside").is_file(),
+            "the directory was moved away"
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
