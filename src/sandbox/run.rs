@@ -39,27 +39,23 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
             return Err(e);
         }
     };
-    // The seal waits for the disk twice (the log's fdatasync, then the head's) and so does the
-    // cleanup (removing the engine's state and the sandbox's directory): they touch different
-    // files, so they run side by side. This returns only once both are done, so the log is as
+    // The seal waits for the disk (the log's fdatasync, the directory's, the head's) and the
+    // cleanup (engine state, cgroups, the sandbox's directory) is mostly CPU work: the cleanup
+    // runs in a second thread, which takes this CPU as soon as the seal blocks on the disk
+    // even when the other CPU is busy. This returns only once both are done, so the log is as
     // durable when the command returns as it was when they ran in turn.
-    let seal = std::thread::Builder::new()
-        .name("audit-seal".into())
-        .spawn(move || super::audit_log::stop_shared(log, status));
-    let sealed = match seal {
-        Ok(h) => {
-            launch.cleanup();
-            h.join()
-                .unwrap_or_else(|_| Err(SandboxError::Protocol("the audit seal panicked".into())))
+    let sealed = std::thread::scope(|s| {
+        let cleaner = std::thread::Builder::new()
+            .name("cleanup".into())
+            .spawn_scoped(s, || launch.cleanup());
+        let sealed = super::audit_log::stop_shared(log, status);
+        match cleaner {
+            // A panic in the cleanup leaves leftovers that the next lasso command removes.
+            Ok(h) => drop(h.join()),
+            Err(_) => launch.cleanup(),
         }
-        Err(e) => {
-            // The writer went down with the closure: its drop made the log durable, unsealed.
-            launch.cleanup();
-            Err(SandboxError::Protocol(format!(
-                "cannot start the audit seal's thread: {e}"
-            )))
-        }
-    };
+        sealed
+    });
     sealed.map(|()| status)
 }
 
