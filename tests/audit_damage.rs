@@ -315,6 +315,32 @@ fn deleted_middle_segment_is_deleted_and_deleted_last_segment_is_truncated() {
 }
 
 #[test]
+fn a_rotated_log_reopened_continues_after_its_last_segment_and_a_new_one_starts_at_zero() {
+    let env = Env::new();
+    env.log("other", 2, true);
+    let w = env.writer_with("sb1", 2048);
+    for i in 0..60 {
+        w.append(event(i)).unwrap();
+    }
+    let first = w.seal().unwrap();
+    assert!(
+        first.segment >= 2,
+        "expected rotation, got {}",
+        first.segment
+    );
+    let w: Writer = env.writer("sb1");
+    w.append(event(99)).unwrap();
+    let again = w.seal().unwrap();
+    assert_eq!(again.segment, first.segment + 1);
+    let rep = verify(&again.path(), &env.ring).unwrap();
+    assert!(rep.is_intact(), "{rep}");
+    assert_eq!(rep.segments, again.segment + 1);
+    let fresh = env.writer("sb2").seal().unwrap();
+    assert_eq!(fresh.segment, 0);
+    assert!(verify(&fresh.path(), &env.ring).unwrap().is_intact());
+}
+
+#[test]
 fn sealed_log_reopened_continues_in_a_new_segment() {
     let env = Env::new();
     let path = env.log("sb1", 3, true);

@@ -1,6 +1,6 @@
 //! The state store of `lasso-runc`: one directory per container under `--root`, holding the
 //! persisted `state.json`, the `exec.fifo` that init blocks on until `start`, and a lock file.
-//! Writes are atomic (write a temporary file, then rename) and liveness is decided from the
+//! Writes are atomic (write a temporary file, then exchange or rename it) and liveness is decided from the
 //! process start time recorded at create, never from a bare PID that the kernel may have reused.
 //! It owns these files only; it never signals or mounts anything.
 
@@ -254,7 +254,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     // No fsync: readers need atomicity (the rename), not durability; the state lives on a
     // tmpfs in the usual --root, and an fsync costs milliseconds on every create.
     f.write_all(bytes).map_err(io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("rename into place", path))
+    drop(f);
+    replace(&tmp, path)
+}
+
+/// Puts `tmp` in place of `path`. When `path` exists the two are exchanged and the old
+/// content, now at `tmp`, is unlinked: ext4 (`auto_da_alloc`) allocates a file's blocks at once
+/// when a plain rename replaces another file, and on a host whose `/run` is ext4 mounted with
+/// `discard`, freeing those fresh blocks again (the sandbox's removal, a later save) costs a
+/// synchronous discard of 0.1-4 ms. An exchange leaves the new file's blocks delayed, so a
+/// short-lived state file never reaches the disk. Readers see the old file or the new one
+/// either way.
+fn replace(tmp: &Path, path: &Path) -> Result<(), StateError> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => match fs::remove_file(tmp) {
+            // `path` was a directory, which a plain rename refuses: put it back and say so.
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                let _ = renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE);
+                let _ = fs::remove_file(tmp);
+                Err(io("rename into place", path)(e))
+            }
+            // Any other failure to unlink only leaves a stray temporary file.
+            _ => Ok(()),
+        },
+        // ENOENT: first write of `path`; EINVAL: a filesystem without exchange.
+        Err(_) => fs::rename(tmp, path).map_err(io("rename into place", path)),
+    }
 }
 
 /// Start time of a process in clock ticks since boot, or None if it is gone or a zombie (a
@@ -286,6 +312,35 @@ mod tests {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
         check_id("web-1.test_2").unwrap();
+    }
+
+    #[test]
+    fn a_replaced_state_file_holds_the_new_bytes_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second, longer").unwrap();
+        write_atomic(&path, b"third").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"third");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"], "stray files left: {names:?}");
+    }
+
+    #[test]
+    fn a_directory_in_place_of_a_state_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, b"1234").is_err());
+        assert!(
+            path.join("inside").is_file(),
+            "the directory was moved away"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

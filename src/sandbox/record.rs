@@ -1,6 +1,6 @@
 //! The sandbox record, `Dirs.runtime/<id>/record.json`: who runs (agent, profile, project
 //! dir), its state, and the monitor's and init's PIDs *with their start times*, so that a
-//! recycled PID is never mistaken for a live sandbox. Written atomically (write + rename).
+//! recycled PID is never mistaken for a live sandbox. Written atomically (write, then exchange or rename).
 
 use super::{io_err, SandboxError};
 use crate::engine::state::{is_alive, process_start_time, write_atomic};

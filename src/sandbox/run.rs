@@ -14,9 +14,11 @@
 use super::launch::Launch;
 use super::signals::{poll, SignalPipe};
 use super::SandboxError;
+use crate::audit::Writer;
 use crate::engine::container::wait_child;
 use crate::engine::namespaces::{pidfd_open, pidfd_signal};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// The signals forwarded to the sandbox.
 pub const FORWARDED: [i32; 6] = [
@@ -30,12 +32,35 @@ pub const FORWARDED: [i32; 6] = [
 
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
-    let result = run_inner(launch);
-    launch.cleanup();
-    result
+    let (status, log) = match run_inner(launch) {
+        Ok(done) => done,
+        Err(e) => {
+            launch.cleanup();
+            return Err(e);
+        }
+    };
+    // The seal waits for the disk (the log's fdatasync, the directory's, the head's) and the
+    // cleanup (engine state, cgroups, the sandbox's directory) is mostly CPU work: the cleanup
+    // runs in a second thread, which takes this CPU as soon as the seal blocks on the disk
+    // even when the other CPU is busy. This returns only once both are done, so the log is as
+    // durable when the command returns as it was when they ran in turn.
+    let sealed = std::thread::scope(|s| {
+        let cleaner = std::thread::Builder::new()
+            .name("cleanup".into())
+            .spawn_scoped(s, || launch.cleanup());
+        let sealed = super::audit_log::stop_shared(log, status);
+        match cleaner {
+            // A panic in the cleanup leaves leftovers that the next lasso command removes.
+            Ok(h) => drop(h.join()),
+            Err(_) => launch.cleanup(),
+        }
+        sealed
+    });
+    sealed.map(|()| status)
 }
 
-fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
+/// Runs the sandbox until init exits: its status, and the audit writer still to be sealed.
+fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     let gate = match &launch.profile {
         Some(_) => Some(super::gate_link::socket_pair()?),
@@ -101,8 +126,7 @@ fn run_inner(launch: &mut Launch) -> Result<i32, SandboxError> {
                 None => wait_child(pid)?,
             };
             net.finish();
-            super::audit_log::stop_shared(log, status)?;
-            return Ok(status);
+            return Ok((status, log));
         }
     }
 }
