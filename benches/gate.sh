@@ -108,24 +108,31 @@ if [ -n "${LASSO:-}" ]; then
   [ -n "${LASSO_BEFORE:-}" ] && real+=("$LASSO_BEFORE")
   work=$(mktemp -d)
   python3 - "$PAIRS" "$N" "$work" "${real[@]}" <<'PY'
-import statistics, subprocess, sys, time
+import resource, statistics, subprocess, sys, time
 pairs, n, work, bins = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 loop = lambda body: f"i=0; while [ $i -lt {n} ]; do {body}; i=$((i+1)); done"
 def once(lasso, body):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run([lasso, "run", "--agent", "shell", "--", "/bin/sh", "-c", loop(body)],
                    cwd=work, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 per = {b: [] for b in bins}
+cpu = {b: [] for b in bins}
 for i in range(pairs):
     order = bins[i % len(bins):] + bins[:i % len(bins)]
     for b in order:
-        per[b].append((once(b, "/bin/true") - once(b, ":")) / n * 1e6)
+        (w1, c1), (w0, c0) = once(b, "/bin/true"), once(b, ":")
+        per[b].append((w1 - w0) / n * 1e6)
+        cpu[b].append((c1 - c0) / n * 1e6)
 for k, b in enumerate(bins):
     name = "lasso run" if k == 0 else "lasso run, before"
     q = statistics.quantiles(per[b], n=4)
     print(f"{name}: exec + gate per exec in a real sandbox, median {statistics.median(per[b]):.1f} µs "
-          f"(quartiles {q[0]:.1f} .. {q[2]:.1f}, {pairs} rounds)")
+          f"wall (quartiles {q[0]:.1f} .. {q[2]:.1f}, {pairs} rounds), "
+          f"median {statistics.median(cpu[b]):.1f} µs CPU (the monitor's and the sandbox's)")
 PY
   rmdir "$work" 2>/dev/null || true
 fi
