@@ -11,6 +11,10 @@
 # the paired runs, side by side; FLOOR=0 skips the floor).
 # 3. the floor of the design (benches/gate_floor.c): bare exec, seccomp notify + CONTINUE, and
 #    notify + the ptrace round, with nothing else done, in the same run.
+# 4. with LASSO=path/to/lasso (and optionally LASSO_BEFORE=an older build): the same loop in a
+#    real `lasso run --agent shell` sandbox (audit log, counts file, the profile's decider),
+#    minus a loop of N shell builtins, in paired rotating rounds: exec plus gate per exec, to set
+#    beside the helper's ungated exec cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000}
@@ -98,3 +102,37 @@ for k in walls:
           f"median {statistics.median(cpus[k]):.1f} µs CPU")
 print(f"load average {os.getloadavg()[0]:.1f}")
 PY
+
+if [ -n "${LASSO:-}" ]; then
+  real=("$LASSO")
+  [ -n "${LASSO_BEFORE:-}" ] && real+=("$LASSO_BEFORE")
+  work=$(mktemp -d)
+  python3 - "$PAIRS" "$N" "$work" "${real[@]}" <<'PY'
+import resource, statistics, subprocess, sys, time
+pairs, n, work, bins = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+loop = lambda body: f"i=0; while [ $i -lt {n} ]; do {body}; i=$((i+1)); done"
+def once(lasso, body):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([lasso, "run", "--agent", "shell", "--", "/bin/sh", "-c", loop(body)],
+                   cwd=work, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+per = {b: [] for b in bins}
+cpu = {b: [] for b in bins}
+for i in range(pairs):
+    order = bins[i % len(bins):] + bins[:i % len(bins)]
+    for b in order:
+        (w1, c1), (w0, c0) = once(b, "/bin/true"), once(b, ":")
+        per[b].append((w1 - w0) / n * 1e6)
+        cpu[b].append((c1 - c0) / n * 1e6)
+for k, b in enumerate(bins):
+    name = "lasso run" if k == 0 else "lasso run, before"
+    q = statistics.quantiles(per[b], n=4)
+    print(f"{name}: exec + gate per exec in a real sandbox, median {statistics.median(per[b]):.1f} µs "
+          f"wall (quartiles {q[0]:.1f} .. {q[2]:.1f}, {pairs} rounds), "
+          f"median {statistics.median(cpu[b]):.1f} µs CPU (the monitor's and the sandbox's)")
+PY
+  rmdir "$work" 2>/dev/null || true
+fi

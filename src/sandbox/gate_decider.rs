@@ -279,8 +279,12 @@ impl ExecDecider for PolicyDecider {
         if let Some(v) = self.argv0_check(&req.exe, &req.argv) {
             return v;
         }
-        // The name it was called by (a symlink's own name) must pass too.
-        if !req.path.is_empty() {
+        // The name it was called by (a symlink's own name) must pass too. The policy sees a
+        // program only by its base name (`decide_argv`), so a path whose base name is the
+        // resolved file's was answered by the check of the real path above.
+        let resolved = req.exe.resolved.as_os_str().as_bytes();
+        let same_name = !resolved.is_empty() && base_name(resolved) == base_name(&req.path);
+        if !req.path.is_empty() && !same_name {
             let mut argv = vec![req.path.clone()];
             argv.extend_from_slice(rest);
             if let Some(v) = self.check(argv) {
@@ -289,6 +293,10 @@ impl ExecDecider for PolicyDecider {
         }
         GateVerdict::allow("allowed by the profile", None)
     }
+}
+
+fn base_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|b| *b == b'/').next().unwrap_or(path)
 }
 
 #[cfg(test)]

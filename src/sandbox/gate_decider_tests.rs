@@ -90,3 +90,45 @@ fn copied_blocked_program_without_an_allowed_name_stays_blocked_under_any_name()
         "a hard link to wipe made outside the program dirs ran: {v:?}"
     );
 }
+
+/// `decide` skips the check of the exec path when its base name is the resolved file's: sound
+/// only while the policy sees a program by its base name alone. This pins that down.
+#[test]
+fn the_policy_sees_a_program_by_its_base_name_only() {
+    let b = Bin::new();
+    let p = &b.decider.profile;
+    for name in ["wipe", "viewer", "rm", "git", "sh"] {
+        for args in [&[][..], &["-rf", "/"][..], &["-c", "rm -rf /"][..]] {
+            let at = |first: String| {
+                let mut argv = vec![first.into_bytes()];
+                argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
+                let d = decide_argv(p, &argv);
+                (d.outcome, d.program, d.via, d.rule, d.reason)
+            };
+            let bare = at(name.to_string());
+            assert_eq!(at(format!("/usr/bin/{name}")), bare, "{name} {args:?}");
+            assert_eq!(at(format!("./x/{name}")), bare, "{name} {args:?}");
+        }
+    }
+}
+
+#[test]
+fn a_blocked_name_linking_to_an_allowed_program_is_still_refused_by_its_path() {
+    let b = Bin::new();
+    std::os::unix::fs::symlink(b.path("bin/viewer"), b.path("wipe")).unwrap();
+    // Resolved to viewer (allowed), called through a path named wipe (blocked).
+    let meta = std::fs::metadata(b.path("bin/viewer")).unwrap();
+    let req = ExecRequest {
+        path: b.path("wipe").as_os_str().as_bytes().to_vec(),
+        exe: ExeIdentity {
+            resolved: b.path("bin/viewer"),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ..ExeIdentity::default()
+        },
+        argv: vec![b"viewer".to_vec()],
+        ..ExecRequest::default()
+    };
+    let v = b.decider.decide(&req);
+    assert!(!v.allow, "{v:?}");
+}
