@@ -288,6 +288,40 @@ pub fn socket_pair() -> Result<(UnixStream, UnixStream), SandboxError> {
 /// The decider's program scan, running in its own thread (`start_scan`).
 pub struct Scan(std::thread::JoinHandle<PolicyDecider>);
 
+/// What a new sandbox's gate needs before `create`: the hand-over socket pair (ours, init's),
+/// the program scan already running, and the hook that holds the scan parked while the engine
+/// clones init (a thread must not run during that clone). Without a profile there is no gate.
+pub struct GateStart {
+    pub sockets: Option<(UnixStream, UnixStream)>,
+    pub scan: Option<Scan>,
+    pub after_clone: crate::engine::container::AfterClone,
+}
+
+/// Prepares the gate of a sandbox about to be created (see `GateStart`): the scan runs beside
+/// init's whole setup instead of after it.
+pub fn prepare_start(
+    profile: Option<&Arc<ResolvedProfile>>,
+    sandbox_dir: &Path,
+) -> Result<GateStart, SandboxError> {
+    let after_clone = crate::engine::container::AfterClone::default();
+    let Some(p) = profile else {
+        return Ok(GateStart {
+            sockets: None,
+            scan: None,
+            after_clone,
+        });
+    };
+    Ok(GateStart {
+        sockets: Some(socket_pair()?),
+        scan: Some(start_scan(
+            p.clone(),
+            sandbox_dir,
+            Some(after_clone.clone()),
+        )?),
+        after_clone,
+    })
+}
+
 /// Starts the decider's program scan (the host's program directories: thousands of names, each
 /// asked of the policy) in a thread. With `after_clone`, the thread parks until the engine has
 /// cloned init (see `engine::container::AfterClone`), so it can be started before `create` and

@@ -110,24 +110,13 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let console_path = launch.dir.join(CONSOLE_SOCKET);
     let console = UnixListener::bind(&console_path)
         .map_err(io_err(format!("bind {}", console_path.display())))?;
-    let gate = match &launch.profile {
-        Some(_) => Some(super::gate_link::socket_pair()?),
-        None => None,
-    };
     // As in `run`: the gate's program scan runs beside init's setup.
-    let after_clone = crate::engine::container::AfterClone::default();
-    let scan = match &launch.profile {
-        Some(p) => Some(super::gate_link::start_scan(
-            p.clone(),
-            &launch.dir,
-            Some(after_clone.clone()),
-        )?),
-        None => None,
-    };
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let (gate, scan) = (start.sockets, start.scan);
     let init = launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
-        Some(after_clone),
+        Some(start.after_clone),
     )?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console

@@ -62,25 +62,13 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
 /// Runs the sandbox until init exits: its status, and the audit writer still to be sealed.
 fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
-    let gate = match &launch.profile {
-        Some(_) => Some(super::gate_link::socket_pair()?),
-        None => None,
-    };
-    // The exec gate's program scan runs beside init's whole setup: started now, parked until
-    // the engine has cloned init (a thread must not run during that clone).
-    let after_clone = crate::engine::container::AfterClone::default();
-    let scan = match &launch.profile {
-        Some(p) => Some(super::gate_link::start_scan(
-            p.clone(),
-            &launch.dir,
-            Some(after_clone.clone()),
-        )?),
-        None => None,
-    };
+    // The exec gate's program scan runs beside init's whole setup.
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let (gate, scan) = (start.sockets, start.scan);
     let pid = launch.create(
         None,
         gate.as_ref().map(|(_, init)| init.as_raw_fd()),
-        Some(after_clone),
+        Some(start.after_clone),
     )?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
