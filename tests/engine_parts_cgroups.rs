@@ -555,10 +555,10 @@ fn tasks_in_nested_cgroups_are_listed_killed_and_removed() {
     assert!(!nested.exists() && !tracking.exists());
 }
 
-/// Two containers on the default path share `/lasso`, and it stays after both left (the next
-/// container would only make it again): neither's destroy removes it, each removes its own.
+/// Two containers on the default path share `/lasso`: whichever leaves last removes it, so
+/// sandboxes that overlap in time leave no empty parent behind.
 #[test]
-fn default_parent_is_shared_and_kept_while_containers_come_and_go() {
+fn default_parent_is_removed_by_the_last_container_out() {
     if !is_root() {
         eprintln!("SKIPPED: needs root to create cgroups");
         return;
@@ -569,28 +569,29 @@ fn default_parent_is_shared_and_kept_while_containers_come_and_go() {
         .iter()
         .map(|h| h.resolve(Path::new("/lasso")))
         .collect();
+    // Someone else's container under /lasso makes the final assertion meaningless: say so.
+    let busy = parents.iter().any(|p| {
+        std::fs::read_dir(p)
+            .map(|mut d| d.any(|e| e.map(|e| e.path().is_dir()).unwrap_or(false)))
+            .unwrap_or(false)
+    });
     let a_id = format!("dp-a-{}", std::process::id());
     let b_id = format!("dp-b-{}", std::process::id());
     let a = Cgroup::create(None, &a_id, false).expect("create a");
     // The sandbox planner names `/lasso/<id>` explicitly; it shares the parent the same way.
     let b_path = PathBuf::from("/lasso").join(&b_id);
     let b = Cgroup::create(Some(&b_path), &b_id, false).expect("create b");
-    let leaves: Vec<PathBuf> = a
-        .dirs()
-        .into_iter()
-        .chain(b.dirs())
-        .map(Path::to_path_buf)
-        .collect();
     a.destroy().expect("destroy a");
     assert!(
         parents.iter().all(|p| p.exists()),
         "the parent must stay while b lives in it"
     );
     b.destroy().expect("destroy b");
-    for l in &leaves {
-        assert!(!l.exists(), "{} left behind", l.display());
+    if busy {
+        eprintln!("SKIPPED final check: another container lives under /lasso");
+        return;
     }
     for p in &parents {
-        assert!(p.exists(), "{} was removed", p.display());
+        assert!(!p.exists(), "{} left behind", p.display());
     }
 }

@@ -52,8 +52,7 @@ pub struct Cgroup {
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The parent of lasso's default cgroups (`/lasso/<id>`), shared by every lasso container and
-/// kept once made.
+/// The parent of lasso's default cgroups (`/lasso/<id>`), shared by every lasso container.
 const DEFAULT_PARENT: &str = "/lasso";
 
 impl Cgroup {
@@ -94,7 +93,7 @@ impl Cgroup {
         };
         let result = cg.make_dirs(host, &path);
         if result.is_ok() && path.parent() == Some(Path::new(DEFAULT_PARENT)) {
-            cg.keep_default_parents();
+            cg.share_default_parents();
         }
         match result {
             Ok(()) => Ok(cg),
@@ -111,17 +110,21 @@ impl Cgroup {
     }
 
     /// The default parent (`/lasso` in each hierarchy, whether the path was given as
-    /// `/lasso/<id>` or left to the default) belongs to every lasso container, not to the one
-    /// that happened to make it, and it stays once made (like lasso's runtime directory): it is
-    /// never removed, so the next container neither makes it again (nine mkdirs and the
-    /// cpuset's inherited cpus/mems on a v1 host) nor races a sibling removing it.
-    fn keep_default_parents(&mut self) {
+    /// `/lasso/<id>` or left to the default) belongs to every lasso container, not to
+    /// the one that happened to make it: each `destroy` tries to remove it (an rmdir that fails
+    /// while a sibling still lives there), so the last container out leaves no empty parent.
+    fn share_default_parents(&mut self) {
         let parents: Vec<PathBuf> = self
             .dirs()
             .iter()
             .filter_map(|d| d.parent().map(Path::to_path_buf))
             .collect();
-        self.created.retain(|d| !parents.contains(d));
+        for p in parents {
+            if !self.created.contains(&p) {
+                // Parents first: `destroy` walks the list in reverse.
+                self.created.insert(0, p);
+            }
+        }
     }
 
     fn disabled_with(reason: String) -> Cgroup {
