@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use lasso::engine::cgroups::{Cgroup, CgroupHost, CgroupMode};
+use lasso::engine::cgroups::{
+    controllers_from_annotations, Cgroup, CgroupHost, CgroupMode, Joins, CONTROLLERS_ANNOTATION,
+};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
@@ -578,7 +580,7 @@ fn default_parent_is_removed_by_the_last_container_out() {
     let a_id = format!("dp-a-{}", std::process::id());
     let b_id = format!("dp-b-{}", std::process::id());
     let a = Cgroup::create(None, &a_id, false).expect("create a");
-    // The sandbox planner names `/lasso/<id>` explicitly; it shares the parent the same way.
+    // A runtime caller naming `/lasso/<id>` explicitly shares the parent the same way.
     let b_path = PathBuf::from("/lasso").join(&b_id);
     let b = Cgroup::create(Some(&b_path), &b_id, false).expect("create b");
     a.destroy().expect("destroy a");
@@ -593,5 +595,82 @@ fn default_parent_is_removed_by_the_last_container_out() {
     }
     for p in &parents {
         assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+/// A container that names its controllers (lasso's sandboxes) is placed in the hierarchies of
+/// those controllers and no other: the kernel's `/proc/<pid>/cgroup` of a task moved in names
+/// the container's cgroup in memory and pids, and the caller's own cgroup in the rest.
+#[test]
+fn named_controllers_join_only_their_hierarchies() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to create cgroups");
+        return;
+    }
+    let host = CgroupHost::detect().expect("detect");
+    let only = vec!["memory".to_string(), "pids".to_string()];
+    let path = unique("only");
+    let cg = Cgroup::create_joining(Some(&path), "only", false, Joins::Only(&only))
+        .expect("create cgroup");
+    let mut g = Guard { cg, child: None };
+    let child = park("sleep 30");
+    let pid = child.id() as i32;
+    g.child = Some(child);
+    g.cg.add_task(pid).expect("add task");
+    let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let name = path.to_string_lossy().to_string();
+    let pure_v2 = host.mode == CgroupMode::V2;
+    for line in seen.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, at) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let wanted = if controllers.is_empty() {
+            pure_v2
+        } else {
+            controllers.split(',').any(|c| only.iter().any(|o| o == c))
+        };
+        if wanted {
+            assert_eq!(at, name, "not placed in {controllers:?}: {seen}");
+        } else {
+            assert!(
+                !at.contains("lasso-test"),
+                "placed in {controllers:?}: {seen}"
+            );
+        }
+    }
+    for h in &host.v1 {
+        let dir = h.resolve(&path);
+        let wanted = h.controllers.iter().any(|c| only.contains(c));
+        assert_eq!(dir.exists(), wanted, "{}", dir.display());
+    }
+    let kept: Vec<PathBuf> = g.cg.dirs().iter().map(|d| d.to_path_buf()).collect();
+    g.child.as_mut().unwrap().kill().unwrap();
+    g.child.as_mut().unwrap().wait().unwrap();
+    g.child = None;
+    g.cg.destroy().expect("destroy");
+    for d in kept {
+        assert!(!d.exists(), "{} left", d.display());
+        assert!(
+            !d.parent().unwrap().exists(),
+            "{} left",
+            d.parent().unwrap().display()
+        );
+    }
+}
+
+#[test]
+fn a_malformed_controllers_annotation_is_refused_with_its_name() {
+    let with = |v: &str| {
+        let mut m = std::collections::HashMap::new();
+        m.insert(CONTROLLERS_ANNOTATION.to_string(), v.to_string());
+        controllers_from_annotations(Some(&m))
+    };
+    assert_eq!(controllers_from_annotations(None).unwrap(), None);
+    assert_eq!(
+        with("memory, pids").unwrap(),
+        Some(vec!["memory".to_string(), "pids".to_string()])
+    );
+    for bad in ["", "memory,,pids", "../memory", "Memory"] {
+        let e = with(bad).unwrap_err().to_string();
+        assert!(e.contains(CONTROLLERS_ANNOTATION), "{bad:?}: {e}");
     }
 }

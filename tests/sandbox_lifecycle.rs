@@ -223,9 +223,14 @@ fn engine_and_cgroup_gone(id: &str) -> Result<(), String> {
         return Err(format!("engine state of {id} left"));
     }
     for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let cg = entry.path().join("lasso").join(id);
-        if cg.exists() {
-            return Err(format!("cgroup {} left", cg.display()));
+        // The sandbox's cgroup is /lasso-<id>; /lasso/<id> was the layout before.
+        for cg in [
+            entry.path().join(format!("lasso-{id}")),
+            entry.path().join("lasso").join(id),
+        ] {
+            if cg.exists() {
+                return Err(format!("cgroup {} left", cg.display()));
+            }
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -87,8 +87,13 @@ fn engine_state_and_cgroups_gone(w: &World, id: &str) {
     let engine = w.runtime().join("engine").join(id);
     assert!(!engine.exists(), "engine state {} left", engine.display());
     for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let cg = entry.path().join("lasso").join(id);
-        assert!(!cg.exists(), "cgroup {} left", cg.display());
+        // The sandbox's cgroup is /lasso-<id>; /lasso/<id> was the layout before.
+        for cg in [
+            entry.path().join(format!("lasso-{id}")),
+            entry.path().join("lasso").join(id),
+        ] {
+            assert!(!cg.exists(), "cgroup {} left", cg.display());
+        }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(id), "a host mount names {id}");
@@ -149,19 +154,37 @@ fn agents_first_instruction_already_runs_in_its_sandboxs_cgroup() {
     ]));
     assert!(out.status.success(), "{}", text(&out));
     let lines = String::from_utf8_lossy(&out.stdout).to_string();
-    // `N:controllers:path`, one per hierarchy; the (empty) name=systemd one is not lasso's.
-    let mut seen = 0;
-    for line in lines.lines().filter(|l| !l.contains("name=systemd")) {
-        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
-        let mut parts = path.rsplit('/');
-        let id = parts.next().unwrap_or_default();
-        assert!(
-            parts.next() == Some("lasso") && id.len() == 8,
-            "the program's first view of its cgroups is outside the sandbox's: {line:?}\n{lines}"
-        );
-        seen += 1;
+    // `N:controllers:path`, one per hierarchy. The sandbox joins the hierarchies of the
+    // controllers it uses (its limits, device list, freezer and process list); on a pure v2
+    // host that is the one `0::` line. It stays in the caller's cgroup in the others (cpuset,
+    // blkio, cpuacct alone, name=systemd, a hybrid host's near-empty cgroup2).
+    let used = ["cpu", "devices", "freezer", "memory", "pids"];
+    let pure_v2 = lines.lines().all(|l| l.starts_with("0::"));
+    let mut joined = 0;
+    for line in lines.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let uses = if controllers.is_empty() {
+            pure_v2
+        } else {
+            controllers.split(',').any(|c| used.contains(&c))
+        };
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let in_sandbox = name.strip_prefix("lasso-").is_some_and(|id| id.len() == 8);
+        if uses {
+            assert!(
+                in_sandbox,
+                "the program's first view of its {controllers:?} cgroup is outside the sandbox's: {line:?}\n{lines}"
+            );
+            joined += 1;
+        } else {
+            assert!(
+                !path.contains("lasso"),
+                "the sandbox joined a hierarchy it enforces nothing in: {line:?}\n{lines}"
+            );
+        }
     }
-    assert!(seen > 0, "no cgroup lines: {lines}");
+    assert!(joined > 0, "no cgroup of the sandbox: {lines}");
 }
 
 #[test]

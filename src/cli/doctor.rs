@@ -275,10 +275,10 @@ fn cgroup_check(root: bool) -> Check {
         usable,
         found,
         format!(
-            "create a cgroup per sandbox ({}) and apply the profile's memory, cpu and pids limits",
+            "create a cgroup per sandbox (/lasso-<id> in {}) and apply the profile's memory, cpu and pids limits",
             match cg.layout {
                 CgroupLayout::V2 => "cgroup v2",
-                _ => "v1 controllers",
+                _ => "the v1 hierarchies of cpu, devices, freezer, memory and pids",
             }
         ),
     );

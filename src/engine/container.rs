@@ -7,7 +7,7 @@
 
 pub use super::after_clone::AfterClone;
 use super::bundle::{Bundle, BundleError};
-use super::cgroups::{Cgroup, CgroupError};
+use super::cgroups::{self, Cgroup, CgroupError};
 use super::devices;
 use super::hooks::{self, HookError, HookKind};
 use super::init::{self, InitArgs};
@@ -194,6 +194,7 @@ impl Runtime {
         let prepared =
             Prepared::new(process, linux)?.with_baseline(super::confine::wants_baseline(spec))?;
         let plan = Plan::from_spec(linux)?;
+        let controllers = cgroups::controllers_from_annotations(spec.annotations().as_ref())?;
         let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
         sysctl::validate(&sysctl, plan.sysctl_namespaces())?;
         let rootless = !nix::unistd::geteuid().is_root();
@@ -206,10 +207,14 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        let cgroup = Cgroup::create(
+        let joins = controllers
+            .as_deref()
+            .map_or(cgroups::Joins::All, cgroups::Joins::Only);
+        let cgroup = Cgroup::create_joining(
             linux.and_then(|l| l.cgroups_path().as_deref()),
             &opts.id,
             rootless,
+            joins,
         )?;
         guard.cgroup = Some(cgroup.clone());
         if let Some(res) = devices::effective_resources(spec) {

@@ -14,6 +14,21 @@ use oci_spec::runtime::{
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The sandbox's cgroup in each hierarchy it joins: `/lasso-<id>` at the hierarchy's root (as
+/// runc's and crun's `/<id>`), with no shared parent, so a run makes and removes one directory
+/// per hierarchy and a host with no sandbox holds no lasso cgroup.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/lasso-{id}")
+}
+
+/// The controllers a lasso sandbox uses, so the only hierarchies it joins: memory, cpu and pids
+/// carry the profile's limits, devices the device list, freezer lets `kill --all` stop forks
+/// while it signals, and pids lists the processes. Not joined (the sandbox stays in the
+/// caller's cgroup there): cpuset, blkio, cpuacct alone, perf_event, net_cls/net_prio, named
+/// hierarchies, and a hybrid host's cgroup2 unless it holds one of these; none of them
+/// enforces anything a lasso profile asks for.
+pub const SANDBOX_CONTROLLERS: &str = "cpu,devices,freezer,memory,pids";
+
 /// CFS period used to express `cpus` as a quota.
 pub const CPU_PERIOD_US: u64 = 100_000;
 /// Upper bound of RLIMIT_NOFILE given to the sandbox (the host's hard limit may be lower).
@@ -139,7 +154,7 @@ pub fn assemble(p: SpecParts<'_>) -> Result<Spec, PlanError> {
         .uid_mappings(p.identity.uid_mappings())
         .gid_mappings(p.identity.gid_mappings())
         .resources(resources.build().map_err(err)?)
-        .cgroups_path(format!("/lasso/{}", p.id))
+        .cgroups_path(cgroups_path(p.id.as_str()))
         // Host mounts made later never propagate in, and ours never propagate out.
         .rootfs_propagation("rprivate")
         .masked_paths(p.masked)
@@ -154,6 +169,10 @@ pub fn assemble(p: SpecParts<'_>) -> Result<Spec, PlanError> {
         ("run.lasso.network", p.input.network.as_str().to_string()),
         ("run.lasso.workspace", p.workspace.display().to_string()),
         ("run.lasso.seccomp", SECCOMP_PROFILE_PATH.to_string()),
+        (
+            crate::engine::cgroups::CONTROLLERS_ANNOTATION,
+            SANDBOX_CONTROLLERS.to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -83,7 +83,18 @@ fn cgroups_unavailable(id: &str) -> Option<String> {
         return None;
     }
     let probe = format!("{id}-probe");
-    match crate::engine::cgroups::Cgroup::create(None, &probe, true) {
+    let path = plan::cgroups_path(&probe);
+    let only: Vec<String> = plan::SANDBOX_CONTROLLERS
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let joins = crate::engine::cgroups::Joins::Only(&only);
+    match crate::engine::cgroups::Cgroup::create_joining(
+        Some(Path::new(&path)),
+        &probe,
+        true,
+        joins,
+    ) {
         Ok(cg) => {
             let reason = cg.disabled().map(str::to_string);
             let _ = cg.destroy();

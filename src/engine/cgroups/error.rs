@@ -11,6 +11,12 @@ use nix::sys::signal::Signal;
 pub enum CgroupError {
     #[error("no cgroup hierarchy is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)")]
     NoHierarchy,
+    #[error("annotation {annotation}={value:?}: {why}")]
+    InvalidAnnotation {
+        annotation: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("invalid linux.cgroupsPath {path:?}: {reason}")]
     InvalidPath { path: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]
