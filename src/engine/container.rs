@@ -276,6 +276,10 @@ impl Runtime {
             None
         };
         let place_late = super::rootfs::is_skeleton(spec);
+        // Init joins its v1 cgroups itself, first thing (no global migration lock, see
+        // `cgroups::placement`); the runtime writes the rest (cgroup2) with init's PID.
+        let mut placement = cgroup.placement()?;
+        let cgroup_fds = placement.init_fds();
         let cloned = namespaces::clone3(plan.new)?;
         let Some(c) = cloned else {
             drop(parent);
@@ -298,6 +302,7 @@ impl Runtime {
                 rootless,
                 runtime_pidfd: runtime_pidfd.as_ref().map(|f| f.as_raw_fd()),
                 place_late,
+                cgroup_self: &cgroup_fds,
             });
         };
         if let Some(helper) = &opts.after_clone {
@@ -310,9 +315,10 @@ impl Runtime {
         let pid = c.pid;
         guard.child = Some(c);
         // Init is root of its user namespace only once the maps exist.
+        placement.release_init_fds();
         if !place_late {
             // Init waits for this: it is limited by the cgroup from its first instruction.
-            cgroup.add_task(pid)?;
+            placement.add_task(pid)?;
         }
         if plan.new_user() {
             namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
@@ -322,7 +328,7 @@ impl Runtime {
             // The first move into a cgroup waits for an RCU grace period (the kernel's
             // cgroup_threadgroup_rwsem): init builds its mounts meanwhile, and waits for this
             // before anything of it can fork or exec (see `InitArgs::place_late`).
-            cgroup.add_task(pid)?;
+            placement.add_task(pid)?;
             parent.placed()?;
         }
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {

@@ -54,6 +54,9 @@ pub struct InitArgs<'a> {
     /// or else before it reports ready (so before anything of the container runs). Only for lasso's own host-view sandboxes: a runc bundle
     /// keeps runc's order (placed before init runs at all), e.g. for its device cgroup rules.
     pub place_late: bool,
+    /// Open v1 `tasks` files init writes `0` into, first thing, to join its cgroups
+    /// (`cgroups::place_self`).
+    pub cgroup_self: &'a [std::os::fd::RawFd],
 }
 
 /// Runs init; never returns. Setup failures go to the runtime over the channel; failures after
@@ -102,6 +105,8 @@ pub fn run(args: InitArgs<'_>) -> ! {
 
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
+    // Before anything else: whatever init does from here is limited by its cgroups.
+    super::cgroups::place_self(args.cgroup_self)?;
     // If the runtime dies during setup, init must not linger half-built.
     arm_parent_death_signal();
     // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve

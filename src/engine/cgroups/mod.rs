@@ -11,6 +11,7 @@ mod apply;
 mod detect;
 mod error;
 mod fs;
+mod placement;
 mod tasks;
 mod v1;
 mod v2;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use detect::{validate_path, CgroupHost, CgroupMode, Hierarchy};
 pub use error::CgroupError;
+pub use placement::{place_self, Placement};
 
 /// The annotation naming the controllers a container uses (comma-separated, e.g.
 /// `cpu,devices,freezer,memory,pids`): it then joins only the hierarchies holding one of them.
