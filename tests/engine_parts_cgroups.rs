@@ -674,3 +674,69 @@ fn a_malformed_controllers_annotation_is_refused_with_its_name() {
         assert!(e.contains(CONTROLLERS_ANNOTATION), "{bad:?}: {e}");
     }
 }
+
+/// What a child sees of its cgroups at its first instruction when it was cloned into the
+/// cgroup2 directory and then wrote `0` to the v1 `tasks` files opened for it (the engine's
+/// start of init): every hierarchy, v1 and v2, names the container's cgroup, and the runtime
+/// wrote no PID anywhere.
+#[test]
+fn init_placed_by_itself_and_cloned_into_cgroup2_starts_inside_every_hierarchy() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to create cgroups");
+        return;
+    }
+    let path = unique("self");
+    let cg = Cgroup::create(Some(&path), "self", false).expect("create cgroup");
+    let g = Guard { cg, child: None };
+    let mut placement = g.cg.placement().expect("placement");
+    let fds = placement.init_fds();
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    let cloned = lasso::engine::namespaces::clone3_into(
+        nix::sched::CloneFlags::empty(),
+        placement.clone_into(),
+    );
+    let cloned = match cloned {
+        Err(_) if placement.clone_into().is_some() => {
+            placement.clone_into_refused();
+            lasso::engine::namespaces::clone3(nix::sched::CloneFlags::empty())
+        }
+        other => other,
+    }
+    .expect("clone3");
+    let Some(child) = cloned else {
+        // The child of a multi-threaded test process: raw system calls only, no allocation.
+        use std::os::fd::AsRawFd;
+        let ok = lasso::engine::cgroups::place_self(&fds).is_ok();
+        let mut buf = [0u8; 4096];
+        // SAFETY: plain syscalls on a NUL-terminated path, a stack buffer and our own pipe.
+        unsafe {
+            let fd = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if ok && n > 0 {
+                libc::write(wr.as_raw_fd(), buf.as_ptr().cast(), n as usize);
+            }
+            libc::_exit(0);
+        }
+    };
+    placement.release_init_fds();
+    drop(wr);
+    assert!(
+        placement.runtime_dirs().is_empty(),
+        "left to a cgroup.procs write: {:?}",
+        placement.runtime_dirs()
+    );
+    placement.add_task(child.pid).expect("runtime side");
+    let mut seen = String::new();
+    std::fs::File::from(rd).read_to_string(&mut seen).unwrap();
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None).unwrap();
+    assert!(!seen.is_empty(), "the child could not place itself");
+    let name = path.to_string_lossy().to_string();
+    for line in seen.lines().filter(|l| !l.contains("name=")) {
+        let at = line.splitn(3, ':').nth(2).unwrap_or_default();
+        assert_eq!(
+            at, name,
+            "outside its cgroup at its first instruction: {seen}"
+        );
+    }
+    drop(g);
+}

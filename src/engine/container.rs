@@ -280,7 +280,13 @@ impl Runtime {
         // `cgroups::placement`); the runtime writes the rest (cgroup2) with init's PID.
         let mut placement = cgroup.placement()?;
         let cgroup_fds = placement.init_fds();
-        let cloned = namespaces::clone3(plan.new)?;
+        let cloned = match namespaces::clone3_into(plan.new, placement.clone_into()) {
+            Err(_) if placement.clone_into().is_some() => {
+                placement.clone_into_refused();
+                namespaces::clone3(plan.new)?
+            }
+            other => other?,
+        };
         let Some(c) = cloned else {
             drop(parent);
             init::run(InitArgs {

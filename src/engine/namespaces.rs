@@ -167,11 +167,25 @@ struct CloneArgs {
 /// Forks with `flags` (new namespaces) like fork(2): returns `None` in the child.
 /// The caller must be single-threaded (the child gets a copy of only this thread).
 pub fn clone3(flags: CloneFlags) -> Result<Option<Child>, NamespaceError> {
+    clone3_into(flags, None)
+}
+
+/// `clone3`, the child starting in the cgroup2 directory `cgroup` (an open descriptor of it)
+/// when given: `CLONE_INTO_CGROUP` takes the cgroup migration lock only for reading, where a
+/// later write of the child's PID to `cgroup.procs` would wait an RCU grace period for it.
+pub fn clone3_into(
+    flags: CloneFlags,
+    cgroup: Option<std::os::fd::RawFd>,
+) -> Result<Option<Child>, NamespaceError> {
+    /// linux/sched.h; not in every libc release.
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
+    let into = cgroup.map_or(0, |_| CLONE_INTO_CGROUP);
     let args = CloneArgs {
-        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64 | into,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     // SAFETY: clone3 without a stack behaves like fork: the child continues on a copy of this

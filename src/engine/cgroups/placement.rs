@@ -9,8 +9,9 @@
 //! place itself at its first instruction: the runtime opens each v1 `tasks` file before
 //! clone3 (the write permission is checked at open, and a v1 move checks the opener's
 //! credentials, so init's user namespace does not matter) and init writes `0` into each.
-//! cgroup2 has no per-thread file outside threaded subtrees: its directory is still written
-//! by the runtime with init's PID.
+//! cgroup2 has no per-thread file outside threaded subtrees: there init is cloned straight
+//! into its directory (`CLONE_INTO_CGROUP`, which takes the lock only for reading), and where
+//! the kernel refuses that, the runtime writes init's PID as before.
 //!
 //! Owns only the descriptors it opens; it never writes into a cgroup the container did not
 //! create.
@@ -26,8 +27,10 @@ use super::{fs, Cgroup, CgroupError};
 pub struct Placement {
     /// Open `tasks` files of the v1 directories: init writes `0` into each.
     by_init: Vec<OwnedFd>,
-    /// Directories the runtime writes init's PID into (cgroup2, or a `tasks` file that could
-    /// not be opened).
+    /// The cgroup2 directory, open, for `CLONE_INTO_CGROUP`.
+    into: Option<(OwnedFd, PathBuf)>,
+    /// Directories the runtime writes init's PID into (a `tasks` file or a cgroup2 directory
+    /// that could not be opened, or cgroup2 when the clone could not start in it).
     by_runtime: Vec<PathBuf>,
 }
 
@@ -39,7 +42,10 @@ impl Cgroup {
         let unified = self.unified_dir();
         for dir in self.dirs() {
             if Some(dir) == unified {
-                p.by_runtime.push(dir.to_path_buf());
+                match open_dir(dir) {
+                    Ok(fd) => p.into = Some((fd, dir.to_path_buf())),
+                    Err(_) => p.by_runtime.push(dir.to_path_buf()),
+                }
                 continue;
             }
             let tasks = dir.join("tasks");
@@ -60,9 +66,29 @@ impl Placement {
         self.by_init.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
+    /// The cgroup2 directory init is to be cloned into, if any (`namespaces::clone3_into`).
+    pub fn clone_into(&self) -> Option<RawFd> {
+        self.into.as_ref().map(|(fd, _)| fd.as_raw_fd())
+    }
+
+    /// The clone could not start in the cgroup2 directory (a kernel before 5.7, or a
+    /// delegation that allows only `cgroup.procs`): the runtime writes it instead.
+    pub fn clone_into_refused(&mut self) {
+        if let Some((_, dir)) = self.into.take() {
+            self.by_runtime.push(dir);
+        }
+    }
+
     /// The runtime's side once init is cloned: its copies of init's descriptors go.
     pub fn release_init_fds(&mut self) {
         self.by_init.clear();
+        self.into = None;
+    }
+
+    /// The directories left for the runtime to write (`add_task`): none where the kernel lets
+    /// init join every hierarchy without the global lock.
+    pub fn runtime_dirs(&self) -> &[PathBuf] {
+        &self.by_runtime
     }
 
     /// Writes init's PID into the directories init cannot join itself.
@@ -93,6 +119,15 @@ pub fn place_self(fds: &[RawFd]) -> Result<(), String> {
 fn open_write(path: &Path) -> std::io::Result<OwnedFd> {
     std::fs::OpenOptions::new()
         .write(true)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
         .open(path)
         .map(OwnedFd::from)
 }
