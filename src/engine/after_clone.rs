@@ -14,9 +14,10 @@ enum HelperState {
 
 /// A helper thread's go-ahead, given by `create` right after init is cloned. A caller that
 /// wants work done beside init's setup (the exec gate's program scan) starts its thread before
-/// `create`, lets it `park` here (a futex wait, holding nothing of the allocator), waits until
-/// it did (`wait_parked`), and `create` releases it once init exists. A caller whose `create`
-/// fails releases it itself.
+/// `create` and lets it `park` here (a futex wait, holding nothing of the allocator); `create`
+/// waits until it did (`wait_parked`) right before clone3, so the thread's start overlaps
+/// create's own work instead of delaying it, and releases it once init exists. A caller whose
+/// `create` fails releases it itself.
 #[derive(Debug, Default, Clone)]
 pub struct AfterClone(std::sync::Arc<(std::sync::Mutex<HelperState>, std::sync::Condvar)>);
 

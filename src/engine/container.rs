@@ -280,6 +280,11 @@ impl Runtime {
         // `cgroups::placement`); the runtime writes the rest (cgroup2) with init's PID.
         let mut placement = cgroup.placement()?;
         let cgroup_fds = placement.init_fds();
+        // No helper thread may be inside the allocator at the clone (see `AfterClone`): it
+        // had all of create's work until here to reach its parking place.
+        if let Some(helper) = &opts.after_clone {
+            helper.wait_parked();
+        }
         let cloned = match namespaces::clone3_into(plan.new, placement.clone_into()) {
             Err(_) if placement.clone_into().is_some() => {
                 placement.clone_into_refused();

@@ -139,6 +139,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         arm_parent_death_signal();
     }
     args.plan.join_others().map_err(|x| e(&x))?;
+    if args.plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        super::loopback::up()?;
+    }
     let ctx = MountContext {
         in_userns: args.plan.new_user()
             || args

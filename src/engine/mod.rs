@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
 pub mod landlock;
+pub mod loopback;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sysctl;

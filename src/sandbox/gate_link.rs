@@ -345,9 +345,8 @@ pub fn start_scan(
             }
         })
         .map_err(super::io_err("start the exec gate's program scan"))?;
-    if let Some(p) = after_clone {
-        p.wait_parked();
-    }
+    // The engine's create waits for the park right before it clones init.
+    drop(after_clone);
     Ok(Scan(scan))
 }
 

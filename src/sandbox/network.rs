@@ -275,7 +275,7 @@ impl SandboxNet {
         }
         if !gated {
             if self.plan.tools.is_none() {
-                // Loopback only, and no way in: lo stays down, as the engine leaves it.
+                // Loopback only (init brought lo up), and no way in: nothing to wire.
                 return Ok(());
             }
             return Err(SandboxError::Refused(
@@ -328,7 +328,8 @@ impl SandboxNet {
 
     fn wire(&mut self, netns: Netns) -> Result<(), SandboxError> {
         self.wired = true;
-        netns.loopback_up()?;
+        // lo is already up: init brings it up in the network namespace it creates
+        // (`engine::loopback`), so no thread has to join the namespace for it here.
         let Some(tools) = self.plan.tools.clone() else {
             return Ok(());
         };
