@@ -147,7 +147,7 @@ fn build_skeleton(skel: &super::skeleton::Skeleton, rootfs: &Path) -> Result<(),
         Some(SKELETON_TMPFS),
     )
     .map_err(sys("tmpfs root", rootfs))?;
-    skel.write_to_path(rootfs)?;
+    skel.write_to_path_single_threaded(rootfs)?;
     Ok(())
 }
 

@@ -133,22 +133,41 @@ impl Skeleton {
 
     /// Makes the entries under the directory `root`, never following a symlink.
     pub fn write_to(&self, root: BorrowedFd<'_>) -> Result<(), SkeletonError> {
+        self.write_entries(root, false)
+    }
+
+    fn write_entries(&self, root: BorrowedFd<'_>, exact_modes: bool) -> Result<(), SkeletonError> {
         for e in &self.entries {
-            write_entry(root, e)?;
+            write_entry(root, e, exact_modes)?;
         }
         Ok(())
     }
 
     /// `write_to` a directory given by path (the host-side materialisation and tests).
     pub fn write_to_path(&self, root: &Path) -> Result<(), SkeletonError> {
-        let fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(sys(&root.to_string_lossy(), "open the root"))?;
-        self.write_to(fd.as_fd())
+        self.write_entries(open_root(root)?.as_fd(), false)
     }
+
+    /// `write_to_path` for a single-threaded caller (init): the umask is cleared while the
+    /// skeleton is built, so each new directory or file gets its mode from the mkdir or create
+    /// itself and needs no chmod after (a umask is per process: with other threads it would
+    /// change their files' modes too). The caller's umask is restored on every path.
+    pub fn write_to_path_single_threaded(&self, root: &Path) -> Result<(), SkeletonError> {
+        let fd = open_root(root)?;
+        let old = rustix::process::umask(Mode::empty());
+        let result = self.write_entries(fd.as_fd(), true);
+        rustix::process::umask(old);
+        result
+    }
+}
+
+fn open_root(root: &Path) -> Result<OwnedFd, SkeletonError> {
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(&root.to_string_lossy(), "open the root"))
 }
 
 fn sys(path: &str, what: &'static str) -> impl FnOnce(rustix::io::Errno) -> SkeletonError {
@@ -182,46 +201,57 @@ fn components(path: &str) -> Result<Vec<&str>, SkeletonError> {
     Ok(out)
 }
 
-/// Opens (making it 0755 if missing) each directory of `parts` below `root`, refusing links.
-fn open_parent(root: BorrowedFd<'_>, path: &str, parts: &[&str]) -> Result<OwnedFd, SkeletonError> {
-    let mut cur = rustix::io::dup(root).map_err(sys(path, "dup the root"))?;
+/// Opens (making it 0755 if missing) each directory of `parts` below `root`, refusing links;
+/// `None` when `parts` is empty (the parent is `root` itself).
+fn open_parent(
+    root: BorrowedFd<'_>,
+    path: &str,
+    parts: &[&str],
+) -> Result<Option<OwnedFd>, SkeletonError> {
+    let mut cur: Option<OwnedFd> = None;
     for part in parts {
+        let at = cur.as_ref().map_or(root, |c| c.as_fd());
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let next = match rustix::fs::openat(&cur, *part, flags, Mode::empty()) {
+        let next = match rustix::fs::openat(at, *part, flags, Mode::empty()) {
             Err(rustix::io::Errno::NOENT) => {
-                rustix::fs::mkdirat(&cur, *part, Mode::from_raw_mode(0o755))
+                rustix::fs::mkdirat(at, *part, Mode::from_raw_mode(0o755))
                     .map_err(sys(path, "mkdir a parent"))?;
-                rustix::fs::openat(&cur, *part, flags, Mode::empty())
+                rustix::fs::openat(at, *part, flags, Mode::empty())
             }
             r => r,
         }
         // A symlink or a file as a parent: ENOTDIR (O_NOFOLLOW with O_DIRECTORY).
         .map_err(sys(path, "open a parent without following links"))?;
-        cur = next;
+        cur = Some(next);
     }
     Ok(cur)
 }
 
 /// Removes a non-directory at `name`, so a file or link can take its place.
-fn clear(parent: &OwnedFd, name: &str, path: &str) -> Result<(), SkeletonError> {
+fn clear(parent: BorrowedFd<'_>, name: &str, path: &str) -> Result<(), SkeletonError> {
     match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(sys(path, "replace")(e)),
     }
 }
 
-fn write_entry(root: BorrowedFd<'_>, e: &Entry) -> Result<(), SkeletonError> {
+/// `exact_modes`: the umask is 0, so a mode given to mkdir or create is the file's mode.
+fn write_entry(root: BorrowedFd<'_>, e: &Entry, exact_modes: bool) -> Result<(), SkeletonError> {
     let path = e.path();
     let parts = components(path)?;
     let (name, parents) = parts.split_last().expect("components is never empty");
-    let parent = open_parent(root, path, parents)?;
+    let opened = open_parent(root, path, parents)?;
+    let parent = opened.as_ref().map_or(root, |p| p.as_fd());
     match e {
         Entry::Dir { mode, .. } => {
             let mode = Mode::from_raw_mode(mode & 0o7777);
-            match rustix::fs::mkdirat(&parent, *name, mode) {
+            match rustix::fs::mkdirat(parent, *name, mode) {
+                // mkdir applies the permission bits but not always the sticky or set-id
+                // ones; /tmp's 1777 must survive, so only plain modes skip the chmod.
+                Ok(()) if exact_modes && mode.bits() & 0o7000 == 0 => return Ok(()),
                 Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => {
-                    let st = rustix::fs::statat(&parent, *name, AtFlags::SYMLINK_NOFOLLOW)
+                    let st = rustix::fs::statat(parent, *name, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(sys(path, "stat"))?;
                     if rustix::fs::FileType::from_raw_mode(st.st_mode)
                         != rustix::fs::FileType::Directory
@@ -234,7 +264,7 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry) -> Result<(), SkeletonError> {
             // mkdir honours the umask: /tmp's 1777 must survive. Through an O_NOFOLLOW handle,
             // so a link cannot redirect the chmod.
             let dir = rustix::fs::openat(
-                &parent,
+                parent,
                 *name,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
@@ -243,14 +273,21 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry) -> Result<(), SkeletonError> {
             rustix::fs::fchmod(&dir, mode).map_err(sys(path, "chmod"))?;
         }
         Entry::Symlink { target, .. } => {
-            clear(&parent, name, path)?;
-            rustix::fs::symlinkat(target.as_str(), &parent, *name).map_err(sys(path, "symlink"))?;
+            // Most names are new (a fresh tmpfs): replace only what is there.
+            match rustix::fs::symlinkat(target.as_str(), parent, *name) {
+                Err(rustix::io::Errno::EXIST) => {
+                    clear(parent, name, path)?;
+                    rustix::fs::symlinkat(target.as_str(), parent, *name)
+                }
+                r => r,
+            }
+            .map_err(sys(path, "symlink"))?;
         }
         Entry::File { mode, contents, .. } => {
-            clear(&parent, name, path)?;
+            clear(parent, name, path)?;
             let mode = Mode::from_raw_mode(mode & 0o7777);
             let f = rustix::fs::openat(
-                &parent,
+                parent,
                 *name,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 mode,
@@ -261,7 +298,9 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry) -> Result<(), SkeletonError> {
                 let n = rustix::io::write(&f, rest).map_err(sys(path, "write"))?;
                 rest = &rest[n..];
             }
-            rustix::fs::fchmod(&f, mode).map_err(sys(path, "chmod"))?;
+            if !exact_modes || mode.bits() & 0o7000 != 0 {
+                rustix::fs::fchmod(&f, mode).map_err(sys(path, "chmod"))?;
+            }
         }
     }
     Ok(())

@@ -13,6 +13,43 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     })
 }
 
+/// A control file written several times (one value per write(2)), opened on first use.
+pub struct Writer {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Writer {
+    pub fn new(path: PathBuf) -> Writer {
+        Writer { path, file: None }
+    }
+
+    pub fn write(&mut self, value: &str) -> Result<(), CgroupError> {
+        use std::io::Write;
+        let err = |path: &Path, source| CgroupError::Write {
+            path: path.to_path_buf(),
+            value: value.to_owned(),
+            source,
+        };
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)
+                    .map_err(|e| err(&self.path, e))?;
+                self.file.insert(f)
+            }
+        };
+        // One write(2) per value: the kernel takes each call as one whole value.
+        match file.write(value.as_bytes()) {
+            Ok(n) if n == value.len() => Ok(()),
+            Ok(_) => Err(err(&self.path, io::Error::from(io::ErrorKind::WriteZero))),
+            Err(e) => Err(err(&self.path, e)),
+        }
+    }
+}
+
 pub fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
         path: path.to_path_buf(),

@@ -233,8 +233,11 @@ pub fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit], suffix: &str) -> Resul
 }
 
 /// v1 device allow/deny list, applied in spec order (a leading deny-all then allows, as runc
-/// specs carry).
+/// specs carry). Each rule is its own write(2) (the kernel parses one rule per write), through
+/// one open descriptor per file rather than an open and close per rule.
 pub fn devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    let mut allow = fs::Writer::new(dir.join("devices.allow"));
+    let mut deny = fs::Writer::new(dir.join("devices.deny"));
     for r in rules {
         let typ = match r.typ().unwrap_or(LinuxDeviceType::A) {
             LinuxDeviceType::A => "a",
@@ -256,12 +259,11 @@ pub fn devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupErro
             ));
         }
         let line = format!("{typ} {}:{} {access}", num(r.major()), num(r.minor()));
-        let file = if r.allow() {
-            "devices.allow"
+        if r.allow() {
+            allow.write(&line)?;
         } else {
-            "devices.deny"
-        };
-        fs::write(&dir.join(file), &line)?;
+            deny.write(&line)?;
+        }
     }
     Ok(())
 }
