@@ -68,6 +68,21 @@ fn open_in_root_depth(
         })
         .collect();
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    // Most destinations exist already (the skeleton or the image made them): one lookup of
+    // the whole path, inside the root as every step below is. Anything else (a missing
+    // component, a dangling link) takes the walk, which creates what is missing.
+    if !comps.is_empty() {
+        let whole: PathBuf = comps.iter().collect();
+        if let Ok(fd) = rustix::fs::openat2(
+            root,
+            &whole,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        ) {
+            return Ok(fd);
+        }
+    }
     let mut rel = PathBuf::from(".");
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
