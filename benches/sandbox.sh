@@ -8,6 +8,7 @@
 # memory. Root only (runc/crun run rootful; lasso maps the agent to the workspace owner).
 # Usage: benches/sandbox.sh [RUNS]   (needs hyperfine, busybox-static, crun, runc, bubblewrap)
 #        LASSO=target/release/lasso LASSO_BEFORE=/path/to/old/lasso benches/sandbox.sh 40
+#        INTERLEAVE=60 adds rounds that run every command in turn (fair ratios under a changing load)
 set -euo pipefail
 RUNS=${1:-50}
 cd "$(dirname "$0")/.."
@@ -77,6 +78,28 @@ print(f"{'command':<8} {'median ms':>10} {'lasso / it':>11}")
 for name, x in r.items():
     print(f"{name:<8} {x['median']*1000:>10.2f} {lasso / x['median']:>11.2f}")
 PY
+
+# hyperfine runs each command's rounds in one block, so on a shared machine a load that changes
+# during the run lands on some commands and not others. INTERLEAVE=N adds N rounds that run
+# every command once per round (the order reversed every other round), medians per command.
+if [ -n "${INTERLEAVE:-}" ]; then
+    python3 - "$INTERLEAVE" "${BENCH[@]}" <<'PY'
+import shlex, statistics, subprocess, sys, time
+rounds, args = int(sys.argv[1]), sys.argv[2:]
+cmds = [(args[i + 1], args[i + 2]) for i in range(0, len(args), 3)]
+times = {name: [] for name, _ in cmds}
+for r in range(rounds):
+    for name, cmd in cmds if r % 2 == 0 else cmds[::-1]:
+        t = time.perf_counter()
+        subprocess.run(shlex.split(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times[name].append((time.perf_counter() - t) * 1000)
+lasso = statistics.median(times["lasso"])
+print(f"interleaved, {rounds} rounds; load average now {open('/proc/loadavg').read().split()[0]}")
+print(f"{'command':<12} {'median ms':>10} {'lasso / it':>11}")
+for name, t in times.items():
+    print(f"{name:<12} {statistics.median(t):>10.2f} {lasso / statistics.median(t):>11.2f}")
+PY
+fi
 
 # Time to the agent's first output through `up`, and the monitor's memory.
 t0=$(date +%s%N)
