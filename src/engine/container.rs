@@ -325,10 +325,11 @@ impl Runtime {
         drop(fifo);
         let pid = c.pid;
         guard.child = Some(c);
-        // Init is root of its user namespace only once the maps exist.
         placement.release_init_fds();
+        // Init is root of its user namespace only once the maps exist.
         if !place_late {
-            // Init waits for this: it is limited by the cgroup from its first instruction.
+            // What init could not join itself (a cgroup2 directory the clone could not start
+            // in; usually nothing): written before init goes on.
             placement.add_task(pid)?;
         }
         if plan.new_user() {
@@ -336,7 +337,7 @@ impl Runtime {
         }
         parent.proceed()?;
         if place_late {
-            // The first move into a cgroup waits for an RCU grace period (the kernel's
+            // A runtime's move into a cgroup may wait an RCU grace period (the kernel's
             // cgroup_threadgroup_rwsem): init builds its mounts meanwhile, and waits for this
             // before anything of it can fork or exec (see `InitArgs::place_late`).
             placement.add_task(pid)?;

@@ -49,10 +49,13 @@ pub struct InitArgs<'a> {
     pub rootless: bool,
     /// A pidfd of the runtime when init must die with it (`CreateOptions::die_with_parent`).
     pub runtime_pidfd: Option<std::os::fd::RawFd>,
-    /// The runtime moves init into the container's cgroup while init builds its rootfs, and
-    /// init waits for that (`Message::Placed`) before its first step that can fork (a hook)
-    /// or else before it reports ready (so before anything of the container runs). Only for lasso's own host-view sandboxes: a runc bundle
-    /// keeps runc's order (placed before init runs at all), e.g. for its device cgroup rules.
+    /// Init joins its v1 cgroups itself and starts in its cgroup2 one (`cgroup_self`,
+    /// `cgroups::placement`); what is left to the runtime (a cgroup2 directory the clone could
+    /// not start in) is written while init builds its rootfs, and init waits for that
+    /// (`Message::Placed`) before its first step that can fork (a hook) or else before it
+    /// reports ready (so before anything of the container runs). Only for lasso's own
+    /// host-view sandboxes: a runc bundle keeps runc's order (placed before init goes on), e.g.
+    /// for its device cgroup rules.
     pub place_late: bool,
     /// Open v1 `tasks` files init writes `0` into, first thing, to join its cgroups
     /// (`cgroups::place_self`).

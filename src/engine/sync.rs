@@ -28,8 +28,8 @@ pub enum SyncError {
 pub enum Message {
     /// Runtime -> child: ID maps are written and the child is in the container's cgroup; go on.
     Proceed,
-    /// Runtime -> init, when init was let go before its cgroup placement (lasso's own
-    /// sandboxes): init is now in the container's cgroup.
+    /// Runtime -> init, when init was let go before the runtime's part of its cgroup
+    /// placement (lasso's own sandboxes): init is now in all of the container's cgroups.
     Placed,
     /// Init -> runtime: namespaces and mounts are made, run the prestart/createRuntime hooks.
     RunRuntimeHooks,
