@@ -204,11 +204,6 @@ impl Identifier {
         self
     }
 
-    /// The sandbox's root, when it could be opened (see `with_root`).
-    pub(crate) fn root(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.root.as_ref().map(|r| r.as_fd())
-    }
-
     /// Where a notification's caller stands.
     pub(crate) fn viewpoint(&self, pid: i32) -> Viewpoint<'_> {
         Viewpoint {

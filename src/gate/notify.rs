@@ -174,10 +174,8 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
     let ident = &shared.ident;
     // A command line allowed before, on the same unchanged file: the kept answer (see `memo`
     // for why the exec event keeps this sound).
-    if let (Some(memo), ExecPath::Path { dirfd: None, .. }, Some(root)) =
-        (&shared.memo, how, ident.root())
-    {
-        if let Some(hit) = memo.lookup(root, &path, &argv) {
+    if let (Some(memo), ExecPath::Path { dirfd: None, .. }) = (&shared.memo, how) {
+        if let Some(hit) = memo.lookup(&path, &argv) {
             if still_valid(fd, req.id) {
                 let pending = Pending {
                     request: ExecRequest {

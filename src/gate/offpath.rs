@@ -1,23 +1,20 @@
-//! The gate's off-path thread: the work of an exec that the caller need not wait for. With
+//! The gate's off-path thread and the audit details of a caller. With
 //! `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` the caller and the worker serving it share one CPU, and
-//! the caller is queued behind whatever the worker does after answering: reading the audit's
-//! parent, uid and cwd while the kernel runs the exec, and formatting, signing and writing the
-//! audit entry after the detach (~40 µs per exec, measured with `perf sched timehist`). This
-//! thread does both instead, on whichever CPU is free, so the worker goes straight back to
-//! waiting.
+//! a caller the worker has released waits in the run queue for whatever the worker does next:
+//! formatting, signing and writing the audit entry after the detach (5-20 µs per exec, seen as
+//! the caller's scheduling delay in `perf sched timehist`). This thread writes the entries
+//! instead, in the order the workers hand them over, so a worker goes straight back to RECV.
 //!
-//! Owns the queue of caller details to read (each a [`Details`] slot the worker can also fill
-//! itself, so a slow thread never leaves an entry without them) and the queue of audit entries
-//! to hand to the sink, in the order the workers finished them. The thread is woken once per
-//! exec, for the details; entries are written on that same wake-up or, when no exec follows,
-//! within `FLUSH_EVERY`, and all of them before [`OffPath::close`] returns. Decides nothing and
-//! touches no tracee: the details are read through /proc and a pidfd while the worker still
-//! traces the thread (so its pid cannot be recycled).
+//! Owns the queue of audit entries and [`Fields`], the caller's parent, uid and cwd (read by the
+//! worker at the exec event while the thread is stopped: a process such as `true` exits at once
+//! and takes its cwd with it, so no later reader could get them). The thread is not woken per
+//! exec: after writing it sleeps `FLUSH_EVERY`, and entries queued meanwhile wait for it; only
+//! the first entry after a quiet interval wakes it. Every entry is written before
+//! [`OffPath::close`]'s caller joins it. Decides nothing and touches no tracee.
 
-use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::monitor::Shared;
@@ -32,24 +29,25 @@ pub(crate) struct Fields {
     pub ppid: i32,
     pub uid: u32,
     pub cwd: PathBuf,
-    /// The caller's /proc directory, opened while it was traced: the exec event reads `exe`
-    /// through it without looking the pid up again.
-    pub proc_dir: Option<OwnedFd>,
 }
 
 impl Fields {
-    /// Reads them now. The caller must keep `tid` from being recycled meanwhile (traced, or
-    /// with a pending notification).
-    pub(crate) fn read(tid: i32) -> Fields {
-        let (ppid, uid) = procmem::parent_and_uid(tid);
-        let proc_dir = rustix::fs::open(
+    /// The caller's /proc directory (the monitor's pid namespace).
+    pub(crate) fn proc_dir(tid: i32) -> Option<OwnedFd> {
+        rustix::fs::open(
             format!("/proc/{tid}"),
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
         .ok()
-        .map(OwnedFd::from);
-        let cwd = match &proc_dir {
+        .map(OwnedFd::from)
+    }
+
+    /// Reads them now, through `dir` when given. The caller must keep `tid` from being
+    /// recycled meanwhile (traced and stopped, or with a pending notification).
+    pub(crate) fn read_from(tid: i32, dir: Option<&OwnedFd>) -> Fields {
+        let (ppid, uid) = procmem::parent_and_uid(tid);
+        let cwd = match dir {
             Some(d) => rustix::fs::readlinkat(d, "cwd", Vec::new())
                 .map(|c| {
                     use std::os::unix::ffi::OsStringExt;
@@ -58,34 +56,13 @@ impl Fields {
                 .unwrap_or_default(),
             None => procmem::cwd(tid),
         };
-        Fields {
-            ppid,
-            uid,
-            cwd,
-            proc_dir,
-        }
+        Fields { ppid, uid, cwd }
     }
 
     pub(crate) fn apply(self, req: &mut ExecRequest) {
         req.ppid = self.ppid;
         req.uid = self.uid;
         req.cwd = self.cwd;
-    }
-}
-
-/// One caller's details, read by whichever comes first: the off-path thread, or the worker at
-/// the exec event.
-pub(crate) struct Details {
-    tid: i32,
-    slot: Mutex<Option<Fields>>,
-}
-
-impl Details {
-    /// The details, read now if the off-path thread has not read them yet (it holds the slot's
-    /// lock while it reads, so this waits for it rather than reading twice).
-    pub(crate) fn take(&self) -> Fields {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.take().unwrap_or_else(|| Fields::read(self.tid))
     }
 }
 
@@ -97,7 +74,6 @@ struct Entry {
 
 #[derive(Default)]
 struct Queue {
-    details: VecDeque<Arc<Details>>,
     entries: Vec<Entry>,
     /// The thread sleeps without a timeout: a detail request must wake it.
     idle: bool,
@@ -119,20 +95,6 @@ impl OffPath {
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Asks for `tid`'s details to be read while its exec runs.
-    pub(crate) fn details(&self, tid: i32) -> Arc<Details> {
-        let d = Arc::new(Details {
-            tid,
-            slot: Mutex::new(None),
-        });
-        let mut q = self.lock();
-        q.details.push_back(d.clone());
-        q.idle = false;
-        drop(q);
-        self.wake.notify_one();
-        d
     }
 
     /// Hands one audit entry to the thread; entries are written in the order given. It wakes
@@ -158,24 +120,17 @@ impl OffPath {
         self.wake.notify_one();
     }
 
-    /// The thread's loop. After work it sleeps at most `FLUSH_EVERY` (an entry may follow
-    /// without a wake-up); only a quiet interval lets it sleep until woken.
+    /// The thread's loop: it writes what is queued, then sleeps `FLUSH_EVERY` (entries
+    /// queued meanwhile wake no one); only an interval with nothing queued lets it sleep
+    /// until the next entry wakes it. A stream of execs thus costs one wake-up per interval,
+    /// not one per exec.
     pub(crate) fn serve(&self, shared: &Shared) {
         let mut q = self.lock();
         let mut worked = false;
         loop {
-            let details: Vec<_> = q.details.drain(..).collect();
             let entries = std::mem::take(&mut q.entries);
-            if !details.is_empty() || !entries.is_empty() {
+            if !entries.is_empty() {
                 drop(q);
-                // Details first: a worker may be about to wait for them.
-                for d in details {
-                    let mut slot = d.slot.lock().unwrap_or_else(|e| e.into_inner());
-                    // A worker that gave up on the exec (the caller died) dropped its handle.
-                    if slot.is_none() && Arc::strong_count(&d) > 1 {
-                        *slot = Some(Fields::read(d.tid));
-                    }
-                }
                 for e in entries {
                     shared.audit.exec(&e.req, &e.verdict, e.outcome);
                 }

@@ -30,12 +30,10 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
-use std::sync::Arc;
-
 use super::identity::Stamp;
 use super::monitor::{Pending, Shared};
 use super::notify::{fill_in, refuse, respond, tell_agent};
-use super::offpath::{exe_stat, Details, Fields};
+use super::offpath::{exe_stat, Fields};
 use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
 
 const EVENT_EXEC: i32 = 4;
@@ -69,10 +67,9 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
     // SAFETY: PTRACE_INTERRUPT takes no pointers; the thread is our tracee.
     unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
     let mut pending = pending;
-    // The audit's parent, uid and cwd are read by the off-path thread while the kernel runs
-    // the exec: this worker shares the caller's CPU (synchronous wake-up), and anything it did
-    // now the caller would wait for.
-    let mut details = pending.as_ref().map(|_| shared.offpath.details(tid));
+    // The audit's parent, uid and cwd are read at the exec event, not now: with the
+    // synchronous wake-up the caller waits on this CPU for whatever this worker does before
+    // it sleeps, and a /proc entry read now or then costs the same.
     loop {
         let mut status = 0;
         // __WNOTHREAD: this worker's tracee only; other workers and the caller's own children
@@ -95,7 +92,7 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
         }
         let sig = libc::WSTOPSIG(status);
         match status >> 16 {
-            EVENT_EXEC => match on_exec(pid, pending.take(), details.take(), shared) {
+            EVENT_EXEC => match on_exec(pid, pending.take(), shared) {
                 Verified::Run(ran) => {
                     detach(pid, 0);
                     let (req, verdict) = *ran;
@@ -168,43 +165,24 @@ enum Verified {
 }
 
 /// Verifies one exec event: the tracee may run (to be audited once it does), or was killed.
-fn on_exec(
-    pid: i32,
-    pending: Option<Pending>,
-    details: Option<Arc<Details>>,
-    shared: &Shared,
-) -> Verified {
+fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
     let argv = match procmem::exec_argv(pid) {
         Ok(a) => a,
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),
     };
-    // Read during the exec by the off-path thread (or now, should it not have got to them).
-    // A non-leader thread's exec took the leader's pid: its old /proc entry is gone.
-    let fields = details.map(|d| d.take()).map(|f| {
-        if f.cwd.as_os_str().is_empty() {
-            Fields::read(pid)
-        } else {
-            f
-        }
-    });
     if let Some(p) = pending {
-        // The image's stamp through the /proc directory opened during the exec, when it is
-        // this very thread's; else by path.
-        let dir = fields
-            .as_ref()
-            .and_then(|f| f.proc_dir.as_ref())
-            .filter(|_| p.request.pid == pid);
-        let stamp = match dir {
+        // One lookup of the pid's /proc entry serves the image's stamp and the audit's cwd.
+        let dir = Fields::proc_dir(pid);
+        let stamp = match &dir {
             Some(d) => exe_stat(d).map(|st| Stamp::of_stat(&st)),
             None => shared.ident.stamp_running(pid).ok(),
         };
         if stamp == Some(p.expected.image) && p.expected.argv == argv {
             let mut req = p.request;
             req.pid = pid;
-            match fields {
-                Some(f) => f.apply(&mut req),
-                None => fill_in(&mut req),
-            }
+            // Read while the thread is stopped: a process that exits at once (`true`) would
+            // take its cwd with it before any later reader.
+            Fields::read_from(pid, dir.as_ref()).apply(&mut req);
             // A script rewritten or replaced between its check and now would hand the
             // interpreter other code than was allowed: the exec does not go on.
             if let Some(script) = shared.ident.changed_script(pid, &p.expected) {
@@ -231,10 +209,7 @@ fn on_exec(
         argv,
         ..ExecRequest::default()
     };
-    match fields {
-        Some(f) => f.apply(&mut req),
-        None => fill_in(&mut req),
-    }
+    fill_in(&mut req);
     let verdict = shared.decider.decide(&req);
     if verdict.allow {
         return Verified::Run(Box::new((req, verdict)));
