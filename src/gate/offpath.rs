@@ -40,7 +40,6 @@ impl Fields {
             rustix::fs::Mode::empty(),
         )
         .ok()
-        .map(OwnedFd::from)
     }
 
     /// Reads them now, through `dir` when given. The caller must keep `tid` from being
