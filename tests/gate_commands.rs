@@ -620,3 +620,29 @@ fn a_remembered_program_overwritten_with_rm_is_stopped_never_run() {
         "another argument is decided again: {r:#?}"
     );
 }
+
+/// The exec event reads the argv from the new image's stack in one read when it fits and in
+/// more when it does not (600 environment pointers push the strings away, a long argument is
+/// longer than the read): either way the audit holds exactly the argv the kernel used.
+#[test]
+fn the_audited_argv_is_exact_with_a_large_environment_or_argument() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    let long = "x".repeat(6000);
+    let script = format!(
+        "/usr/bin/env $(seq -f 'V%g=1' 600) /bin/echo a 'b c' >/dev/null; \
+         /bin/echo {long} >/dev/null; /bin/echo short >/dev/null"
+    );
+    let r = c.sh(&script);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let ran: Vec<_> = r.entries("ran").iter().map(|e| e["argv"].clone()).collect();
+    for want in [
+        serde_json::json!(["/bin/echo", "a", "b c"]),
+        serde_json::json!(["/bin/echo", long]),
+        serde_json::json!(["/bin/echo", "short"]),
+    ] {
+        assert!(ran.contains(&want), "missing {want}: {ran:#?}");
+    }
+}
