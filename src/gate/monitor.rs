@@ -150,7 +150,7 @@ impl Monitor {
         let s = shared.clone();
         let offpath = std::thread::Builder::new()
             .name("lasso-gate-audit".into())
-            .spawn(move || s.offpath.serve(&s))
+            .spawn(move || s.offpath.serve(&*s.audit))
             .map_err(|source| GateError::Thread {
                 thread: "audit",
                 source,

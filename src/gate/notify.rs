@@ -239,8 +239,8 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         );
     }
     if verdict.allow {
-        // The audit's parent, uid and cwd are read once the thread is traced (a tracee's pid
-        // cannot be recycled), while the kernel runs the exec.
+        // The audit's parent, uid and cwd are read at the exec event, while the thread is
+        // traced and stopped (a tracee's pid cannot be recycled).
         let pending = Pending {
             request,
             verdict,

@@ -17,8 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::monitor::Shared;
-use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
+use super::{procmem, ExecAudit, ExecOutcome, ExecRequest, GateVerdict};
 
 /// Longest an entry waits for the next exec's wake-up before it is written anyway.
 const FLUSH_EVERY: Duration = Duration::from_millis(2);
@@ -123,7 +122,7 @@ impl OffPath {
     /// queued meanwhile wake no one); only an interval with nothing queued lets it sleep
     /// until the next entry wakes it. A stream of execs thus costs one wake-up per interval,
     /// not one per exec.
-    pub(crate) fn serve(&self, shared: &Shared) {
+    pub(crate) fn serve(&self, audit: &dyn ExecAudit) {
         let mut q = self.lock();
         let mut worked = false;
         loop {
@@ -131,7 +130,7 @@ impl OffPath {
             if !entries.is_empty() {
                 drop(q);
                 for e in entries {
-                    shared.audit.exec(&e.req, &e.verdict, e.outcome);
+                    audit.exec(&e.req, &e.verdict, e.outcome);
                 }
                 q = self.lock();
                 worked = true;
@@ -158,4 +157,41 @@ impl OffPath {
 /// `fstatat(dir, "exe")`: the stamp of the image a process runs, through its /proc directory.
 pub(crate) fn exe_stat(dir: &OwnedFd) -> Option<rustix::fs::Stat> {
     rustix::fs::statat(dir, "exe", rustix::fs::AtFlags::empty()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Record(Mutex<Vec<i32>>);
+
+    impl ExecAudit for Record {
+        fn exec(&self, req: &ExecRequest, _: &GateVerdict, _: ExecOutcome) {
+            self.0.lock().unwrap().push(req.pid);
+        }
+    }
+
+    #[test]
+    fn every_entry_is_written_in_the_order_given_before_close_returns() {
+        let off = Arc::new(OffPath::new());
+        let rec = Arc::new(Record(Mutex::new(Vec::new())));
+        let (o, r) = (off.clone(), rec.clone());
+        let t = std::thread::spawn(move || o.serve(&*r));
+        let verdict = GateVerdict::allow("test", None);
+        for pid in 0..5000 {
+            let req = ExecRequest {
+                pid,
+                ..ExecRequest::default()
+            };
+            off.audit(req, verdict.clone(), ExecOutcome::Ran);
+            if pid % 1000 == 0 {
+                // Let the thread go idle now and then, so both wake-up paths are taken.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        off.close();
+        t.join().unwrap();
+        assert_eq!(*rec.0.lock().unwrap(), (0..5000).collect::<Vec<_>>());
+    }
 }
