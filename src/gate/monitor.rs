@@ -2,8 +2,10 @@
 //! listener. Each worker takes one notification at a time and sees it through to the end:
 //! reads and decides it, and for an allowed exec seizes the calling thread, lets the call go on
 //! and verifies the image at its exec event before detaching (see `trace`). No process is traced
-//! between execs, so forks, clones and exits cost nothing. The engine's monitor owns everything
-//! else (PTY, DNS, reaping of non-sandbox children).
+//! between execs, so forks, clones and exits cost nothing. Audit entries go to one off-path
+//! thread (see `offpath`), so a worker never formats or writes them while a caller it has just
+//! released waits for its CPU. The engine's monitor owns everything else (PTY, DNS, reaping of
+//! non-sandbox children).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
