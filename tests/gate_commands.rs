@@ -8,7 +8,7 @@ mod gate_support;
 
 use std::path::{Path, PathBuf};
 
-use gate_support::{compile, require_root, run, Run};
+use gate_support::{compile, require_root, run, Run, BLOCKED_ARG};
 
 #[test]
 fn helper_process() {
@@ -578,4 +578,71 @@ fn a_caller_in_another_root_is_decided_on_what_it_really_runs() {
         "hi",
     ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"), "{r:#?}");
+}
+
+/// The decision memo keeps allowed answers by command line and file stamp: the same path
+/// overwritten with a copy of `rm` (same inode, new content) must be decided afresh and
+/// stopped, and the same program with another argument must be asked about again.
+#[test]
+fn a_remembered_program_overwritten_with_rm_is_stopped_never_run() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    let tool = c.path("tool");
+    std::fs::copy("/usr/bin/ls", &tool).unwrap();
+    let p = tool.display();
+    let script = format!(
+        "{p} victim >/dev/null; {p} victim >/dev/null; {p} {BLOCKED_ARG} 2>/dev/null; \
+         cp /usr/bin/rm {p}; {p} victim; exit 0"
+    );
+    let r = c.sh(&script);
+    c.assert_stopped(&r, "tool overwritten with rm");
+    let argv = serde_json::json!([p.to_string(), "victim"]);
+    let ran = r
+        .entries("ran")
+        .into_iter()
+        .filter(|e| e["argv"] == argv)
+        .count();
+    assert_eq!(ran, 2, "both runs before the overwrite ran: {r:#?}");
+    assert!(
+        r.audit
+            .iter()
+            .any(|e| e["argv"] == argv && e["outcome"] != "ran" && e["exe"] != ""),
+        "the overwritten tool is audited as stopped: {r:#?}"
+    );
+    assert_eq!(
+        r.entries("refused")
+            .iter()
+            .filter(|e| e["argv"][1] == BLOCKED_ARG)
+            .count(),
+        1,
+        "another argument is decided again: {r:#?}"
+    );
+}
+
+/// The exec event reads the argv from the new image's stack in one read when it fits and in
+/// more when it does not (600 environment pointers push the strings away, a long argument is
+/// longer than the read): either way the audit holds exactly the argv the kernel used.
+#[test]
+fn the_audited_argv_is_exact_with_a_large_environment_or_argument() {
+    if !require_root() {
+        return;
+    }
+    let c = Case::new();
+    let long = "x".repeat(6000);
+    let script = format!(
+        "/usr/bin/env $(seq -f 'V%g=1' 600) /bin/echo a 'b c' >/dev/null; \
+         /bin/echo {long} >/dev/null; /bin/echo short >/dev/null"
+    );
+    let r = c.sh(&script);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let ran: Vec<_> = r.entries("ran").iter().map(|e| e["argv"].clone()).collect();
+    for want in [
+        serde_json::json!(["/bin/echo", "a", "b c"]),
+        serde_json::json!(["/bin/echo", long]),
+        serde_json::json!(["/bin/echo", "short"]),
+    ] {
+        assert!(ran.contains(&want), "missing {want}: {ran:#?}");
+    }
 }

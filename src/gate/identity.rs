@@ -59,6 +59,9 @@ pub(crate) struct Expected {
     /// be unchanged (same stamp through the descriptor opened at the check) and, when named by
     /// a path, that path must still lead to it.
     pub scripts: Vec<ScriptCheck>,
+    /// The image is a plain ELF program named directly (no script, not the dynamic loader, not
+    /// a memfd): what the decision memo may keep (see `memo`).
+    pub memoizable: bool,
 }
 
 /// One script of a `#!` chain, held open from its check to the exec event.
@@ -90,6 +93,16 @@ impl Stamp {
             size: m.size(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    pub(crate) fn of_stat(st: &rustix::fs::Stat) -> Stamp {
+        Stamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         }
     }
 }
@@ -301,6 +314,7 @@ impl Identifier {
             image: stamp,
             argv: argv.to_vec(),
             scripts: Vec::new(),
+            memoizable: false,
         };
         if !meta.is_file() {
             return Ok((id, expected));
@@ -387,6 +401,7 @@ impl Identifier {
                     LoaderTarget { arg, exe }
                 });
             }
+            expected.memoizable = depth == 0 && !is_loader && !memfd;
             let multicall = facts.is_some_and(|f| f.multicall) || is_multicall_name(name);
             if multicall {
                 id.applet = applet(argv, name);

@@ -13,8 +13,10 @@
 mod filter;
 mod formats;
 mod identity;
+mod memo;
 mod monitor;
 mod notify;
+mod offpath;
 mod procmem;
 mod resolve;
 mod trace;
@@ -137,6 +139,14 @@ pub enum ExecOutcome {
 /// since the caller is stopped meanwhile.
 pub trait ExecDecider: Send + Sync {
     fn decide(&self, req: &ExecRequest) -> GateVerdict;
+
+    /// Whether an allowed answer depends on nothing but `path`, `argv` and `exe` (not on the
+    /// pid, the time or anything that changes while the sandbox runs): the gate may then keep
+    /// it and answer a repeated exec of the same command line on the same unchanged file
+    /// without asking again (see the gate's decision memo). Blocked answers are never kept.
+    fn memoizable(&self) -> bool {
+        false
+    }
 }
 
 /// Where the gate reports every exec: one call per refused, run or killed exec.

@@ -2,8 +2,10 @@
 //! listener. Each worker takes one notification at a time and sees it through to the end:
 //! reads and decides it, and for an allowed exec seizes the calling thread, lets the call go on
 //! and verifies the image at its exec event before detaching (see `trace`). No process is traced
-//! between execs, so forks, clones and exits cost nothing. The engine's monitor owns everything
-//! else (PTY, DNS, reaping of non-sandbox children).
+//! between execs, so forks, clones and exits cost nothing. Audit entries go to one off-path
+//! thread (see `offpath`), so a worker never formats or writes them while a caller it has just
+//! released waits for its CPU. The engine's monitor owns everything else (PTY, DNS, reaping of
+//! non-sandbox children).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -34,6 +36,10 @@ pub(crate) struct Shared {
     pub decider: Arc<dyn ExecDecider>,
     pub audit: Arc<dyn ExecAudit>,
     pub ident: Identifier,
+    /// Caller details and audit entries, handled off the caller's CPU (see `offpath`).
+    pub offpath: super::offpath::OffPath,
+    /// Allowed answers for repeated command lines, when the decider's answers may be kept.
+    pub memo: Option<super::memo::Memo>,
     /// Thread ids of the workers: a thread traced by one of them is in the middle of an exec
     /// that worker handles (see `notify::handle`).
     pub workers: [AtomicI32; WORKERS],
@@ -87,6 +93,7 @@ pub struct Monitor {
     /// Opened while the root is alive, so that its exit is seen without a wait (see `wait`).
     root_fd: Option<OwnedFd>,
     workers: Vec<JoinHandle<io::Result<()>>>,
+    offpath: Option<JoinHandle<()>>,
 }
 
 impl Monitor {
@@ -127,9 +134,12 @@ impl Monitor {
         // users. Before it, only poll sees the end, and a second worker could sleep in RECV
         // forever after a notification its sibling took: one polling worker then.
         let workers = if modern { WORKERS } else { 1 };
+        let memo = decider.memoizable().then(super::memo::Memo::default);
         let shared = Arc::new(Shared {
             decider,
             audit,
+            memo,
+            offpath: super::offpath::OffPath::new(),
             ident: Identifier::new().with_root(root),
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
             root,
@@ -138,6 +148,15 @@ impl Monitor {
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),
         });
+        // Before the workers: should it fail, no worker is left serving without it.
+        let s = shared.clone();
+        let offpath = std::thread::Builder::new()
+            .name("lasso-gate-audit".into())
+            .spawn(move || s.offpath.serve(&*s.audit))
+            .map_err(|source| GateError::Thread {
+                thread: "audit",
+                source,
+            })?;
         let listener = Arc::new(listener);
         let mut handles = Vec::with_capacity(workers);
         for slot in 0..workers {
@@ -161,6 +180,7 @@ impl Monitor {
             root,
             root_fd,
             workers: handles,
+            offpath: Some(offpath),
         })
     }
 
@@ -212,6 +232,11 @@ impl Monitor {
                     thread: "worker",
                     source,
                 })?;
+        }
+        // Every worker is done: the off-path thread writes what they left and ends.
+        self.shared.offpath.close();
+        if let Some(t) = self.offpath.take() {
+            t.join().map_err(|_| GateError::Panicked("audit"))?;
         }
         if status.is_none() {
             // Killed at its exec event, the root was reaped by the worker that held it.

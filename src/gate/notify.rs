@@ -172,6 +172,27 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         },
     };
     let ident = &shared.ident;
+    // A command line allowed before, on the same unchanged file: the kept answer (see `memo`
+    // for why the exec event keeps this sound).
+    if let (Some(memo), ExecPath::Path { dirfd: None, .. }) = (&shared.memo, how) {
+        if let Some(hit) = memo.lookup(&path, &argv) {
+            if still_valid(fd, req.id) {
+                let pending = Pending {
+                    request: ExecRequest {
+                        pid,
+                        path,
+                        exe: hit.exe,
+                        argv,
+                        ..ExecRequest::default()
+                    },
+                    verdict: hit.verdict,
+                    expected: hit.expected,
+                };
+                trace::follow(fd, req.id, pid, Some(pending), shared);
+            }
+            return;
+        }
+    }
     let mut found = ident.identify_exec(ident.viewpoint(pid), how, &argv);
     // Not found from the sandbox's root (the path, or a script's interpreter): the caller may
     // stand in another root (see `Identifier::with_root`); its own is asked before the call is
@@ -208,9 +229,18 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         return;
     }
     let verdict = shared.decider.decide(&request);
+    if let (Some(memo), None) = (&shared.memo, call.dirfd) {
+        memo.remember(
+            &request.path,
+            &request.argv,
+            &request.exe,
+            &expected,
+            &verdict,
+        );
+    }
     if verdict.allow {
-        // The audit's parent, uid and cwd are read once the thread is traced (a tracee's pid
-        // cannot be recycled), while the kernel runs the exec.
+        // The audit's parent, uid and cwd are read at the exec event, while the thread is
+        // traced and stopped (a tracee's pid cannot be recycled).
         let pending = Pending {
             request,
             verdict,
@@ -251,8 +281,10 @@ pub(crate) fn refuse(
         request.pid,
         &format!("lasso: blocked: {}\n", verdict.reason),
     );
-    shared.audit.exec(request, verdict, ExecOutcome::Refused);
     shared.count(ExecOutcome::Refused);
+    shared
+        .offpath
+        .audit(request.clone(), verdict.clone(), ExecOutcome::Refused);
     respond(fd, id, Some(libc::EACCES));
 }
 

@@ -354,7 +354,8 @@ const USER_CS_64: u64 = 0x33;
 
 /// The argv of an image stopped at its exec event, read from its initial stack (argc, the
 /// argv pointers, then the first envp pointer, which marks where the argument strings end):
-/// a register read and two memory reads instead of a /proc lookup of a pid never seen before.
+/// a register read and one memory read (two or three with a large environment or argv) instead
+/// of a /proc lookup of a pid never seen before.
 /// Nothing but the kernel has written this memory yet (the image has not run; its mm is new).
 /// Falls back to /proc/PID/cmdline for anything unusual (32-bit images, no environment).
 pub(crate) fn exec_argv(pid: i32) -> io::Result<Vec<Vec<u8>>> {
@@ -378,16 +379,20 @@ fn fast_exec_argv(pid: i32) -> Option<Vec<Vec<u8>>> {
         return None;
     }
     let mem = Remote(pid);
-    // argc and, usually, the whole pointer table in one read: the stack above the initial
-    // stack pointer holds argv, envp, auxv and the strings, so 512 bytes are mapped.
-    let mut first = [0u8; 512];
-    mem.read_exact_at(&mut first, regs.rsp).ok()?;
+    // argc, the pointer table and, with a small environment, the argument strings too in one
+    // read: above the initial stack pointer lie argv, envp, auxv and then the strings, up to
+    // the stack's end (a read past it stops short, at a page end).
+    let mut first = [0u8; 4096];
+    let got = mem.read_at(&mut first, regs.rsp).ok()?;
+    if got < 8 {
+        return None;
+    }
     let argc = u64::from_ne_bytes(first[..8].try_into().ok()?) as usize;
     if argc == 0 || argc > MAX_ARGS {
         return None;
     }
     let need = (argc + 3) * 8;
-    let table: std::borrow::Cow<'_, [u8]> = if need <= first.len() {
+    let table: std::borrow::Cow<'_, [u8]> = if need <= got {
         std::borrow::Cow::Borrowed(&first[8..need])
     } else {
         let mut t = vec![0u8; need - 8];
@@ -399,8 +404,13 @@ fn fast_exec_argv(pid: i32) -> Option<Vec<Vec<u8>>> {
     if ptr(argc) != 0 || end <= start || (end - start) as usize > MAX_ARGV_BYTES {
         return None;
     }
-    let mut raw = vec![0u8; (end - start) as usize];
-    mem.read_exact_at(&mut raw, start).ok()?;
+    let mut raw = if start >= regs.rsp && end - regs.rsp <= got as u64 {
+        first[(start - regs.rsp) as usize..(end - regs.rsp) as usize].to_vec()
+    } else {
+        let mut raw = vec![0u8; (end - start) as usize];
+        mem.read_exact_at(&mut raw, start).ok()?;
+        raw
+    };
     if raw.last() != Some(&0) {
         return None;
     }

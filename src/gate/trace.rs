@@ -30,8 +30,10 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use super::identity::Stamp;
 use super::monitor::{Pending, Shared};
 use super::notify::{fill_in, refuse, respond, tell_agent};
+use super::offpath::{exe_stat, Fields};
 use super::{procmem, ExecOutcome, ExecRequest, GateVerdict};
 
 const EVENT_EXEC: i32 = 4;
@@ -65,9 +67,9 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
     // SAFETY: PTRACE_INTERRUPT takes no pointers; the thread is our tracee.
     unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
     let mut pending = pending;
-    if let Some(p) = pending.as_mut() {
-        fill_in(&mut p.request);
-    }
+    // The audit's parent, uid and cwd are read at the exec event, not now: with the
+    // synchronous wake-up the caller waits on this CPU for whatever this worker does before
+    // it sleeps, and a /proc entry read now or then costs the same.
     loop {
         let mut status = 0;
         // __WNOTHREAD: this worker's tracee only; other workers and the caller's own children
@@ -94,9 +96,10 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
                 Verified::Run(ran) => {
                     detach(pid, 0);
                     let (req, verdict) = *ran;
-                    // Written once the program runs: the entry is the same, the stop shorter.
-                    shared.audit.exec(&req, &verdict, ExecOutcome::Ran);
+                    // Written once the program runs, by the off-path thread: the entry is the
+                    // same, the stop shorter.
                     shared.count(ExecOutcome::Ran);
+                    shared.offpath.audit(req, verdict, ExecOutcome::Ran);
                     return;
                 }
                 // Killed: reap it on the next turn.
@@ -168,10 +171,18 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),
     };
     if let Some(p) = pending {
-        if shared.ident.stamp_running(pid).ok() == Some(p.expected.image) && p.expected.argv == argv
-        {
+        // One lookup of the pid's /proc entry serves the image's stamp and the audit's cwd.
+        let dir = Fields::proc_dir(pid);
+        let stamp = match &dir {
+            Some(d) => exe_stat(d).map(|st| Stamp::of_stat(&st)),
+            None => shared.ident.stamp_running(pid).ok(),
+        };
+        if stamp == Some(p.expected.image) && p.expected.argv == argv {
             let mut req = p.request;
             req.pid = pid;
+            // Read while the thread is stopped: a process that exits at once (`true`) would
+            // take its cwd with it before any later reader.
+            Fields::read_from(pid, dir.as_ref()).apply(&mut req);
             // A script rewritten or replaced between its check and now would hand the
             // interpreter other code than was allowed: the exec does not go on.
             if let Some(script) = shared.ident.changed_script(pid, &p.expected) {
@@ -209,10 +220,10 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
 fn kill_with(pid: i32, req: ExecRequest, verdict: GateVerdict, shared: &Shared) -> Verified {
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
     kill(pid);
-    shared
-        .audit
-        .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
+    shared
+        .offpath
+        .audit(req, verdict, ExecOutcome::KilledMismatch);
     Verified::Killed
 }
 
@@ -227,10 +238,10 @@ fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> Verified {
         format!("the exec gate could not verify pid {pid}: {why}"),
         None,
     );
-    shared
-        .audit
-        .exec(&req, &verdict, ExecOutcome::KilledMismatch);
     shared.count(ExecOutcome::KilledMismatch);
+    shared
+        .offpath
+        .audit(req, verdict, ExecOutcome::KilledMismatch);
     Verified::Killed
 }
 

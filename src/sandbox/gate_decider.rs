@@ -293,6 +293,12 @@ impl ExecDecider for PolicyDecider {
         }
         GateVerdict::allow("allowed by the profile", None)
     }
+
+    /// The answer is a function of the profile (fixed for the sandbox's life), the blocked
+    /// programs learned at start, and the request's `exe`, `argv` and `path`.
+    fn memoizable(&self) -> bool {
+        true
+    }
 }
 
 fn base_name(path: &[u8]) -> &[u8] {

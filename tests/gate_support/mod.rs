@@ -340,6 +340,10 @@ impl ExecDecider for BlockFiles {
         }
         GateVerdict::allow("not blocked", None)
     }
+
+    fn memoizable(&self) -> bool {
+        true
+    }
 }
 
 struct JsonAudit(Mutex<File>);
