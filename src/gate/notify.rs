@@ -282,9 +282,13 @@ pub(crate) fn refuse(
         &format!("lasso: blocked: {}\n", verdict.reason),
     );
     shared.count(ExecOutcome::Refused);
-    shared
-        .offpath
-        .audit(request.clone(), verdict.clone(), ExecOutcome::Refused);
+    // In the log before the caller sees EACCES.
+    shared.offpath.audit_now(
+        &*shared.audit,
+        request.clone(),
+        verdict.clone(),
+        ExecOutcome::Refused,
+    );
     respond(fd, id, Some(libc::EACCES));
 }
 

@@ -10,7 +10,9 @@
 //! and takes its cwd with it, so no later reader could get them). The thread is not woken per
 //! exec: after writing it sleeps `FLUSH_EVERY`, and entries queued meanwhile wait for it; only
 //! the first entry after a quiet interval wakes it. Every entry is written before
-//! [`OffPath::close`]'s caller joins it. Decides nothing and touches no tracee.
+//! [`OffPath::close`]'s caller joins it. Refusals and kills are not left to it: the worker
+//! writes them (after whatever is queued) before the caller or its parent can see the outcome
+//! ([`OffPath::audit_now`]). Decides nothing and touches no tracee.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -81,6 +83,9 @@ struct Queue {
 pub(crate) struct OffPath {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Held while entries are written (by the thread, or by a worker in `audit_now`), so that
+    /// entries reach the log in the order they were handed over. Taken before `queue`.
+    writing: Mutex<()>,
 }
 
 impl OffPath {
@@ -88,6 +93,7 @@ impl OffPath {
         OffPath {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            writing: Mutex::new(()),
         }
     }
 
@@ -112,6 +118,24 @@ impl OffPath {
         }
     }
 
+    /// Writes what is queued and then this entry, before returning: for refusals and kills,
+    /// whose entry must be in the log before the caller (or its parent) can see the outcome.
+    /// Rare, so their cost on the worker does not matter.
+    pub(crate) fn audit_now(
+        &self,
+        audit: &dyn ExecAudit,
+        req: ExecRequest,
+        verdict: GateVerdict,
+        outcome: ExecOutcome,
+    ) {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = std::mem::take(&mut self.lock().entries);
+        for e in queued {
+            audit.exec(&e.req, &e.verdict, e.outcome);
+        }
+        audit.exec(&req, &verdict, outcome);
+    }
+
     /// Writes what is queued and ends the thread's loop.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
@@ -123,17 +147,21 @@ impl OffPath {
     /// until the next entry wakes it. A stream of execs thus costs one wake-up per interval,
     /// not one per exec.
     pub(crate) fn serve(&self, audit: &dyn ExecAudit) {
-        let mut q = self.lock();
         let mut worked = false;
         loop {
-            let entries = std::mem::take(&mut q.entries);
-            if !entries.is_empty() {
-                drop(q);
-                for e in entries {
-                    audit.exec(&e.req, &e.verdict, e.outcome);
+            {
+                let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+                let entries = std::mem::take(&mut self.lock().entries);
+                if !entries.is_empty() {
+                    for e in entries {
+                        audit.exec(&e.req, &e.verdict, e.outcome);
+                    }
+                    worked = true;
+                    continue;
                 }
-                q = self.lock();
-                worked = true;
+            }
+            let mut q = self.lock();
+            if !q.entries.is_empty() {
                 continue;
             }
             if q.closed {
@@ -141,10 +169,10 @@ impl OffPath {
             }
             if worked {
                 worked = false;
-                q = match self.wake.wait_timeout(q, FLUSH_EVERY) {
+                drop(match self.wake.wait_timeout(q, FLUSH_EVERY) {
                     Ok((g, _)) => g,
                     Err(e) => e.into_inner().0,
-                };
+                });
             } else {
                 q.idle = true;
                 q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());

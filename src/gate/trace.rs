@@ -219,17 +219,17 @@ fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
 
 fn kill_with(pid: i32, req: ExecRequest, verdict: GateVerdict, shared: &Shared) -> Verified {
     tell_agent(pid, &format!("lasso: killed: {}\n", verdict.reason));
-    kill(pid);
+    // In the log while the tracee is still stopped, before anyone can see it die.
     shared.count(ExecOutcome::KilledMismatch);
     shared
         .offpath
-        .audit(req, verdict, ExecOutcome::KilledMismatch);
+        .audit_now(&*shared.audit, req, verdict, ExecOutcome::KilledMismatch);
+    kill(pid);
     Verified::Killed
 }
 
 /// Fails closed: an image the gate cannot identify does not run.
 fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> Verified {
-    kill(pid);
     let req = ExecRequest {
         pid,
         ..ExecRequest::default()
@@ -241,7 +241,8 @@ fn kill_unidentified(pid: i32, shared: &Shared, why: &str) -> Verified {
     shared.count(ExecOutcome::KilledMismatch);
     shared
         .offpath
-        .audit(req, verdict, ExecOutcome::KilledMismatch);
+        .audit_now(&*shared.audit, req, verdict, ExecOutcome::KilledMismatch);
+    kill(pid);
     Verified::Killed
 }
 
