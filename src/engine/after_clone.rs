@@ -10,6 +10,8 @@ enum HelperState {
     Starting,
     Parked,
     Released,
+    /// `create` failed before init was cloned: the helper's work has no sandbox to serve.
+    Abandoned,
 }
 
 /// A helper thread's go-ahead, given by `create` right after init is cloned. A caller that
@@ -30,8 +32,9 @@ impl AfterClone {
         }
     }
 
-    /// In the helper thread, first thing: says it is parked and waits for the release.
-    pub fn park(&self) {
+    /// In the helper thread, first thing: says it is parked and waits for the release. True when
+    /// init was cloned, false when the caller abandoned the sandbox before that (`abandon`).
+    pub fn park(&self) -> bool {
         {
             let (m, cv) = &*self.0;
             let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
@@ -40,7 +43,9 @@ impl AfterClone {
             }
             cv.notify_all();
         }
-        self.wait_for(|s| s == HelperState::Released);
+        self.wait_for(|s| matches!(s, HelperState::Released | HelperState::Abandoned));
+        let (m, _) = &*self.0;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) == HelperState::Released
     }
 
     /// In the caller: returns once the helper is parked (or already released).
@@ -48,10 +53,21 @@ impl AfterClone {
         self.wait_for(|s| s != HelperState::Starting);
     }
 
-    /// Lets the helper run.
+    /// Lets the helper run: init exists.
     pub fn release(&self) {
         let (m, cv) = &*self.0;
         *m.lock().unwrap_or_else(|e| e.into_inner()) = HelperState::Released;
+        cv.notify_all();
+    }
+
+    /// Lets the helper go when `create` failed; its `park` says false unless the engine had
+    /// cloned init (and released it) before the failure.
+    pub fn abandon(&self) {
+        let (m, cv) = &*self.0;
+        let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+        if *st != HelperState::Released {
+            *st = HelperState::Abandoned;
+        }
         cv.notify_all();
     }
 }
@@ -68,8 +84,9 @@ mod tests {
         let ran = Arc::new(AtomicBool::new(false));
         let (g, r) = (gate.clone(), ran.clone());
         let helper = std::thread::spawn(move || {
-            g.park();
+            let cloned = g.park();
             r.store(true, Ordering::SeqCst);
+            cloned
         });
         gate.wait_parked();
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -78,7 +95,25 @@ mod tests {
             "the helper ran before its release"
         );
         gate.release();
-        helper.join().unwrap();
+        assert!(
+            helper.join().unwrap(),
+            "a released helper was told init was not cloned"
+        );
         assert!(ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_abandoned_helper_learns_that_no_init_was_cloned() {
+        let gate = AfterClone::default();
+        let g = gate.clone();
+        let helper = std::thread::spawn(move || g.park());
+        gate.wait_parked();
+        gate.abandon();
+        assert!(!helper.join().unwrap());
+        // Once released, a later abandon (create failing after the clone) changes nothing.
+        let gate = AfterClone::default();
+        gate.release();
+        gate.abandon();
+        assert!(gate.park());
     }
 }

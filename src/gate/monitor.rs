@@ -86,6 +86,19 @@ pub struct GateStats {
     pub killed_mismatch: u64,
 }
 
+/// The parts of a gate that need neither the listener nor the sandbox: the executable
+/// identifier with the dynamic loader's digests (a read and a SHA-256 of ~200 KB). A caller that
+/// makes them in a thread beside init's setup (`Prepared::new`, then `Monitor::start_prepared`)
+/// takes that work off the hand-over, where init waits.
+pub struct Prepared(Identifier);
+
+impl Prepared {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Prepared {
+        Prepared(Identifier::new())
+    }
+}
+
 /// A running gate for one sandbox.
 pub struct Monitor {
     shared: Arc<Shared>,
@@ -108,6 +121,17 @@ impl Monitor {
         listener: OwnedFd,
         decider: Arc<dyn ExecDecider>,
         audit: Arc<dyn ExecAudit>,
+    ) -> Result<Monitor, GateError> {
+        Monitor::start_prepared(root, listener, decider, audit, Prepared::new())
+    }
+
+    /// [`Monitor::start`] with the parts made ahead (see [`Prepared`]).
+    pub fn start_prepared(
+        root: i32,
+        listener: OwnedFd,
+        decider: Arc<dyn ExecDecider>,
+        audit: Arc<dyn ExecAudit>,
+        prepared: Prepared,
     ) -> Result<Monitor, GateError> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let r = unsafe { libc::syscall(libc::SYS_pidfd_open, root, 0) };
@@ -140,7 +164,7 @@ impl Monitor {
             audit,
             memo,
             offpath: super::offpath::OffPath::new(),
-            ident: Identifier::new().with_root(root),
+            ident: prepared.0.with_root(root),
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
             root,
             root_status: std::sync::Mutex::new(None),

@@ -14,32 +14,109 @@ fn err(e: crate::audit::AuditError) -> SandboxError {
     SandboxError::Audit(e.to_string())
 }
 
-/// Opens the log of `launch` and records its start.
-pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
-    let dirs = &launch.dirs;
-    let ring = KeyRing::open(&dirs.config).map_err(err)?;
-    let record = launch.record();
-    let digest = match &launch.profile {
-        Some(p) => format!("sha256:{}", p.digest()),
-        None => {
-            let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
-            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)))
+/// What opening a sandbox's log needs, taken from its launch on the caller's thread, so that the
+/// opening itself (the key, the genesis entry, the file, the flush thread: ~0.5 ms) can run in a
+/// helper thread beside init's setup (`gate_link::prepare_start`) instead of after `start`,
+/// where init waits for it at the exec gate's hand-over.
+pub struct LogOpening {
+    config: std::path::PathBuf,
+    logs: std::path::PathBuf,
+    genesis: Genesis,
+}
+
+impl LogOpening {
+    pub fn of(launch: &Launch) -> LogOpening {
+        let record = launch.record();
+        let digest = match &launch.profile {
+            Some(p) => format!("sha256:{}", p.digest()),
+            None => {
+                let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
+                format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)))
+            }
+        };
+        let mut genesis = Genesis::new(launch.id(), record.profile.clone(), digest);
+        genesis.agent = Some(record.agent.clone());
+        LogOpening {
+            config: launch.dirs.config.clone(),
+            logs: launch.dirs.audit_logs.clone(),
+            genesis,
         }
-    };
-    let mut genesis = Genesis::new(launch.id(), record.profile.clone(), digest);
-    genesis.agent = Some(record.agent.clone());
-    let w = Writer::create(&dirs.audit_logs, &ring, genesis).map_err(err)?;
+    }
+
+    /// Opens (or continues) the log and writes its genesis entry.
+    pub fn open(self) -> Result<Writer, SandboxError> {
+        let ring = KeyRing::open(&self.config).map_err(err)?;
+        Writer::create(&self.logs, &ring, self.genesis).map_err(err)
+    }
+}
+
+/// Records the sandbox's start (init's pid, the command) in a log opened by `LogOpening`.
+pub fn record_start(w: &Writer, launch: &Launch, init_pid: i32) -> Result<(), SandboxError> {
+    let record = launch.record();
     let details = serde_json::json!({
         "dir": record.dir,
         "init_pid": init_pid,
         "network": launch.planned.network.as_str(),
         "command": launch.planned.spec.process().as_ref().and_then(|p| p.args().clone()),
     });
-    w.append(
-        Event::new(Kind::SandboxStart, Outcome::Info, "sandbox started").with_details(details),
-    )
-    .map_err(err)?;
+    w.append(Event::new(Kind::SandboxStart, Outcome::Info, "sandbox started").with_details(details))
+        .map_err(err)
+}
+
+/// Opens the log of `launch` and records its start.
+pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
+    let w = LogOpening::of(launch).open()?;
+    record_start(&w, launch, init_pid)?;
     Ok(w)
+}
+
+/// The sandbox's log when the gate's early thread opened it during `create`
+/// (`gate_link::Scan::take_log`), until `started` records the start. Should the sandbox fail
+/// before that, the log records why and is sealed (`fail`, or when dropped), so it ends as a
+/// verifiable record of the failure rather than a bare genesis.
+pub struct EarlyLog(Option<Writer>);
+
+impl EarlyLog {
+    /// Waits for the log that `scan`'s thread opens, if it was asked to open one.
+    pub fn take(scan: Option<&mut super::gate_link::Scan>) -> Result<EarlyLog, SandboxError> {
+        let w = scan.and_then(|s| s.take_log()).transpose()?;
+        Ok(EarlyLog(w))
+    }
+
+    /// Records the sandbox's start in the log opened ahead, or opens the log now.
+    pub fn started(mut self, launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
+        match self.0.take() {
+            Some(w) => {
+                record_start(&w, launch, init_pid)?;
+                Ok(w)
+            }
+            None => start(launch, init_pid),
+        }
+    }
+
+    /// The sandbox did not start, because of `why`.
+    pub fn fail(mut self, why: &SandboxError) {
+        if let Some(w) = self.0.take() {
+            end_unstarted(w, &format!("the sandbox did not start: {why}"));
+        }
+    }
+}
+
+impl Drop for EarlyLog {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            end_unstarted(w, "the sandbox did not start");
+        }
+    }
+}
+
+fn end_unstarted(w: Writer, why: &str) {
+    let ended = w
+        .append(Event::new(Kind::SandboxStop, Outcome::Error, why))
+        .and_then(|_| w.seal().map(drop));
+    if let Err(e) = ended {
+        tracing::warn!("audit: the log of a sandbox that did not start: {e}");
+    }
 }
 
 /// Records the end and seals the log once the gate's sink let go of the writer.

@@ -111,13 +111,27 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let console = UnixListener::bind(&console_path)
         .map_err(io_err(format!("bind {}", console_path.display())))?;
     // As in `run`: the gate's program scan runs beside init's setup.
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
-    let (gate, scan) = (start.sockets, start.scan);
-    let init = launch.create(
+    // Its thread also opens the audit log, which init would otherwise wait for after `start`.
+    let opening = launch
+        .profile
+        .is_some()
+        .then(|| super::audit_log::LogOpening::of(launch));
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir, opening)?;
+    let (gate, mut scan) = (start.sockets, start.scan);
+    let init = match launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
         Some(start.after_clone),
-    )?;
+    ) {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Ok(log) = super::audit_log::EarlyLog::take(scan.as_mut()) {
+                log.fail(&e);
+            }
+            return Err(e);
+        }
+    };
+    let early_log = super::audit_log::EarlyLog::take(scan.as_mut())?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
         .accept()
@@ -137,7 +151,7 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let mut net = super::network::SandboxNet::new(&launch.egress, init);
     net.before_start()?;
     launch.start()?;
-    let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
+    let log = std::sync::Arc::new(early_log.started(launch, init)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile, scan) {

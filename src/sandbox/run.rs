@@ -63,13 +63,27 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
 fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
-    let (gate, scan) = (start.sockets, start.scan);
-    let pid = launch.create(
+    // Its thread also opens the audit log, which init would otherwise wait for after `start`.
+    let opening = launch
+        .profile
+        .is_some()
+        .then(|| super::audit_log::LogOpening::of(launch));
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir, opening)?;
+    let (gate, mut scan) = (start.sockets, start.scan);
+    let pid = match launch.create(
         None,
         gate.as_ref().map(|(_, init)| init.as_raw_fd()),
         Some(start.after_clone),
-    )?;
+    ) {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Ok(log) = super::audit_log::EarlyLog::take(scan.as_mut()) {
+                log.fail(&e);
+            }
+            return Err(e);
+        }
+    };
+    let early_log = super::audit_log::EarlyLog::take(scan.as_mut())?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
@@ -77,7 +91,7 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let mut net = super::network::SandboxNet::new(&launch.egress, pid);
     net.before_start()?;
     launch.start()?;
-    let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
+    let log = std::sync::Arc::new(early_log.started(launch, pid)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile, scan) {
