@@ -2,7 +2,8 @@
 //! go-ahead `create` gives it once init exists (`CreateOptions::after_clone`). Init is cloned
 //! with clone3, which copies the process's memory but runs no fork handlers: a thread inside
 //! malloc at that instant would leave the allocator's lock taken in init, which allocates.
-//! Owns only that handshake (a mutex and a condition variable, no allocation while waiting).
+//! Owns only that handshake (a mutex and a condition variable, no allocation while waiting),
+//! and one task the caller leaves for `create`'s own thread to run while init sets up.
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum HelperState {
@@ -20,12 +21,24 @@ enum HelperState {
 /// waits until it did (`wait_parked`) right before clone3, so the thread's start overlaps
 /// create's own work instead of delaying it, and releases it once init exists. A caller whose
 /// `create` fails releases it itself.
-#[derive(Debug, Default, Clone)]
-pub struct AfterClone(std::sync::Arc<(std::sync::Mutex<HelperState>, std::sync::Condvar)>);
+#[derive(Default, Clone)]
+pub struct AfterClone {
+    state: std::sync::Arc<(std::sync::Mutex<HelperState>, std::sync::Condvar)>,
+    meanwhile: std::sync::Arc<std::sync::Mutex<Option<Task>>>,
+}
+
+/// Work for `create`'s own thread while init sets up (see `AfterClone::meanwhile`).
+type Task = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for AfterClone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfterClone").finish_non_exhaustive()
+    }
+}
 
 impl AfterClone {
     fn wait_for(&self, done: impl Fn(HelperState) -> bool) {
-        let (m, cv) = &*self.0;
+        let (m, cv) = &*self.state;
         let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
         while !done(*st) {
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -36,7 +49,7 @@ impl AfterClone {
     /// init was cloned, false when the caller abandoned the sandbox before that (`abandon`).
     pub fn park(&self) -> bool {
         {
-            let (m, cv) = &*self.0;
+            let (m, cv) = &*self.state;
             let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
             if *st == HelperState::Starting {
                 *st = HelperState::Parked;
@@ -44,7 +57,7 @@ impl AfterClone {
             cv.notify_all();
         }
         self.wait_for(|s| matches!(s, HelperState::Released | HelperState::Abandoned));
-        let (m, _) = &*self.0;
+        let (m, _) = &*self.state;
         *m.lock().unwrap_or_else(|e| e.into_inner()) == HelperState::Released
     }
 
@@ -55,20 +68,38 @@ impl AfterClone {
 
     /// Lets the helper run: init exists.
     pub fn release(&self) {
-        let (m, cv) = &*self.0;
+        let (m, cv) = &*self.state;
         *m.lock().unwrap_or_else(|e| e.into_inner()) = HelperState::Released;
         cv.notify_all();
+    }
+
+    /// Leaves `task` for `create` to run on its own thread once init was cloned and goes on with
+    /// its setup, before `create` waits for init to be ready: that thread is idle then and
+    /// already running, where a woken helper thread may first wait for a CPU. A failed
+    /// `create` drops it unrun (`abandon`).
+    pub fn meanwhile(&self, task: impl FnOnce() + Send + 'static) {
+        *self.meanwhile.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(task));
+    }
+
+    /// In `create`, while init sets up: runs the caller's task, if any.
+    pub fn run_meanwhile(&self) {
+        let task = self.meanwhile.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = task {
+            t();
+        }
     }
 
     /// Lets the helper go when `create` failed; its `park` says false unless the engine had
     /// cloned init (and released it) before the failure.
     pub fn abandon(&self) {
-        let (m, cv) = &*self.0;
+        let (m, cv) = &*self.state;
         let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
         if *st != HelperState::Released {
             *st = HelperState::Abandoned;
         }
         cv.notify_all();
+        drop(st);
+        drop(self.meanwhile.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 

@@ -158,7 +158,8 @@ pub(crate) struct Identifier {
     loader_hashes: HashSet<[u8; 32]>,
 }
 
-const LOADER_PATHS: &[&str] = &[
+/// Where the dynamic loader may be, in the monitor's (the host's) view.
+pub const LOADER_PATHS: &[&str] = &[
     "/lib64/ld-linux-x86-64.so.2",
     "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
     "/lib/ld-linux.so.2",
@@ -167,12 +168,7 @@ const LOADER_PATHS: &[&str] = &[
 
 impl Identifier {
     pub(crate) fn new() -> Identifier {
-        let mut id = Identifier {
-            cache: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
-            root: None,
-            loader_hashes: HashSet::new(),
-        };
+        let mut id = Identifier::with_loader_digests(HashSet::new());
         // A copy of the loader under another name must still count as the loader, so its
         // content is known up front (these paths are the monitor's, which is the host's view).
         for p in LOADER_PATHS {
@@ -185,6 +181,17 @@ impl Identifier {
             }
         }
         id
+    }
+
+    /// An identifier told the loader's digests (SHA-256 of each of `LOADER_PATHS` that exists)
+    /// by a caller that keeps them in a cache of its own, trusted only while the file is unchanged.
+    pub(crate) fn with_loader_digests(loader_hashes: HashSet<[u8; 32]>) -> Identifier {
+        Identifier {
+            cache: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+            root: None,
+            loader_hashes,
+        }
     }
 
     /// Resolves the absolute paths of exec notifications from the root `root_pid` has now (the

@@ -24,7 +24,7 @@ mod trace;
 use std::path::PathBuf;
 
 pub use filter::{ack_traced, install_in_child, recv_listener, send_listener};
-pub use identity::{Interpreter, LoaderTarget};
+pub use identity::{Interpreter, LoaderTarget, LOADER_PATHS};
 pub use monitor::{GateStats, Monitor, Prepared};
 
 /// Errors of the exec gate. Each names the system call or file that failed and, where the caller

@@ -15,9 +15,9 @@ fn err(e: crate::audit::AuditError) -> SandboxError {
 }
 
 /// What opening a sandbox's log needs, taken from its launch on the caller's thread, so that the
-/// opening itself (the key, the genesis entry, the file, the flush thread: ~0.5 ms) can run in a
-/// helper thread beside init's setup (`gate_link::prepare_start`) instead of after `start`,
-/// where init waits for it at the exec gate's hand-over.
+/// opening itself (the key, the genesis entry, the file, the flush thread: ~0.5 ms) can run
+/// while init sets up (`open_during_create`) instead of after `start`, where init waits for it
+/// at the exec gate's hand-over.
 pub struct LogOpening {
     config: std::path::PathBuf,
     logs: std::path::PathBuf,
@@ -70,19 +70,37 @@ pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     Ok(w)
 }
 
-/// The sandbox's log when the gate's early thread opened it during `create`
-/// (`gate_link::Scan::take_log`), until `started` records the start. Should the sandbox fail
-/// before that, the log records why and is sealed (`fail`, or when dropped), so it ends as a
-/// verifiable record of the failure rather than a bare genesis.
+/// Has `create` open the sandbox's log on its own thread while init sets up (see
+/// `AfterClone::meanwhile`); `PendingLog::take` after `create` gets it.
+pub fn open_during_create(
+    launch: &Launch,
+    after_clone: &crate::engine::container::AfterClone,
+) -> OpeningLog {
+    let opening = LogOpening::of(launch);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    after_clone.meanwhile(move || {
+        let _ = tx.send(opening.open());
+    });
+    OpeningLog(rx)
+}
+
+/// The log `create` opens (`open_during_create`).
+pub struct OpeningLog(std::sync::mpsc::Receiver<Result<Writer, SandboxError>>);
+
+impl OpeningLog {
+    /// After `create`: the log it opened, or none if it failed before it came to that (the
+    /// task was dropped unrun). An error opening the log is returned.
+    pub fn take(self) -> Result<EarlyLog, SandboxError> {
+        Ok(EarlyLog(self.0.recv().ok().transpose()?))
+    }
+}
+
+/// The sandbox's log when `create` opened it (`open_during_create`), until `started` records
+/// the start. Should the sandbox fail before that, the log records why and is sealed (`fail`,
+/// or when dropped), so it ends as a verifiable record of the failure rather than a bare genesis.
 pub struct EarlyLog(Option<Writer>);
 
 impl EarlyLog {
-    /// Waits for the log that `scan`'s thread opens, if it was asked to open one.
-    pub fn take(scan: Option<&mut super::gate_link::Scan>) -> Result<EarlyLog, SandboxError> {
-        let w = scan.and_then(|s| s.take_log()).transpose()?;
-        Ok(EarlyLog(w))
-    }
-
     /// Records the sandbox's start in the log opened ahead, or opens the log now.
     pub fn started(mut self, launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
         match self.0.take() {

@@ -53,6 +53,26 @@ impl PolicyDecider {
         PolicyDecider::with_hashes(profile, ProgramHashes::open(runtime_dir))
     }
 
+    /// `cached`, plus the gate's parts that need no listener, with the dynamic loader's digests
+    /// read through the same program-hash cache (hashing ~200 KB at every start otherwise).
+    pub fn cached_prepared(
+        profile: Arc<ResolvedProfile>,
+        runtime_dir: &Path,
+    ) -> (PolicyDecider, crate::gate::Prepared) {
+        let mut hashes = ProgramHashes::open(runtime_dir);
+        let loaders: Vec<[u8; 32]> = crate::gate::LOADER_PATHS
+            .iter()
+            .filter_map(|p| {
+                // The cache reads without following links; the gate follows them.
+                let real = std::fs::canonicalize(p).ok()?;
+                let meta = std::fs::metadata(&real).ok()?;
+                hashes.digest(&real, &meta)
+            })
+            .collect();
+        let d = PolicyDecider::with_hashes(profile, hashes);
+        (d, crate::gate::Prepared::with_loader_digests(loaders))
+    }
+
     fn with_hashes(profile: Arc<ResolvedProfile>, hashes: ProgramHashes) -> PolicyDecider {
         PolicyDecider::scanning(profile, hashes, &PROGRAM_DIRS)
     }
@@ -72,8 +92,8 @@ impl PolicyDecider {
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
             d.learn_blocked_programs(&mut hashes);
-            hashes.save();
         }
+        hashes.save();
         d
     }
 

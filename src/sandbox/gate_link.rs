@@ -289,21 +289,8 @@ pub fn socket_pair() -> Result<(UnixStream, UnixStream), SandboxError> {
 /// gate's parts that need no listener (`gate::Prepared`: the loader's digests).
 type Scanned = (PolicyDecider, crate::gate::Prepared);
 
-/// The decider's program scan, running in its own thread (`start_scan`), and the sandbox's audit
-/// log when that thread opens it too (`prepare_start` with a `LogOpening`).
-pub struct Scan {
-    thread: std::thread::JoinHandle<Scanned>,
-    log: Option<std::sync::mpsc::Receiver<Result<Writer, String>>>,
-}
-
-impl Scan {
-    /// The audit log the scan's thread opened: waits for it; `None` when that thread was not
-    /// asked to open one, or found that init was never cloned.
-    pub fn take_log(&mut self) -> Option<Result<Writer, SandboxError>> {
-        let rx = self.log.take()?;
-        rx.recv().ok().map(|r| r.map_err(SandboxError::Audit))
-    }
-}
+/// The decider's program scan, running in its own thread (`start_scan`).
+pub struct Scan(std::thread::JoinHandle<Scanned>);
 
 /// What a new sandbox's gate needs before `create`: the hand-over socket pair (ours, init's),
 /// the program scan already running, and the hook that holds the scan parked while the engine
@@ -315,12 +302,10 @@ pub struct GateStart {
 }
 
 /// Prepares the gate of a sandbox about to be created (see `GateStart`): the scan runs beside
-/// init's whole setup instead of after it. With `log`, the same thread first opens the
-/// sandbox's audit log (`Scan::take_log`), which init would otherwise wait for after `start`.
+/// init's whole setup instead of after it.
 pub fn prepare_start(
     profile: Option<&Arc<ResolvedProfile>>,
     sandbox_dir: &Path,
-    log: Option<super::audit_log::LogOpening>,
 ) -> Result<GateStart, SandboxError> {
     let after_clone = crate::engine::container::AfterClone::default();
     let Some(p) = profile else {
@@ -332,11 +317,10 @@ pub fn prepare_start(
     };
     Ok(GateStart {
         sockets: Some(socket_pair()?),
-        scan: Some(spawn_scan(
+        scan: Some(start_scan(
             p.clone(),
             sandbox_dir,
             Some(after_clone.clone()),
-            log,
         )?),
         after_clone,
     })
@@ -351,52 +335,23 @@ pub fn start_scan(
     sandbox_dir: &Path,
     after_clone: Option<crate::engine::container::AfterClone>,
 ) -> Result<Scan, SandboxError> {
-    spawn_scan(profile, sandbox_dir, after_clone, None)
-}
-
-fn spawn_scan(
-    profile: Arc<ResolvedProfile>,
-    sandbox_dir: &Path,
-    after_clone: Option<crate::engine::container::AfterClone>,
-    log: Option<super::audit_log::LogOpening>,
-) -> Result<Scan, SandboxError> {
     let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
     let parked = after_clone.clone();
-    let (tx, rx) = match log {
-        Some(l) => {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            (Some((tx, l)), Some(rx))
-        }
-        None => (None, None),
-    };
     let scan = std::thread::Builder::new()
         .name("gate-decider".into())
         .spawn(move || {
-            let cloned = parked.map_or(true, |p| p.park());
-            // The log first: `lasso run` needs it right after `start`, the decider only at
-            // the hand-over. No log for a sandbox whose init was never cloned (the channel
-            // closes unanswered).
-            if let Some((tx, l)) = tx {
-                if cloned {
-                    let _ = tx.send(l.open().map_err(|e| match e {
-                        SandboxError::Audit(m) => m,
-                        e => e.to_string(),
-                    }));
-                }
+            if let Some(p) = parked {
+                p.park();
             }
-            let decider = match runtime_dir {
-                Some(dir) => PolicyDecider::cached(profile, &dir),
-                None => PolicyDecider::new(profile),
-            };
-            (decider, crate::gate::Prepared::new())
+            match runtime_dir {
+                Some(dir) => PolicyDecider::cached_prepared(profile, &dir),
+                None => (PolicyDecider::new(profile), crate::gate::Prepared::new()),
+            }
         })
         .map_err(super::io_err("start the exec gate's program scan"))?;
     // The engine's create waits for the park right before it clones init.
     drop(after_clone);
-    Ok(Scan {
-        thread: scan,
-        log: rx,
-    })
+    Ok(Scan(scan))
 }
 
 /// After `start`: receives init's listener, traces init and serves the gate with the profile's
@@ -432,7 +387,7 @@ pub fn attach_scanned(
     ));
     let received = crate::gate::recv_listener(sock.as_fd());
     let (decider, prepared) = scan
-        .thread
+        .0
         .join()
         .map_err(|_| SandboxError::Protocol("exec gate: the program scan panicked".into()))?;
     let Ok(listener) = received else {

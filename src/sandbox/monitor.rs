@@ -111,13 +111,10 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let console = UnixListener::bind(&console_path)
         .map_err(io_err(format!("bind {}", console_path.display())))?;
     // As in `run`: the gate's program scan runs beside init's setup.
-    // Its thread also opens the audit log, which init would otherwise wait for after `start`.
-    let opening = launch
-        .profile
-        .is_some()
-        .then(|| super::audit_log::LogOpening::of(launch));
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir, opening)?;
-    let (gate, mut scan) = (start.sockets, start.scan);
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let (gate, scan) = (start.sockets, start.scan);
+    // The audit log opens while init sets up: after `start`, init would wait for it.
+    let opening = super::audit_log::open_during_create(launch, &start.after_clone);
     let init = match launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
@@ -125,13 +122,13 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     ) {
         Ok(pid) => pid,
         Err(e) => {
-            if let Ok(log) = super::audit_log::EarlyLog::take(scan.as_mut()) {
+            if let Ok(log) = opening.take() {
                 log.fail(&e);
             }
             return Err(e);
         }
     };
-    let early_log = super::audit_log::EarlyLog::take(scan.as_mut())?;
+    let early_log = opening.take()?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
         .accept()

@@ -63,13 +63,10 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
 fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
-    // Its thread also opens the audit log, which init would otherwise wait for after `start`.
-    let opening = launch
-        .profile
-        .is_some()
-        .then(|| super::audit_log::LogOpening::of(launch));
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir, opening)?;
-    let (gate, mut scan) = (start.sockets, start.scan);
+    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let (gate, scan) = (start.sockets, start.scan);
+    // The audit log opens while init sets up: after `start`, init would wait for it.
+    let opening = super::audit_log::open_during_create(launch, &start.after_clone);
     let pid = match launch.create(
         None,
         gate.as_ref().map(|(_, init)| init.as_raw_fd()),
@@ -77,13 +74,13 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     ) {
         Ok(pid) => pid,
         Err(e) => {
-            if let Ok(log) = super::audit_log::EarlyLog::take(scan.as_mut()) {
+            if let Ok(log) = opening.take() {
                 log.fail(&e);
             }
             return Err(e);
         }
     };
-    let early_log = super::audit_log::EarlyLog::take(scan.as_mut())?;
+    let early_log = opening.take()?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
