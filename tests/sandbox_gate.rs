@@ -117,6 +117,15 @@ fn rm_is_refused_through_every_wrapper_and_the_file_survives() {
                 format!("/lib64/ld-linux-x86-64.so.2 /bin/rm {X}"),
             ],
         ),
+        (
+            // Known by content: the loader's digest the gate was given at start.
+            "a copy of the loader",
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("cp /lib64/ld-linux-x86-64.so.2 /tmp/ldx && /tmp/ldx /bin/rm {X}"),
+            ],
+        ),
     ];
     for (what, argv) in &cases {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();

@@ -343,10 +343,6 @@ impl Runtime {
             placement.add_task(pid)?;
             parent.placed()?;
         }
-        // Init sets up its root now (milliseconds): this thread is free until it is ready.
-        if let Some(helper) = &opts.after_clone {
-            helper.run_meanwhile();
-        }
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]

@@ -101,7 +101,9 @@ impl Prepared {
     /// With the loader's digests (SHA-256 of each of `LOADER_PATHS` that exists) from the
     /// caller's own cache, which must trust a digest only while its file is unchanged.
     pub fn with_loader_digests(digests: impl IntoIterator<Item = [u8; 32]>) -> Prepared {
-        Prepared(Identifier::with_loader_digests(digests.into_iter().collect()))
+        Prepared(Identifier::with_loader_digests(
+            digests.into_iter().collect(),
+        ))
     }
 }
 

@@ -132,3 +132,31 @@ fn a_blocked_name_linking_to_an_allowed_program_is_still_refused_by_its_path() {
     let v = b.decider.decide(&req);
     assert!(!v.allow, "{v:?}");
 }
+
+#[test]
+fn the_loaders_digest_comes_from_its_content_and_is_kept_by_its_real_path() {
+    let Some(real) = crate::gate::LOADER_PATHS
+        .iter()
+        .find_map(|p| std::fs::canonicalize(p).ok())
+    else {
+        return; // no dynamic loader on this host
+    };
+    let runtime = tempfile::tempdir().unwrap();
+    let toml = runtime.path().join("p.toml");
+    std::fs::write(&toml, "[commands]\nblocked = [\"shred\"]\n").unwrap();
+    let src = ProfileSource::file(&toml).unwrap();
+    let profile = Arc::new(resolve(src, &crate::paths::Dirs::current()).unwrap());
+    let _ = PolicyDecider::cached_prepared(profile, runtime.path());
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&real).unwrap()));
+    let cache = std::fs::read_dir(runtime.path())
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .find(|t| t.contains(real.to_str().unwrap()))
+        .expect("the loader is in the program-hash cache");
+    assert!(
+        cache.contains(&want),
+        "the cached digest is not the SHA-256 of {}",
+        real.display()
+    );
+}

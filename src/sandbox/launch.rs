@@ -404,7 +404,7 @@ impl Launch {
     /// With `gate_socket`, init hands the exec gate's listener over it before its execve (see
     /// `gate_link::attach`).
     /// With `after_clone`, the engine releases a helper thread parked on it once init exists
-    /// (see `engine::container::AfterClone`); it is let go here (abandoned) if `create` fails.
+    /// (see `engine::container::AfterClone`); it is released here too if `create` fails.
     pub fn create(
         &mut self,
         console_socket: Option<&Path>,
@@ -413,7 +413,7 @@ impl Launch {
     ) -> Result<i32, SandboxError> {
         let result = self.create_inner(console_socket, gate_socket, after_clone.clone());
         if let (Err(_), Some(helper)) = (&result, after_clone) {
-            helper.abandon();
+            helper.release();
         }
         result
     }

@@ -113,22 +113,11 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     // As in `run`: the gate's program scan runs beside init's setup.
     let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
     let (gate, scan) = (start.sockets, start.scan);
-    // The audit log opens while init sets up: after `start`, init would wait for it.
-    let opening = super::audit_log::open_during_create(launch, &start.after_clone);
-    let init = match launch.create(
+    let init = launch.create(
         Some(&console_path),
         gate.as_ref().map(|(_, i)| i.as_raw_fd()),
         Some(start.after_clone),
-    ) {
-        Ok(pid) => pid,
-        Err(e) => {
-            if let Ok(log) = opening.take() {
-                log.fail(&e);
-            }
-            return Err(e);
-        }
-    };
-    let early_log = opening.take()?;
+    )?;
     let gate = gate.map(|(mine, _init)| mine);
     let (conn, _) = console
         .accept()
@@ -148,7 +137,7 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let mut net = super::network::SandboxNet::new(&launch.egress, init);
     net.before_start()?;
     launch.start()?;
-    let log = std::sync::Arc::new(early_log.started(launch, init)?);
+    let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile, scan) {

@@ -65,22 +65,11 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     // The exec gate's program scan runs beside init's whole setup.
     let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
     let (gate, scan) = (start.sockets, start.scan);
-    // The audit log opens while init sets up: after `start`, init would wait for it.
-    let opening = super::audit_log::open_during_create(launch, &start.after_clone);
-    let pid = match launch.create(
+    let pid = launch.create(
         None,
         gate.as_ref().map(|(_, init)| init.as_raw_fd()),
         Some(start.after_clone),
-    ) {
-        Ok(pid) => pid,
-        Err(e) => {
-            if let Ok(log) = opening.take() {
-                log.fail(&e);
-            }
-            return Err(e);
-        }
-    };
-    let early_log = opening.take()?;
+    )?;
     let gate = gate.map(|(mine, _init)| mine);
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
@@ -88,7 +77,7 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let mut net = super::network::SandboxNet::new(&launch.egress, pid);
     net.before_start()?;
     launch.start()?;
-    let log = std::sync::Arc::new(early_log.started(launch, pid)?);
+    let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
     net.before_exec(gate.is_some())?;
     net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile, scan) {
