@@ -40,14 +40,6 @@ fn session_logs(w: &World, id: &str) -> Vec<String> {
     logs.into_iter().map(|(_, l)| l).collect()
 }
 
-fn entries(w: &World, log: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(w.audit_dir().join(format!("{log}.jsonl")))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn rootless_exec_of_rm_is_refused_before_it_starts_and_audited() {
     if !needs_root() {
@@ -66,7 +58,8 @@ fn rootless_exec_of_rm_is_refused_before_it_starts_and_audited() {
     assert!(f.exists(), "{t}");
     let logs = session_logs(&w, &s.id);
     assert_eq!(logs.len(), 1, "{logs:?}");
-    let blocked: Vec<_> = entries(&w, &logs[0])
+    let blocked: Vec<_> = w
+        .log_entries(&logs[0])
         .into_iter()
         .filter(|e| e["kind"] == "exec" && e["outcome"] == "blocked")
         .collect();
@@ -107,7 +100,7 @@ fn rootless_exec_session_refuses_a_blocked_program_it_starts() {
             assert_eq!(out.status.code(), Some(126), "{what}\n{t}");
         }
         let log = session_logs(&w, &s.id).pop().expect("a session log");
-        let e = entries(&w, &log);
+        let e = w.log_entries(&log);
         let ran_sh = e.iter().any(|e| {
             e["kind"] == "exec"
                 && e["details"]["result"] == "ran"
@@ -131,30 +124,8 @@ fn rootless_exec_output_and_status_are_exactly_as_outside() {
     let w = world(As::Nobody);
     let s = up(&w, &["/bin/sh", "-c", "sleep 60"]);
     let script = "printf 'out\\n\\000bytes'; echo err >&2; read line; echo \"got $line\"; exit 7";
-    let outside = Command::new("/bin/sh")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(b"typed\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let inside = w
-        .lasso(&["exec", &s.id, "--", "/bin/sh", "-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(b"typed\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let outside = typed_into(Command::new("/bin/sh").args(["-c", script]));
+    let inside = typed_into(&mut w.lasso(&["exec", &s.id, "--", "/bin/sh", "-c", script]));
     assert_eq!(outside.status.code(), Some(7));
     assert_eq!(inside.status.code(), Some(7), "{}", text(&inside));
     assert_eq!(inside.stdout, outside.stdout, "{}", text(&inside));
@@ -205,11 +176,25 @@ fn rootless_shell_refuses_a_blocked_command_typed_at_its_prompt() {
     keys(&["exit 3", "Enter"]);
     wait_until("the end", || screen(&name).contains("EXIT=3"));
     let log = session_logs(&w, &s.id).pop().expect("the shell's log");
-    let e = entries(&w, &log);
+    let e = w.log_entries(&log);
     assert!(
         e.iter()
             .any(|e| e["kind"] == "exec" && e["details"]["result"] == "refused"),
         "{e:#?}"
     );
     w.assert_log_verifies(&log);
+}
+
+/// Runs `cmd` with one line typed into its stdin, capturing stdout and stderr.
+fn typed_into(cmd: &mut Command) -> std::process::Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"typed\n")?;
+            c.wait_with_output()
+        })
+        .unwrap()
 }

@@ -184,10 +184,8 @@ fn only_log(w: &World) -> String {
 }
 
 fn exec_entries(w: &World, id: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(w.audit_dir().join(format!("{id}.jsonl")))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    w.log_entries(id)
+        .into_iter()
         .filter(|e| e.to_string().contains("\"exec\""))
         .collect()
 }

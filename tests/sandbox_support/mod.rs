@@ -138,6 +138,15 @@ impl World {
         self.base.join("audit")
     }
 
+    /// Every entry of audit log `log` (its first segment, `LOG.jsonl`), parsed.
+    pub fn log_entries(&self, log: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit_dir().join(format!("{log}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// `lasso audit verify LOG` passes and calls the log intact.
     pub fn assert_log_verifies(&self, log: &str) {
         let out = run(&mut self.lasso(&["audit", "verify", log]));
