@@ -7,7 +7,8 @@
 //! Owns only this translation and the scan of the host's program directories. Deciding is
 //! `policy`'s; notifications and ptrace are `gate`'s; the audit side is `gate_link`'s.
 
-use super::program_hashes::ProgramHashes;
+use super::program_hashes::{Learned, ProgramHashes};
+use super::program_witness::Witnesses;
 use crate::gate::{ExeIdentity, ExecDecider, ExecRequest, GateVerdict};
 use crate::policy::{decide_argv, CommandMode, ResolvedProfile};
 use sha2::Digest;
@@ -38,6 +39,8 @@ pub struct PolicyDecider {
     by_argv0_hash: std::collections::HashSet<[u8; 32]>,
     /// The program directories scanned for blocked names (the host's, but for tests).
     dirs: Vec<String>,
+    /// The blocked programs' identities came from the cache (`ProgramHashes::learned`).
+    learned_from_cache: bool,
 }
 
 impl PolicyDecider {
@@ -89,9 +92,15 @@ impl PolicyDecider {
             by_argv0_id: Default::default(),
             by_argv0_hash: Default::default(),
             dirs: dirs.iter().map(|d| d.to_string()).collect(),
+            learned_from_cache: false,
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
             d.learn_blocked_programs(&mut hashes);
+            tracing::debug!(
+                from_cache = d.learned_from_cache,
+                "learned {} blocked programs",
+                d.by_id.len() + d.by_argv0_id.len()
+            );
         }
         hashes.save();
         d
@@ -119,6 +128,18 @@ impl PolicyDecider {
                 .map(|e| e.path())
                 .collect()
         });
+        if let Some(learned) = hashes.learned() {
+            if self.adopt(learned).is_some() {
+                self.learned_from_cache = true;
+                return;
+            }
+        }
+        // Recorded before learning, checked again before it is kept: a change in between
+        // leaves this start's answer uncached.
+        let mut witnesses = Witnesses::default();
+        for path in &blocked {
+            witnesses.record(path);
+        }
         for path in blocked {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
@@ -140,6 +161,60 @@ impl PolicyDecider {
                 }
             }
         }
+        hashes.remember_learned(self.learned(witnesses));
+    }
+
+    /// What `learn_blocked_programs` found, for the cache.
+    fn learned(&self, witnesses: Witnesses) -> Learned {
+        let mut l = Learned {
+            by_id: self
+                .by_id
+                .iter()
+                .map(|(&(dev, ino), name)| (dev, ino, name.clone()))
+                .collect(),
+            by_hash: self
+                .by_hash
+                .iter()
+                .map(|(h, name)| (hex::encode(h), name.clone()))
+                .collect(),
+            by_argv0_id: self.by_argv0_id.iter().copied().collect(),
+            by_argv0_hash: self.by_argv0_hash.iter().map(hex::encode).collect(),
+            witnesses,
+        };
+        // Sorted, so that an unchanged result compares equal and is not written again.
+        l.by_id.sort();
+        l.by_hash.sort();
+        l.by_argv0_id.sort();
+        l.by_argv0_hash.sort();
+        l
+    }
+
+    /// Takes a cached learned result (`ProgramHashes::learned` checked what it came from).
+    /// `None`, leaving the decider as it was, when a digest in it is not one.
+    fn adopt(&mut self, l: &Learned) -> Option<()> {
+        let digest = |h: &str| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).ok().map(|()| out)
+        };
+        let by_hash = l
+            .by_hash
+            .iter()
+            .map(|(h, name)| Some((digest(h)?, name.clone())))
+            .collect::<Option<HashMap<_, _>>>()?;
+        let by_argv0_hash = l
+            .by_argv0_hash
+            .iter()
+            .map(|h| digest(h))
+            .collect::<Option<_>>()?;
+        self.by_id = l
+            .by_id
+            .iter()
+            .map(|(dev, ino, name)| ((*dev, *ino), name.clone()))
+            .collect();
+        self.by_hash = by_hash;
+        self.by_argv0_id = l.by_argv0_id.iter().copied().collect();
+        self.by_argv0_hash = by_argv0_hash;
+        Some(())
     }
 
     /// A blocked name for a file that has an allowed name of its own: a symlink to a program
@@ -328,3 +403,7 @@ fn base_name(path: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[path = "gate_decider_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "gate_decider_cache_tests.rs"]
+mod cache_tests;
