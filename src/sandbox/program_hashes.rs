@@ -32,8 +32,10 @@ use std::path::{Path, PathBuf};
 /// learned result), so two builds used on one machine do not rewrite each other's cache.
 pub const FILE: &str = "program-hashes.v3.json";
 
-/// What identifies one version of a file.
+/// What identifies one version of a file. Stored as a plain array: the cache holds a few
+/// hundred of them and is parsed at every start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "StampArray", into = "StampArray")]
 pub(super) struct Stamp {
     dev: u64,
     ino: u64,
@@ -55,6 +57,32 @@ impl Stamp {
             ctime: m.ctime(),
             ctime_ns: m.ctime_nsec(),
         }
+    }
+}
+
+/// `Stamp` as stored: dev, ino, size, mtime, mtime_ns, ctime, ctime_ns.
+type StampArray = (u64, u64, u64, i64, i64, i64, i64);
+
+impl From<StampArray> for Stamp {
+    fn from(a: StampArray) -> Stamp {
+        let (dev, ino, size, mtime, mtime_ns, ctime, ctime_ns) = a;
+        Stamp {
+            dev,
+            ino,
+            size,
+            mtime,
+            mtime_ns,
+            ctime,
+            ctime_ns,
+        }
+    }
+}
+
+impl From<Stamp> for StampArray {
+    fn from(s: Stamp) -> StampArray {
+        (
+            s.dev, s.ino, s.size, s.mtime, s.mtime_ns, s.ctime, s.ctime_ns,
+        )
     }
 }
 
