@@ -10,6 +10,7 @@
 //! sink does), and it knows nothing of the engine: the engine calls [`install_in_child`] in init,
 //! and the monitor calls [`Monitor::start`].
 
+mod crew;
 mod filter;
 mod formats;
 mod identity;

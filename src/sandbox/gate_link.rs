@@ -343,10 +343,13 @@ pub fn start_scan(
             if let Some(p) = parked {
                 p.park();
             }
-            match runtime_dir {
+            let (decider, prepared) = match runtime_dir {
                 Some(dir) => PolicyDecider::cached_prepared(profile, &dir),
                 None => (PolicyDecider::new(profile), crate::gate::Prepared::new()),
-            }
+            };
+            // Init exists by now (parked until its clone, or started after it): the gate's
+            // threads may start, and wait here rather than at the hand-over.
+            (decider, prepared.with_threads())
         })
         .map_err(super::io_err("start the exec gate's program scan"))?;
     // The engine's create waits for the park right before it clones init.
