@@ -138,3 +138,22 @@ impl Drop for Crew {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sandbox that fails before its hand-over must not leave the gate's threads behind,
+    /// parked forever in the lasso process (`up`'s monitor lives as long as its sandbox).
+    #[test]
+    fn a_crew_never_started_ends_its_threads() {
+        let crew = Crew::hire().unwrap();
+        let slot = Arc::downgrade(&crew.slot);
+        // Drop joins every thread: returning at all means each one ended.
+        drop(crew);
+        assert!(
+            slot.upgrade().is_none(),
+            "a thread still holds the crew's slot"
+        );
+    }
+}
