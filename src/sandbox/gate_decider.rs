@@ -58,9 +58,12 @@ impl PolicyDecider {
 
     /// `cached`, plus the gate's parts that need no listener, with the dynamic loader's digests
     /// read through the same program-hash cache (hashing ~200 KB at every start otherwise).
+    /// `digest`: the profile's `ResolvedProfile::digest`, when the caller has it already (it
+    /// keys the scan cache; computing it serialises the whole profile).
     pub fn cached_prepared(
         profile: Arc<ResolvedProfile>,
         runtime_dir: &Path,
+        digest: Option<&str>,
     ) -> (PolicyDecider, crate::gate::Prepared) {
         let mut hashes = ProgramHashes::open(runtime_dir);
         let loaders: Vec<[u8; 32]> = crate::gate::LOADER_PATHS
@@ -72,7 +75,11 @@ impl PolicyDecider {
                 hashes.digest(&real, &meta)
             })
             .collect();
-        let d = PolicyDecider::with_hashes(profile, hashes);
+        let fingerprint = digest.and_then(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).ok().map(|()| out)
+        });
+        let d = PolicyDecider::scanning_keyed(profile, hashes, &PROGRAM_DIRS, fingerprint);
         (d, crate::gate::Prepared::with_loader_digests(loaders))
     }
 
@@ -82,8 +89,18 @@ impl PolicyDecider {
 
     fn scanning(
         profile: Arc<ResolvedProfile>,
+        hashes: ProgramHashes,
+        dirs: &[&str],
+    ) -> PolicyDecider {
+        PolicyDecider::scanning_keyed(profile, hashes, dirs, None)
+    }
+
+    /// `fingerprint`: the profile's SHA-256, computed here when `None`.
+    fn scanning_keyed(
+        profile: Arc<ResolvedProfile>,
         mut hashes: ProgramHashes,
         dirs: &[&str],
+        fingerprint: Option<[u8; 32]>,
     ) -> PolicyDecider {
         let mut d = PolicyDecider {
             profile,
@@ -95,7 +112,7 @@ impl PolicyDecider {
             learned_from_cache: false,
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
-            d.learn_blocked_programs(&mut hashes);
+            d.learn_blocked_programs(&mut hashes, fingerprint);
             tracing::debug!(
                 from_cache = d.learned_from_cache,
                 "learned {} blocked programs",
@@ -106,13 +123,16 @@ impl PolicyDecider {
         d
     }
 
-    fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes) {
+    fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes, known: Option<[u8; 32]>) {
         // Which names the profile blocks depends only on the directories' entries and the
-        // profile, so it is cached; each blocked program's identity is read afresh below.
-        // A profile that cannot be serialised (not expected) is scanned every time.
-        let fingerprint: Option<[u8; 32]> = serde_json::to_vec(&*self.profile)
-            .ok()
-            .map(|bytes| sha2::Sha256::digest(&bytes).into());
+        // profile, so it is cached (and what was learned of them, see `ProgramHashes::learned`).
+        // The key is the profile's digest (`ResolvedProfile::digest`'s bytes); a profile that
+        // cannot be serialised (not expected) is scanned every time.
+        let fingerprint: Option<[u8; 32]> = known.or_else(|| {
+            serde_json::to_vec(&*self.profile)
+                .ok()
+                .map(|bytes| sha2::Sha256::digest(&bytes).into())
+        });
         let profile = self.profile.clone();
         let dirs: Vec<&str> = self.dirs.iter().map(String::as_str).collect();
         let blocked = hashes.blocked_programs(fingerprint, &dirs, |dir| {

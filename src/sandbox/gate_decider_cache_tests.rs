@@ -146,3 +146,21 @@ fn a_changed_cache_result_is_written_back_and_then_trusted() {
     assert!(d.learned_from_cache, "the relearned result was not kept");
     assert_eq!(Host::learned(&d), h.fresh());
 }
+
+#[test]
+fn the_launchs_profile_digest_keys_the_same_cache_as_the_deciders_own() {
+    let h = Host::new();
+    let bin = h.path("bin");
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(h.profile.digest(), &mut key).unwrap();
+    let hashes = ProgramHashes::open(&h.path("cache"));
+    PolicyDecider::scanning_keyed(
+        h.profile.clone(),
+        hashes,
+        &[bin.to_str().unwrap()],
+        Some(key),
+    );
+    // `lasso exec` sessions compute the key themselves: they must find what `run` left.
+    let d = h.start();
+    assert!(d.learned_from_cache, "the two keys differ");
+}

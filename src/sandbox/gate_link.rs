@@ -303,8 +303,10 @@ pub struct GateStart {
 
 /// Prepares the gate of a sandbox about to be created (see `GateStart`): the scan runs beside
 /// init's whole setup instead of after it.
+/// `digest` is the profile's (`Launch::profile_digest`): it keys the scan's cache.
 pub fn prepare_start(
     profile: Option<&Arc<ResolvedProfile>>,
+    digest: &str,
     sandbox_dir: &Path,
 ) -> Result<GateStart, SandboxError> {
     let after_clone = crate::engine::container::AfterClone::default();
@@ -317,8 +319,9 @@ pub fn prepare_start(
     };
     Ok(GateStart {
         sockets: Some(socket_pair()?),
-        scan: Some(start_scan(
+        scan: Some(start_scan_keyed(
             p.clone(),
+            Some(digest.to_string()).filter(|d| !d.is_empty()),
             sandbox_dir,
             Some(after_clone.clone()),
         )?),
@@ -335,6 +338,16 @@ pub fn start_scan(
     sandbox_dir: &Path,
     after_clone: Option<crate::engine::container::AfterClone>,
 ) -> Result<Scan, SandboxError> {
+    start_scan_keyed(profile, None, sandbox_dir, after_clone)
+}
+
+/// `start_scan` with the profile's digest, when the caller has it.
+fn start_scan_keyed(
+    profile: Arc<ResolvedProfile>,
+    digest: Option<String>,
+    sandbox_dir: &Path,
+    after_clone: Option<crate::engine::container::AfterClone>,
+) -> Result<Scan, SandboxError> {
     let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
     let parked = after_clone.clone();
     let scan = std::thread::Builder::new()
@@ -344,7 +357,7 @@ pub fn start_scan(
                 p.park();
             }
             let (decider, prepared) = match runtime_dir {
-                Some(dir) => PolicyDecider::cached_prepared(profile, &dir),
+                Some(dir) => PolicyDecider::cached_prepared(profile, &dir, digest.as_deref()),
                 None => (PolicyDecider::new(profile), crate::gate::Prepared::new()),
             };
             // Init exists by now (parked until its clone, or started after it): the gate's

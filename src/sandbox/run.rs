@@ -63,7 +63,11 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
 fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let start = super::gate_link::prepare_start(
+        launch.profile.as_ref(),
+        launch.profile_digest(),
+        &launch.dir,
+    )?;
     let (gate, scan) = (start.sockets, start.scan);
     let pid = launch.create(
         None,
