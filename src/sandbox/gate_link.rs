@@ -2,9 +2,9 @@
 //! here) and the audit sink that writes one `exec` entry per exec to the sandbox's log and keeps
 //! the counts `lasso status` shows; `attach`/`finish` start and end the gate of a sandbox.
 //!
-//! The counts file is rewritten by a small thread of its own, at most every `COUNTS_EVERY`
-//! (100 ms) while execs come, once more after the last one, and at once when the sink lets go
-//! of its log: a create, write and rename of `gate.json` per exec cost the gate's threads more
+//! The counts file is rewritten by a small thread of its own, `COUNTS_EVERY` (100 ms) after the
+//! first exec it does not hold yet, at most that often while execs come, and at once when the
+//! sink lets go of its log: a create, write and rename of `gate.json` per exec cost the gate's threads more
 //! CPU on a 2-core machine than all of the exec's own checks.
 //!
 //! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
@@ -127,7 +127,9 @@ impl Counts {
         }
     }
 
-    /// The counts thread: a write, then at least `COUNTS_EVERY` before the next.
+    /// The counts thread: `COUNTS_EVERY` after the first exec not yet in the file, a write.
+    /// The pause comes before the write, so a sandbox that ends within it (`lasso run --
+    /// /bin/true`) writes its file once, at close, instead of twice.
     fn serve(&self) {
         let mut st = self.lock();
         loop {
@@ -139,17 +141,21 @@ impl Counts {
             if st.closed {
                 return;
             }
-            st.dirty = false;
-            drop(st);
-            self.write();
             // Only closing cuts the pause short; the last write is `close`'s.
             st = match self
                 .wake
-                .wait_timeout_while(self.lock(), COUNTS_EVERY, |s| !s.closed)
+                .wait_timeout_while(st, COUNTS_EVERY, |s| !s.closed)
             {
                 Ok((g, _)) => g,
                 Err(e) => e.into_inner().0,
             };
+            if st.closed {
+                return;
+            }
+            st.dirty = false;
+            drop(st);
+            self.write();
+            st = self.lock();
         }
     }
 }
