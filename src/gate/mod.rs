@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 pub use filter::{ack_traced, install_in_child, recv_listener, send_listener};
 pub use identity::{Interpreter, LoaderTarget, LOADER_PATHS};
-pub use monitor::{GateStats, Monitor, Prepared};
+pub use monitor::{GateStats, Monitor, Prepared, Remains};
 
 /// Errors of the exec gate. Each names the system call or file that failed and, where the caller
 /// can do something, what.

@@ -127,6 +127,12 @@ impl Prepared {
     }
 }
 
+/// What is left of a sandbox once its gate has ended: a descriptor of its root, the last hold
+/// on its mounts once init is gone. Dropping it tears them down (the root tmpfs's superblock,
+/// the host view's binds: `cleanup_mnt` in the closing thread), so a caller with other work
+/// on its critical path drops it in a thread of its own. Holding it pins nothing on the host.
+pub struct Remains(#[allow(dead_code)] Option<OwnedFd>);
+
 /// A running gate for one sandbox.
 pub struct Monitor {
     shared: Arc<Shared>,
@@ -282,6 +288,12 @@ impl Monitor {
                 .unwrap_or_else(|e| e.into_inner());
         }
         Ok(status)
+    }
+
+    /// [`Monitor::wait`], leaving the sandbox's last remains to the caller (see [`Remains`]).
+    pub fn wait_leaving(self) -> (Result<Option<i32>, GateError>, Remains) {
+        let remains = Remains(self.shared.ident.pin_root());
+        (self.wait(), remains)
     }
 
     /// [`Monitor::start`] and [`Monitor::wait`] in one, for a monitor with nothing else to do.

@@ -423,9 +423,20 @@ pub fn attach_scanned(
 
 /// Waits for the gated tree to end; returns init's exit status as a shell reports it.
 pub fn finish(m: Monitor, init: i32) -> Result<i32, SandboxError> {
-    let raw = m
-        .wait()
-        .map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
+    finish_leaving(m, init).0
+}
+
+/// `finish`, leaving the sandbox's mounts to be torn down when the caller drops the remains.
+pub fn finish_leaving(m: Monitor, init: i32) -> (Result<i32, SandboxError>, crate::gate::Remains) {
+    let (raw, remains) = m.wait_leaving();
+    (exit_status(raw, init), remains)
+}
+
+fn exit_status(
+    raw: Result<Option<i32>, crate::gate::GateError>,
+    init: i32,
+) -> Result<i32, SandboxError> {
+    let raw = raw.map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
     Ok(match raw {
         Some(raw) => nix::sys::wait::WaitStatus::from_raw(nix::unistd::Pid::from_raw(init), raw)
             .map(crate::engine::container::exit_code)
