@@ -211,6 +211,11 @@ impl Identifier {
         self
     }
 
+    /// Another descriptor of the sandbox's root (see `with_root`), for `Monitor::wait_leaving`.
+    pub(crate) fn pin_root(&self) -> Option<std::os::fd::OwnedFd> {
+        self.root.as_ref()?.try_clone().ok()
+    }
+
     /// Where a notification's caller stands.
     pub(crate) fn viewpoint(&self, pid: i32) -> Viewpoint<'_> {
         Viewpoint {

@@ -10,6 +10,7 @@
 //! sink does), and it knows nothing of the engine: the engine calls [`install_in_child`] in init,
 //! and the monitor calls [`Monitor::start`].
 
+mod crew;
 mod filter;
 mod formats;
 mod identity;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 
 pub use filter::{ack_traced, install_in_child, recv_listener, send_listener};
 pub use identity::{Interpreter, LoaderTarget, LOADER_PATHS};
-pub use monitor::{GateStats, Monitor, Prepared};
+pub use monitor::{GateStats, Monitor, Prepared, Remains};
 
 /// Errors of the exec gate. Each names the system call or file that failed and, where the caller
 /// can do something, what.

@@ -19,7 +19,7 @@ use super::{notify, ExecAudit, ExecDecider, ExecOutcome, ExecRequest, GateError,
 /// Workers serving notifications at once. Two keep a second exec moving while one waits for
 /// its exec event; a shell loop never needs more, and a parallel build does not gain from more
 /// workers than cores (the machine this was tuned on has two).
-const WORKERS: usize = 2;
+pub(crate) const WORKERS: usize = 2;
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (linux/seccomp.h, 6.6), which the libc crate lacks.
 const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
@@ -90,22 +90,48 @@ pub struct GateStats {
 /// identifier with the dynamic loader's digests (a read and a SHA-256 of ~200 KB). A caller that
 /// makes them in a thread beside init's setup (`Prepared::new`, then `Monitor::start_prepared`)
 /// takes that work off the hand-over, where init waits.
-pub struct Prepared(Identifier);
+pub struct Prepared {
+    ident: Identifier,
+    /// The gate's threads, parked (see `crew`); started at the hand-over otherwise.
+    crew: Option<super::crew::Crew>,
+}
 
 impl Prepared {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Prepared {
-        Prepared(Identifier::new())
+        Prepared {
+            ident: Identifier::new(),
+            crew: None,
+        }
     }
 
     /// With the loader's digests (SHA-256 of each of `LOADER_PATHS` that exists) from the
     /// caller's own cache, which must trust a digest only while its file is unchanged.
     pub fn with_loader_digests(digests: impl IntoIterator<Item = [u8; 32]>) -> Prepared {
-        Prepared(Identifier::with_loader_digests(
-            digests.into_iter().collect(),
-        ))
+        Prepared {
+            ident: Identifier::with_loader_digests(digests.into_iter().collect()),
+            crew: None,
+        }
+    }
+
+    /// With the gate's threads started and parked until `Monitor::start_prepared` hands them
+    /// the listener. Only once the engine has cloned init (clone3 runs no fork handlers: no
+    /// other thread may be inside malloc then). Best effort: threads that cannot be started
+    /// now are started (or fail) at the hand-over.
+    pub fn with_threads(mut self) -> Prepared {
+        match super::crew::Crew::hire() {
+            Ok(c) => self.crew = Some(c),
+            Err(e) => tracing::debug!("exec gate: parked threads: {e}"),
+        }
+        self
     }
 }
+
+/// What is left of a sandbox once its gate has ended: a descriptor of its root, the last hold
+/// on its mounts once init is gone. Dropping it tears them down (the root tmpfs's superblock,
+/// the host view's binds: `cleanup_mnt` in the closing thread), so a caller with other work
+/// on its critical path drops it in a thread of its own. Holding it pins nothing on the host.
+pub struct Remains(#[allow(dead_code)] Option<OwnedFd>);
 
 /// A running gate for one sandbox.
 pub struct Monitor {
@@ -167,12 +193,16 @@ impl Monitor {
         // forever after a notification its sibling took: one polling worker then.
         let workers = if modern { WORKERS } else { 1 };
         let memo = decider.memoizable().then(super::memo::Memo::default);
+        let crew = match prepared.crew {
+            Some(c) => c,
+            None => super::crew::Crew::hire()?,
+        };
         let shared = Arc::new(Shared {
             decider,
             audit,
             memo,
             offpath: super::offpath::OffPath::new(),
-            ident: prepared.0.with_root(root),
+            ident: prepared.ident.with_root(root),
             workers: std::array::from_fn(|_| AtomicI32::new(0)),
             root,
             root_status: std::sync::Mutex::new(None),
@@ -180,39 +210,18 @@ impl Monitor {
             refused: AtomicU64::new(0),
             killed: AtomicU64::new(0),
         });
-        // Before the workers: should it fail, no worker is left serving without it.
-        let s = shared.clone();
-        let offpath = std::thread::Builder::new()
-            .name("lasso-gate-audit".into())
-            .spawn(move || s.offpath.serve(&*s.audit))
-            .map_err(|source| GateError::Thread {
-                thread: "audit",
-                source,
-            })?;
-        let listener = Arc::new(listener);
-        let mut handles = Vec::with_capacity(workers);
-        for slot in 0..workers {
-            let (s, l) = (shared.clone(), listener.clone());
-            let w = std::thread::Builder::new()
-                .name(format!("lasso-gate-{slot}"))
-                .spawn(move || {
-                    raise_priority();
-                    // SAFETY: gettid has no arguments.
-                    s.workers[slot].store(unsafe { libc::gettid() }, Ordering::Release);
-                    notify::serve(l.as_raw_fd(), &s, !modern)
-                })
-                .map_err(|source| GateError::Thread {
-                    thread: "worker",
-                    source,
-                })?;
-            handles.push(w);
-        }
+        let (handles, offpath) = crew.go(super::crew::Job {
+            shared: shared.clone(),
+            listener: Arc::new(listener),
+            serving: workers,
+            modern,
+        });
         Ok(Monitor {
             shared,
             root,
             root_fd,
             workers: handles,
-            offpath: Some(offpath),
+            offpath,
         })
     }
 
@@ -281,6 +290,12 @@ impl Monitor {
         Ok(status)
     }
 
+    /// [`Monitor::wait`], leaving the sandbox's last remains to the caller (see [`Remains`]).
+    pub fn wait_leaving(self) -> (Result<Option<i32>, GateError>, Remains) {
+        let remains = Remains(self.shared.ident.pin_root());
+        (self.wait(), remains)
+    }
+
     /// [`Monitor::start`] and [`Monitor::wait`] in one, for a monitor with nothing else to do.
     pub fn run(
         root: i32,
@@ -295,6 +310,15 @@ impl Monitor {
         released?;
         status
     }
+}
+
+/// One worker of a started crew (`crew::Crew::go`): serves the listener until no process is
+/// left under the filter.
+pub(crate) fn serve_worker(slot: usize, job: &super::crew::Job) -> io::Result<()> {
+    raise_priority();
+    // SAFETY: gettid has no arguments.
+    job.shared.workers[slot].store(unsafe { libc::gettid() }, Ordering::Release);
+    notify::serve(job.listener.as_raw_fd(), &job.shared, !job.modern)
 }
 
 /// Every exec in the sandbox waits for a worker twice (notification and exec event): on a busy

@@ -20,7 +20,7 @@ pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     let ring = KeyRing::open(&dirs.config).map_err(err)?;
     let record = launch.record();
     let digest = match &launch.profile {
-        Some(p) => format!("sha256:{}", p.digest()),
+        Some(_) => format!("sha256:{}", launch.profile_digest()),
         None => {
             let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
             format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)))

@@ -7,7 +7,8 @@
 //! Owns only this translation and the scan of the host's program directories. Deciding is
 //! `policy`'s; notifications and ptrace are `gate`'s; the audit side is `gate_link`'s.
 
-use super::program_hashes::ProgramHashes;
+use super::program_hashes::{Learned, ProgramHashes};
+use super::program_witness::Witnesses;
 use crate::gate::{ExeIdentity, ExecDecider, ExecRequest, GateVerdict};
 use crate::policy::{decide_argv, CommandMode, ResolvedProfile};
 use sha2::Digest;
@@ -38,6 +39,8 @@ pub struct PolicyDecider {
     by_argv0_hash: std::collections::HashSet<[u8; 32]>,
     /// The program directories scanned for blocked names (the host's, but for tests).
     dirs: Vec<String>,
+    /// The blocked programs' identities came from the cache (`ProgramHashes::learned`).
+    learned_from_cache: bool,
 }
 
 impl PolicyDecider {
@@ -55,9 +58,12 @@ impl PolicyDecider {
 
     /// `cached`, plus the gate's parts that need no listener, with the dynamic loader's digests
     /// read through the same program-hash cache (hashing ~200 KB at every start otherwise).
+    /// `digest`: the profile's `ResolvedProfile::digest`, when the caller has it already (it
+    /// keys the scan cache; computing it serialises the whole profile).
     pub fn cached_prepared(
         profile: Arc<ResolvedProfile>,
         runtime_dir: &Path,
+        digest: Option<&str>,
     ) -> (PolicyDecider, crate::gate::Prepared) {
         let mut hashes = ProgramHashes::open(runtime_dir);
         let loaders: Vec<[u8; 32]> = crate::gate::LOADER_PATHS
@@ -69,7 +75,11 @@ impl PolicyDecider {
                 hashes.digest(&real, &meta)
             })
             .collect();
-        let d = PolicyDecider::with_hashes(profile, hashes);
+        let fingerprint = digest.and_then(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).ok().map(|()| out)
+        });
+        let d = PolicyDecider::scanning_keyed(profile, hashes, &PROGRAM_DIRS, fingerprint);
         (d, crate::gate::Prepared::with_loader_digests(loaders))
     }
 
@@ -79,8 +89,18 @@ impl PolicyDecider {
 
     fn scanning(
         profile: Arc<ResolvedProfile>,
+        hashes: ProgramHashes,
+        dirs: &[&str],
+    ) -> PolicyDecider {
+        PolicyDecider::scanning_keyed(profile, hashes, dirs, None)
+    }
+
+    /// `fingerprint`: the profile's SHA-256, computed here when `None`.
+    fn scanning_keyed(
+        profile: Arc<ResolvedProfile>,
         mut hashes: ProgramHashes,
         dirs: &[&str],
+        fingerprint: Option<[u8; 32]>,
     ) -> PolicyDecider {
         let mut d = PolicyDecider {
             profile,
@@ -89,21 +109,30 @@ impl PolicyDecider {
             by_argv0_id: Default::default(),
             by_argv0_hash: Default::default(),
             dirs: dirs.iter().map(|d| d.to_string()).collect(),
+            learned_from_cache: false,
         };
         if d.profile.commands.mode == CommandMode::Blocklist {
-            d.learn_blocked_programs(&mut hashes);
+            d.learn_blocked_programs(&mut hashes, fingerprint);
+            tracing::debug!(
+                from_cache = d.learned_from_cache,
+                "learned {} blocked programs",
+                d.by_id.len() + d.by_argv0_id.len()
+            );
         }
         hashes.save();
         d
     }
 
-    fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes) {
+    fn learn_blocked_programs(&mut self, hashes: &mut ProgramHashes, known: Option<[u8; 32]>) {
         // Which names the profile blocks depends only on the directories' entries and the
-        // profile, so it is cached; each blocked program's identity is read afresh below.
-        // A profile that cannot be serialised (not expected) is scanned every time.
-        let fingerprint: Option<[u8; 32]> = serde_json::to_vec(&*self.profile)
-            .ok()
-            .map(|bytes| sha2::Sha256::digest(&bytes).into());
+        // profile, so it is cached (and what was learned of them, see `ProgramHashes::learned`).
+        // The key is the profile's digest (`ResolvedProfile::digest`'s bytes); a profile that
+        // cannot be serialised (not expected) is scanned every time.
+        let fingerprint: Option<[u8; 32]> = known.or_else(|| {
+            serde_json::to_vec(&*self.profile)
+                .ok()
+                .map(|bytes| sha2::Sha256::digest(&bytes).into())
+        });
         let profile = self.profile.clone();
         let dirs: Vec<&str> = self.dirs.iter().map(String::as_str).collect();
         let blocked = hashes.blocked_programs(fingerprint, &dirs, |dir| {
@@ -119,6 +148,18 @@ impl PolicyDecider {
                 .map(|e| e.path())
                 .collect()
         });
+        if let Some(learned) = hashes.learned() {
+            if self.adopt(learned).is_some() {
+                self.learned_from_cache = true;
+                return;
+            }
+        }
+        // Recorded before learning, checked again before it is kept: a change in between
+        // leaves this start's answer uncached.
+        let mut witnesses = Witnesses::default();
+        for path in &blocked {
+            witnesses.record(path);
+        }
         for path in blocked {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
@@ -140,6 +181,60 @@ impl PolicyDecider {
                 }
             }
         }
+        hashes.remember_learned(self.learned(witnesses));
+    }
+
+    /// What `learn_blocked_programs` found, for the cache.
+    fn learned(&self, witnesses: Witnesses) -> Learned {
+        let mut l = Learned {
+            by_id: self
+                .by_id
+                .iter()
+                .map(|(&(dev, ino), name)| (dev, ino, name.clone()))
+                .collect(),
+            by_hash: self
+                .by_hash
+                .iter()
+                .map(|(h, name)| (hex::encode(h), name.clone()))
+                .collect(),
+            by_argv0_id: self.by_argv0_id.iter().copied().collect(),
+            by_argv0_hash: self.by_argv0_hash.iter().map(hex::encode).collect(),
+            witnesses,
+        };
+        // Sorted, so that an unchanged result compares equal and is not written again.
+        l.by_id.sort();
+        l.by_hash.sort();
+        l.by_argv0_id.sort();
+        l.by_argv0_hash.sort();
+        l
+    }
+
+    /// Takes a cached learned result (`ProgramHashes::learned` checked what it came from).
+    /// `None`, leaving the decider as it was, when a digest in it is not one.
+    fn adopt(&mut self, l: &Learned) -> Option<()> {
+        let digest = |h: &str| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).ok().map(|()| out)
+        };
+        let by_hash = l
+            .by_hash
+            .iter()
+            .map(|(h, name)| Some((digest(h)?, name.clone())))
+            .collect::<Option<HashMap<_, _>>>()?;
+        let by_argv0_hash = l
+            .by_argv0_hash
+            .iter()
+            .map(|h| digest(h))
+            .collect::<Option<_>>()?;
+        self.by_id = l
+            .by_id
+            .iter()
+            .map(|(dev, ino, name)| ((*dev, *ino), name.clone()))
+            .collect();
+        self.by_hash = by_hash;
+        self.by_argv0_id = l.by_argv0_id.iter().copied().collect();
+        self.by_argv0_hash = by_argv0_hash;
+        Some(())
     }
 
     /// A blocked name for a file that has an allowed name of its own: a symlink to a program
@@ -328,3 +423,7 @@ fn base_name(path: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[path = "gate_decider_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "gate_decider_cache_tests.rs"]
+mod cache_tests;

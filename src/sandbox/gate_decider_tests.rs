@@ -146,7 +146,7 @@ fn the_loaders_digest_comes_from_its_content_and_is_kept_by_its_real_path() {
     std::fs::write(&toml, "[commands]\nblocked = [\"shred\"]\n").unwrap();
     let src = ProfileSource::file(&toml).unwrap();
     let profile = Arc::new(resolve(src, &crate::paths::Dirs::current()).unwrap());
-    let _ = PolicyDecider::cached_prepared(profile, runtime.path());
+    let _ = PolicyDecider::cached_prepared(profile, runtime.path(), None);
     let want = hex::encode(sha2::Sha256::digest(std::fs::read(&real).unwrap()));
     let cache = std::fs::read_dir(runtime.path())
         .unwrap()

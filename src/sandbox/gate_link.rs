@@ -2,9 +2,9 @@
 //! here) and the audit sink that writes one `exec` entry per exec to the sandbox's log and keeps
 //! the counts `lasso status` shows; `attach`/`finish` start and end the gate of a sandbox.
 //!
-//! The counts file is rewritten by a small thread of its own, at most every `COUNTS_EVERY`
-//! (100 ms) while execs come, once more after the last one, and at once when the sink lets go
-//! of its log: a create, write and rename of `gate.json` per exec cost the gate's threads more
+//! The counts file is rewritten by a small thread of its own, `COUNTS_EVERY` (100 ms) after the
+//! first exec it does not hold yet, at most that often while execs come, and at once when the
+//! sink lets go of its log: a create, write and rename of `gate.json` per exec cost the gate's threads more
 //! CPU on a 2-core machine than all of the exec's own checks.
 //!
 //! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
@@ -127,7 +127,9 @@ impl Counts {
         }
     }
 
-    /// The counts thread: a write, then at least `COUNTS_EVERY` before the next.
+    /// The counts thread: `COUNTS_EVERY` after the first exec not yet in the file, a write.
+    /// The pause comes before the write, so a sandbox that ends within it (`lasso run --
+    /// /bin/true`) writes its file once, at close, instead of twice.
     fn serve(&self) {
         let mut st = self.lock();
         loop {
@@ -139,17 +141,21 @@ impl Counts {
             if st.closed {
                 return;
             }
-            st.dirty = false;
-            drop(st);
-            self.write();
             // Only closing cuts the pause short; the last write is `close`'s.
             st = match self
                 .wake
-                .wait_timeout_while(self.lock(), COUNTS_EVERY, |s| !s.closed)
+                .wait_timeout_while(st, COUNTS_EVERY, |s| !s.closed)
             {
                 Ok((g, _)) => g,
                 Err(e) => e.into_inner().0,
             };
+            if st.closed {
+                return;
+            }
+            st.dirty = false;
+            drop(st);
+            self.write();
+            st = self.lock();
         }
     }
 }
@@ -303,8 +309,10 @@ pub struct GateStart {
 
 /// Prepares the gate of a sandbox about to be created (see `GateStart`): the scan runs beside
 /// init's whole setup instead of after it.
+/// `digest` is the profile's (`Launch::profile_digest`): it keys the scan's cache.
 pub fn prepare_start(
     profile: Option<&Arc<ResolvedProfile>>,
+    digest: &str,
     sandbox_dir: &Path,
 ) -> Result<GateStart, SandboxError> {
     let after_clone = crate::engine::container::AfterClone::default();
@@ -317,8 +325,9 @@ pub fn prepare_start(
     };
     Ok(GateStart {
         sockets: Some(socket_pair()?),
-        scan: Some(start_scan(
+        scan: Some(start_scan_keyed(
             p.clone(),
+            Some(digest.to_string()).filter(|d| !d.is_empty()),
             sandbox_dir,
             Some(after_clone.clone()),
         )?),
@@ -335,6 +344,16 @@ pub fn start_scan(
     sandbox_dir: &Path,
     after_clone: Option<crate::engine::container::AfterClone>,
 ) -> Result<Scan, SandboxError> {
+    start_scan_keyed(profile, None, sandbox_dir, after_clone)
+}
+
+/// `start_scan` with the profile's digest, when the caller has it.
+fn start_scan_keyed(
+    profile: Arc<ResolvedProfile>,
+    digest: Option<String>,
+    sandbox_dir: &Path,
+    after_clone: Option<crate::engine::container::AfterClone>,
+) -> Result<Scan, SandboxError> {
     let runtime_dir = sandbox_dir.parent().map(Path::to_path_buf);
     let parked = after_clone.clone();
     let scan = std::thread::Builder::new()
@@ -343,10 +362,13 @@ pub fn start_scan(
             if let Some(p) = parked {
                 p.park();
             }
-            match runtime_dir {
-                Some(dir) => PolicyDecider::cached_prepared(profile, &dir),
+            let (decider, prepared) = match runtime_dir {
+                Some(dir) => PolicyDecider::cached_prepared(profile, &dir, digest.as_deref()),
                 None => (PolicyDecider::new(profile), crate::gate::Prepared::new()),
-            }
+            };
+            // Init exists by now (parked until its clone, or started after it): the gate's
+            // threads may start, and wait here rather than at the hand-over.
+            (decider, prepared.with_threads())
         })
         .map_err(super::io_err("start the exec gate's program scan"))?;
     // The engine's create waits for the park right before it clones init.
@@ -401,9 +423,20 @@ pub fn attach_scanned(
 
 /// Waits for the gated tree to end; returns init's exit status as a shell reports it.
 pub fn finish(m: Monitor, init: i32) -> Result<i32, SandboxError> {
-    let raw = m
-        .wait()
-        .map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
+    finish_leaving(m, init).0
+}
+
+/// `finish`, leaving the sandbox's mounts to be torn down when the caller drops the remains.
+pub fn finish_leaving(m: Monitor, init: i32) -> (Result<i32, SandboxError>, crate::gate::Remains) {
+    let (raw, remains) = m.wait_leaving();
+    (exit_status(raw, init), remains)
+}
+
+fn exit_status(
+    raw: Result<Option<i32>, crate::gate::GateError>,
+    init: i32,
+) -> Result<i32, SandboxError> {
+    let raw = raw.map_err(|e| SandboxError::Protocol(format!("exec gate: {e}")))?;
     Ok(match raw {
         Some(raw) => nix::sys::wait::WaitStatus::from_raw(nix::unistd::Pid::from_raw(init), raw)
             .map(crate::engine::container::exit_code)

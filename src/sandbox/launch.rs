@@ -43,6 +43,9 @@ pub struct Launch {
     limits_asked: bool,
     pub profile: Option<Arc<ResolvedProfile>>,
     pub profile_source: String,
+    /// `profile`'s digest, computed once: the record and the audit genesis both carry it, and
+    /// it is a JSON serialisation and a SHA-256 of the whole profile.
+    profile_digest: String,
     /// The sandbox's network, checked before anything was written (`network::plan`).
     pub egress: super::network::EgressPlan,
 }
@@ -183,6 +186,11 @@ impl Launch {
             dir,
             require_limits: opts.require_limits,
             limits_asked,
+            profile_digest: opts
+                .profile
+                .as_ref()
+                .map(|p| p.digest())
+                .unwrap_or_default(),
             profile: opts.profile.clone(),
             profile_source: opts.profile_source.clone(),
             egress,
@@ -222,11 +230,7 @@ impl Launch {
                 .unwrap_or_default()
                 .into(),
             profile_source: self.profile_source.clone(),
-            profile_digest: self
-                .profile
-                .as_ref()
-                .map(|p| p.digest())
-                .unwrap_or_default(),
+            profile_digest: self.profile_digest.clone(),
             network: self.planned.network.as_str().to_string(),
             state: super::SandboxState::Starting,
             monitor_pid: pid,
@@ -238,6 +242,11 @@ impl Launch {
                 .unwrap_or_default(),
             created_unix: now.unix_timestamp(),
         }
+    }
+
+    /// The SHA-256 (hex) of the sandbox's profile (`ResolvedProfile::digest`); empty without one.
+    pub fn profile_digest(&self) -> &str {
+        &self.profile_digest
     }
 
     pub fn id(&self) -> &str {

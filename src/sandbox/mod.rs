@@ -21,6 +21,7 @@ pub mod network;
 mod network_audit;
 pub mod profile;
 pub mod program_hashes;
+mod program_witness;
 pub mod record;
 pub mod run;
 pub mod signals;

@@ -111,7 +111,11 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let console = UnixListener::bind(&console_path)
         .map_err(io_err(format!("bind {}", console_path.display())))?;
     // As in `run`: the gate's program scan runs beside init's setup.
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let start = super::gate_link::prepare_start(
+        launch.profile.as_ref(),
+        launch.profile_digest(),
+        &launch.dir,
+    )?;
     let (gate, scan) = (start.sockets, start.scan);
     let init = launch.create(
         Some(&console_path),

@@ -14,8 +14,11 @@
 //! the policy about ~2,000 names at every start). That list is trusted only while every
 //! directory is the same inode with the same mtime and ctime (adding, removing or renaming an
 //! entry changes both; ctime cannot be set back) and the profile is byte-for-byte the same
-//! (its SHA-256). Only names are cached: each blocked program is still looked up and its
-//! identity read at every start, so a replaced file or a moved symlink is seen.
+//! (its SHA-256). Beside the names it keeps what the decider learned of them (identities,
+//! digests, which act by `argv[0]`), trusted only while those directories and that profile still
+//! match *and* every file and symbolic link it was learned from still has its stamp
+//! (`program_witness`), so a program rewritten in place or a re-pointed `/etc/alternatives`
+//! link is learned again.
 //!
 //! Owns only that file. It decides nothing: the gate's decider uses what it returns.
 
@@ -25,13 +28,15 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Versioned: an older lasso reads its own file (a map of digests only), so two builds used on
-/// one machine do not throw away each other's cache at every start.
-pub const FILE: &str = "program-hashes.v2.json";
+/// Versioned: an older lasso reads its own file (v1 a map of digests only, v2 without the
+/// learned result), so two builds used on one machine do not rewrite each other's cache.
+pub const FILE: &str = "program-hashes.v3.json";
 
-/// What identifies one version of a file.
+/// What identifies one version of a file. Stored as a plain array: the cache holds a few
+/// hundred of them and is parsed at every start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Stamp {
+#[serde(from = "StampArray", into = "StampArray")]
+pub(super) struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -42,7 +47,7 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Stamp {
+    pub(super) fn of(m: &std::fs::Metadata) -> Stamp {
         Stamp {
             dev: m.dev(),
             ino: m.ino(),
@@ -52,6 +57,32 @@ impl Stamp {
             ctime: m.ctime(),
             ctime_ns: m.ctime_nsec(),
         }
+    }
+}
+
+/// `Stamp` as stored: dev, ino, size, mtime, mtime_ns, ctime, ctime_ns.
+type StampArray = (u64, u64, u64, i64, i64, i64, i64);
+
+impl From<StampArray> for Stamp {
+    fn from(a: StampArray) -> Stamp {
+        let (dev, ino, size, mtime, mtime_ns, ctime, ctime_ns) = a;
+        Stamp {
+            dev,
+            ino,
+            size,
+            mtime,
+            mtime_ns,
+            ctime,
+            ctime_ns,
+        }
+    }
+}
+
+impl From<Stamp> for StampArray {
+    fn from(s: Stamp) -> StampArray {
+        (
+            s.dev, s.ino, s.size, s.mtime, s.mtime_ns, s.ctime, s.ctime_ns,
+        )
     }
 }
 
@@ -70,6 +101,22 @@ struct Scan {
     dirs: Vec<(PathBuf, Option<Stamp>)>,
     /// The blocked entries, in directory order.
     blocked: Vec<PathBuf>,
+    /// What the decider learned of them, with what it was learned from.
+    #[serde(default)]
+    learned: Option<Learned>,
+}
+
+/// What the gate's decider learned of the blocked programs (`gate_decider::PolicyDecider`):
+/// device and inode and digest of each, and which files act by the name they are called by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Learned {
+    pub by_id: Vec<(u64, u64, String)>,
+    /// Hex digests.
+    pub by_hash: Vec<(String, String)>,
+    pub by_argv0_id: Vec<(u64, u64)>,
+    pub by_argv0_hash: Vec<String>,
+    /// Every blocked path, recorded before it was learned from.
+    pub witnesses: super::program_witness::Witnesses,
 }
 
 /// The file's contents.
@@ -87,6 +134,9 @@ pub struct ProgramHashes {
     path: Option<PathBuf>,
     entries: HashMap<PathBuf, Entry>,
     scan: Option<Scan>,
+    /// The last `blocked_programs` answered with `scan`'s names, for the directories and
+    /// profile it was asked about: only then may `scan`'s learned result stand for them.
+    current: bool,
     dirty: bool,
 }
 
@@ -117,6 +167,7 @@ impl ProgramHashes {
             path: Some(path),
             entries: stored.entries,
             scan: stored.scan,
+            current: false,
             dirty: false,
         }
     }
@@ -133,8 +184,10 @@ impl ProgramHashes {
     ) -> Vec<PathBuf> {
         let profile = profile.map(hex::encode);
         let before = dir_stamps(dirs);
+        self.current = false;
         if let (Some(s), Some(p)) = (&self.scan, &profile) {
             if s.profile == *p && s.dirs == before {
+                self.current = true;
                 return s.blocked.clone();
             }
         }
@@ -153,10 +206,39 @@ impl ProgramHashes {
                 profile,
                 dirs: before,
                 blocked: blocked.clone(),
+                learned: None,
             });
+            self.current = true;
             self.dirty = true;
         }
         blocked
+    }
+
+    /// What was learned of the names the last `blocked_programs` returned, when it came from
+    /// the same scan and every file and link it was learned from is unchanged.
+    pub fn learned(&self) -> Option<&Learned> {
+        if !self.current {
+            return None;
+        }
+        let learned = self.scan.as_ref()?.learned.as_ref()?;
+        learned.witnesses.still_hold().then_some(learned)
+    }
+
+    /// Remembers what was learned of the names the last `blocked_programs` returned, if they
+    /// are remembered and nothing they were learned from changed meanwhile: the directories
+    /// (the hard-link rule reads them) and the witnesses, recorded before the learning began.
+    pub fn remember_learned(&mut self, learned: Learned) {
+        let Some(scan) = self.scan.as_mut().filter(|_| self.current) else {
+            return;
+        };
+        let dirs: Vec<&str> = scan.dirs.iter().filter_map(|(d, _)| d.to_str()).collect();
+        if dir_stamps(&dirs) != scan.dirs || !learned.witnesses.still_hold() {
+            return;
+        }
+        if scan.learned.as_ref() != Some(&learned) {
+            scan.learned = Some(learned);
+            self.dirty = true;
+        }
     }
 
     /// The SHA-256 of the file at `path`, whose metadata the caller read as `meta`. `None` when

@@ -78,6 +78,22 @@ impl Record {
 
 /// This process's PID and start time.
 pub fn me() -> (i32, u64) {
+    // Read once per process (a `/proc` read and parse each time otherwise; a run asks three
+    // times). Keyed by PID: a forked child (`up`'s monitor) inherits the memo and must not
+    // take its parent's answer.
+    // Atomics, not a lock: a lock held by another thread at a fork would stay held forever
+    // in the child. The start time is stored before the PID that vouches for it.
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    static PID: AtomicI32 = AtomicI32::new(0);
+    static START: AtomicU64 = AtomicU64::new(0);
     let pid = std::process::id() as i32;
-    (pid, process_start_time(pid).unwrap_or(0))
+    if PID.load(Ordering::Acquire) == pid {
+        return (pid, START.load(Ordering::Relaxed));
+    }
+    let start = process_start_time(pid).unwrap_or(0);
+    if start != 0 {
+        START.store(start, Ordering::Relaxed);
+        PID.store(pid, Ordering::Release);
+    }
+    (pid, start)
 }

@@ -32,7 +32,7 @@ pub const FORWARDED: [i32; 6] = [
 
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
-    let (status, log) = match run_inner(launch) {
+    let (status, log, remains) = match run_inner(launch) {
         Ok(done) => done,
         Err(e) => {
             launch.cleanup();
@@ -47,7 +47,11 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     let sealed = std::thread::scope(|s| {
         let cleaner = std::thread::Builder::new()
             .name("cleanup".into())
-            .spawn_scoped(s, || launch.cleanup());
+            .spawn_scoped(s, || {
+                // The sandbox's mounts go first, as when the gate itself let go of them.
+                drop(remains);
+                launch.cleanup()
+            });
         let sealed = super::audit_log::stop_shared(log, status);
         match cleaner {
             // A panic in the cleanup leaves leftovers that the next lasso command removes.
@@ -59,11 +63,18 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     sealed.map(|()| status)
 }
 
-/// Runs the sandbox until init exits: its status, and the audit writer still to be sealed.
-fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
+/// Runs the sandbox until init exits: its status, the audit writer still to be sealed, and
+/// the sandbox's mounts still to be torn down (`gate::Remains`, dropped in the cleanup thread).
+fn run_inner(
+    launch: &mut Launch,
+) -> Result<(i32, Arc<Writer>, Option<crate::gate::Remains>), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
-    let start = super::gate_link::prepare_start(launch.profile.as_ref(), &launch.dir)?;
+    let start = super::gate_link::prepare_start(
+        launch.profile.as_ref(),
+        launch.profile_digest(),
+        &launch.dir,
+    )?;
     let (gate, scan) = (start.sockets, start.scan);
     let pid = launch.create(
         None,
@@ -109,12 +120,15 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>), SandboxError> {
             }
         }
         if ready[1] != 0 {
-            let status = match monitor.take() {
-                Some(m) => super::gate_link::finish(m, pid)?,
-                None => wait_child(pid)?,
+            let (status, remains) = match monitor.take() {
+                Some(m) => {
+                    let (status, remains) = super::gate_link::finish_leaving(m, pid);
+                    (status?, Some(remains))
+                }
+                None => (wait_child(pid)?, None),
             };
             net.finish();
-            return Ok((status, log));
+            return Ok((status, log, remains));
         }
     }
 }

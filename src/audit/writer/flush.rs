@@ -52,6 +52,18 @@ impl Shared {
 
     pub(super) fn flush_loop(&self) {
         let mut slot = lock(&self.slot);
+        // The directory sync that makes a new segment's name durable is owed by the seal at
+        // the latest; done now, it runs while the sandbox starts instead of while the seal's
+        // caller waits. Only its time moves: the seal still syncs the directory when anything
+        // (a rotation, or a failure here) made it dirty again.
+        if std::mem::take(&mut slot.dir_dirty) {
+            drop(slot);
+            let res = self.sync_dir();
+            slot = lock(&self.slot);
+            if res.is_err() {
+                slot.dir_dirty = true;
+            }
+        }
         loop {
             if slot.stop {
                 return;
@@ -107,13 +119,17 @@ impl Shared {
             f.sync_data().map_err(AuditError::io(seg_path()))?;
         }
         if dir {
-            File::open(self.files.dir())
-                .and_then(|d| d.sync_all())
-                .map_err(AuditError::io(self.files.dir()))?;
+            self.sync_dir()?;
         }
         if let Some(head) = head {
             files::write_head(&self.files, &key, &head)?;
         }
         Ok(())
+    }
+
+    fn sync_dir(&self) -> Result<(), AuditError> {
+        File::open(self.files.dir())
+            .and_then(|d| d.sync_all())
+            .map_err(AuditError::io(self.files.dir()))
     }
 }
