@@ -78,11 +78,22 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .process()
         .as_ref()
         .expect("validated by Bundle::load");
+    // While `start` is awaited (the runtime saves the state meanwhile), the Landlock ruleset
+    // is built: its paths opened in the container's root, which is final by now. Nothing is
+    // enforced before the fifo is written (the fifo lies outside every rule). With
+    // startContainer hooks (they run in the container after `start` and could still change
+    // mounts) it is built after them, as before; a failure is reported after `start` either
+    // way, where it was.
+    let early_landlock = if has_start_container_hooks(args.spec) {
+        None
+    } else {
+        Some(super::confine::prepare(args.spec))
+    };
     let mut code = 127;
     let err = match wait_for_start(&args)
         .and_then(|()| start_container_hooks(&args, host_pid))
-        .and_then(|()| super::confine::landlock_rules(args.spec))
-        .and_then(|rules| super::confine::enforce(rules.as_ref()))
+        .and_then(|()| early_landlock.unwrap_or_else(|| super::confine::prepare(args.spec)))
+        .and_then(super::confine::enforce_prepared)
         .map(|()| dumpable_for_an_unprivileged_gate(&args))
     {
         Err(e) => e,
@@ -282,6 +293,13 @@ fn wait_for_start(args: &InitArgs<'_>) -> Result<(), String> {
     f.write_all(&[0])
         .map_err(|x| format!("write exec fifo: {x}"))?;
     Ok(())
+}
+
+fn has_start_container_hooks(spec: &Spec) -> bool {
+    spec.hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|l| !l.is_empty())
 }
 
 /// startContainer hooks: in the container, after `start`, before the user's program.

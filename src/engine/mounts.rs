@@ -5,7 +5,9 @@
 //! init's private mount namespace and touches nothing outside the rootfs it was handed.
 
 pub use super::mount_options::propagation_flag;
-use super::mount_options::{Options, MOUNT_ATTR_RDONLY};
+use super::mount_options::{
+    Options, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -47,13 +49,70 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 /// Opens (creating what is missing) `dest` inside `root`, never leaving it: every component is
 /// resolved with RESOLVE_IN_ROOT, so `..` and absolute symlinks stay inside the rootfs.
 pub fn open_in_root(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<OwnedFd, MountError> {
+    open_in_root_depth(root, dest, &|| dir, 0)
+}
+
+/// `open_in_root` where whether a missing destination is made as a directory is asked only
+/// when something must be made (`dir` may cost a stat of a bind source).
+pub fn open_in_root_lazy(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    dir: &dyn Fn() -> bool,
+) -> Result<OwnedFd, MountError> {
     open_in_root_depth(root, dest, dir, 0)
+}
+
+/// Makes the last component of `comps` under its parent when the parent resolves (inside the
+/// root) and the name is free: a mount point in a fresh tmpfs (`/dev/pts`, `/dev/shm`) costs
+/// one lookup of the parent instead of one per component. `None` for anything else (a missing
+/// parent, a name that exists, such as a dangling link): the caller takes the full walk, which
+/// handles those, so the outcome is the walk's.
+fn make_last(
+    root: BorrowedFd<'_>,
+    comps: &[&std::ffi::OsStr],
+    dir: bool,
+    resolve: ResolveFlags,
+) -> Option<OwnedFd> {
+    let (last, parents) = comps.split_last()?;
+    let parent: PathBuf = if parents.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parents.iter().collect()
+    };
+    let parent = rustix::fs::openat2(
+        root,
+        &parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )
+    .ok()?;
+    if dir {
+        rustix::fs::mkdirat(&parent, *last, Mode::from_raw_mode(0o755)).ok()?;
+    } else {
+        // Same flags as the walk's: never through a link, never over an existing name.
+        rustix::fs::openat(
+            &parent,
+            *last,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )
+        .ok()?;
+    }
+    rustix::fs::openat2(
+        &parent,
+        *last,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    )
+    .ok()
 }
 
 fn open_in_root_depth(
     root: BorrowedFd<'_>,
     dest: &Path,
-    dir: bool,
+    dir: &dyn Fn() -> bool,
     depth: u32,
 ) -> Result<OwnedFd, MountError> {
     let err = |source| MountError::Resolve {
@@ -82,7 +141,11 @@ fn open_in_root_depth(
         ) {
             return Ok(fd);
         }
+        if let Some(fd) = make_last(root, &comps, dir(), resolve) {
+            return Ok(fd);
+        }
     }
+    let dir = dir();
     let mut rel = PathBuf::from(".");
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
@@ -139,7 +202,7 @@ fn open_in_root_depth(
                             for rest in &comps[i + 1..] {
                                 next.push(rest);
                             }
-                            return open_in_root_depth(root, &next, dir, depth + 1);
+                            return open_in_root_depth(root, &next, &|| dir, depth + 1);
                         }
                         Err(rustix::io::Errno::EXIST) => {}
                         Err(e) => return Err(err(e)),
@@ -208,7 +271,20 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, dest: &Path) -> Result<(), MountError> {
+/// Sets and clears MOUNT_ATTR_* bits of the mount whose root `fd` is, and with `recursive`
+/// of every mount below it too.
+fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    clr: u64,
+    recursive: bool,
+    dest: &Path,
+) -> Result<(), MountError> {
+    let flags = if recursive {
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE
+    } else {
+        libc::AT_EMPTY_PATH
+    };
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -222,7 +298,7 @@ fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, dest: &Path) -> Result<
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -260,14 +336,15 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let is_bind = opts.is_bind() || typ == "bind";
-    let dir = if is_bind {
-        std::fs::metadata(&source)
-            .map(|md| md.is_dir())
-            .unwrap_or(true)
-    } else {
-        true
+    // Whether a missing destination is made as a directory: asked only when it is missing
+    // (most destinations exist in the skeleton or the image), so most binds skip the stat.
+    let dir = || {
+        !is_bind
+            || std::fs::metadata(&source)
+                .map(|md| md.is_dir())
+                .unwrap_or(true)
     };
-    let target_fd = open_in_root(root, dest, dir)?;
+    let target_fd = open_in_root_lazy(root, dest, &dir)?;
     let target = fd_path(target_fd.as_fd());
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
@@ -288,12 +365,18 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
             )
             .map_err(sys(&format!("bind {}", source.display()), dest))?;
         }
-        // A fresh descriptor: the old one still names the directory under the new mount.
-        let mounted = open_in_root(root, dest, dir)?;
-        let target = fd_path(mounted.as_fd());
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if extra.is_empty() && !needs_finish(&opts) {
+            return Ok(());
+        }
+        // A fresh descriptor: the old one still names the directory under the new mount.
+        let mounted = open_in_root_lazy(root, dest, &dir)?;
+        let target = fd_path(mounted.as_fd());
         if !extra.is_empty() {
-            remount_bind(&target, extra, "remount")?;
+            match bind_attrs(extra) {
+                Some((set, clr)) => mount_setattr(mounted.as_fd(), set, clr, false, dest)?,
+                None => remount_bind(&target, extra, "remount")?,
+            }
         }
         finish(&mounted, &target, &opts, dest)?;
         return Ok(());
@@ -332,8 +415,47 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
         }
         Err(e) => return Err(sys(typ, dest)(e)),
     }
+    if !needs_finish(&opts) {
+        return Ok(());
+    }
     let mounted = open_in_root(root, dest, true)?;
     finish(&mounted, &fd_path(mounted.as_fd()), &opts, dest)
+}
+
+/// Whether `finish` has anything to do (propagation changes or recursive attributes).
+fn needs_finish(opts: &Options) -> bool {
+    !opts.propagation.is_empty() || opts.attr_set != 0 || opts.attr_clr != 0
+}
+
+/// The flags a bind's remount would set (`ro`, `nosuid`, `nodev`, `noexec`) as mount
+/// attributes of the new mount alone, or `None` when it asks for more (then the remount is
+/// made as before). Same result as `remount_bind`: read-only exactly when asked (cleared
+/// otherwise, which the kernel refuses for a locked read-only mount either way), and
+/// nosuid/nodev/noexec added, never removed (the remount kept those the mount had, its
+/// "locked" flags). Attributes change only what they name, so the remount's statfs of the
+/// target for the flags to keep is not needed, nor the remount's second path lookup.
+fn bind_attrs(extra: MsFlags) -> Option<(u64, u64)> {
+    let mut set = 0;
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ] {
+        if extra.contains(ms) {
+            set |= attr;
+        }
+    }
+    let known = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !(extra - known).is_empty() {
+        return None;
+    }
+    let clr = if extra.contains(MsFlags::MS_RDONLY) {
+        0
+    } else {
+        MOUNT_ATTR_RDONLY
+    };
+    Some((set, clr))
 }
 
 fn finish(fd: &OwnedFd, target: &Path, opts: &Options, dest: &Path) -> Result<(), MountError> {
@@ -342,7 +464,7 @@ fn finish(fd: &OwnedFd, target: &Path, opts: &Options, dest: &Path) -> Result<()
             .map_err(sys("propagation", dest))?;
     }
     if opts.attr_set != 0 || opts.attr_clr != 0 {
-        mount_setattr(fd.as_fd(), opts.attr_set, opts.attr_clr, dest)?;
+        mount_setattr(fd.as_fd(), opts.attr_set, opts.attr_clr, true, dest)?;
     }
     Ok(())
 }
@@ -379,7 +501,7 @@ fn mount_cgroup(
         let mounted = open_in_root(root, dest, true)?;
         let p = fd_path(mounted.as_fd());
         if flags.contains(MsFlags::MS_RDONLY) {
-            mount_setattr(mounted.as_fd(), MOUNT_ATTR_RDONLY, 0, dest)?;
+            mount_setattr(mounted.as_fd(), MOUNT_ATTR_RDONLY, 0, true, dest)?;
         }
         return finish(&mounted, &p, opts, dest);
     }

@@ -16,7 +16,7 @@ use nix::sys::stat::{makedev, Mode, SFlag};
 use nix::unistd::{chdir, fchownat, pivot_root, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use rustix::fs::{Mode as RMode, OFlags};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -214,27 +214,64 @@ pub fn populate(spec: &Spec, root: &PreparedRoot, ctx: MountContext) -> Result<(
                 .any(|o| o == "bind" || o == "rbind")
     });
     if !dev_is_bound {
+        let mut parents = ParentCache::default();
         for d in super::devices::default_devices() {
-            create_device(root, &d, ctx.in_userns)?;
+            create_device(root, &d, ctx.in_userns, &mut parents)?;
         }
         let extra = spec.linux().as_ref().and_then(|l| l.devices().clone());
         for d in extra.iter().flatten() {
-            create_device(root, d, ctx.in_userns)?;
+            create_device(root, d, ctx.in_userns, &mut parents)?;
         }
-        dev_links(root)?;
+        let dev = parents.open(root, Path::new("/dev"))?;
+        dev_links(dev)?;
     }
     Ok(())
 }
 
+/// The directory devices were last made in, opened once inside the root (every default
+/// device lives in /dev: one lookup of it instead of one per device).
+#[derive(Default)]
+struct ParentCache {
+    last: Option<(PathBuf, OwnedFd)>,
+}
+
+impl ParentCache {
+    fn open(&mut self, root: &PreparedRoot, parent: &Path) -> Result<BorrowedFd<'_>, RootfsError> {
+        if self.last.as_ref().is_none_or(|(p, _)| p != parent) {
+            let fd = open_in_root(root.fd.as_fd(), parent, true)?;
+            self.last = Some((parent.to_path_buf(), fd));
+        }
+        Ok(self.last.as_ref().expect("just set").1.as_fd())
+    }
+}
+
 /// Makes a device node; in a user namespace mknod is not allowed, so the host's node is bound
 /// onto an empty file instead.
-fn create_device(root: &PreparedRoot, d: &LinuxDevice, in_userns: bool) -> Result<(), RootfsError> {
+fn create_device(
+    root: &PreparedRoot,
+    d: &LinuxDevice,
+    in_userns: bool,
+    parents: &mut ParentCache,
+) -> Result<(), RootfsError> {
     let path = d.path();
     let parent = path.parent().unwrap_or(Path::new("/"));
-    let pfd = open_in_root(root.fd.as_fd(), parent, true)?;
+    let pfd = parents.open(root, parent)?;
     let name = path.file_name().unwrap_or_default();
     if in_userns {
-        let f = open_in_root(root.fd.as_fd(), path, false)?;
+        // Usually the name is free (a fresh /dev tmpfs): the empty file is made under the
+        // parent resolved inside the root, never through a link (O_NOFOLLOW, O_EXCL), and
+        // the node is bound onto exactly that file. Anything else (a file or link already
+        // there) takes the lookup inside the root, as before.
+        let made = rustix::fs::openat(
+            pfd,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            RMode::from_raw_mode(0o644),
+        );
+        let f = match made {
+            Ok(f) => f,
+            Err(_) => open_in_root(root.fd.as_fd(), path, false)?,
+        };
         mount(
             Some(path.as_path()),
             &fd_path(f.as_fd()),
@@ -280,19 +317,9 @@ fn create_device(root: &PreparedRoot, d: &LinuxDevice, in_userns: bool) -> Resul
     Ok(())
 }
 
-fn dev_links(root: &PreparedRoot) -> Result<(), RootfsError> {
-    let dev = open_in_root(root.fd.as_fd(), Path::new("/dev"), true)?;
-    let dev = rustix::fs::openat(
-        &dev,
-        ".",
-        OFlags::DIRECTORY | OFlags::CLOEXEC,
-        RMode::empty(),
-    )
-    .map_err(|e| RootfsError::Sys {
-        what: "open",
-        path: "/dev".into(),
-        source: nix::Error::from_raw(e.raw_os_error()),
-    })?;
+/// The /dev links, made in `dev` (an O_PATH descriptor of /dev resolved inside the root; the
+/// *at calls take it as their directory).
+fn dev_links(dev: BorrowedFd<'_>) -> Result<(), RootfsError> {
     for (target, name) in [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -301,9 +328,9 @@ fn dev_links(root: &PreparedRoot) -> Result<(), RootfsError> {
         ("pts/ptmx", "ptmx"),
     ] {
         if name == "ptmx" {
-            let _ = nix::unistd::unlinkat(&dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ = nix::unistd::unlinkat(dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        match nix::unistd::symlinkat(target, &dev, name) {
+        match nix::unistd::symlinkat(target, dev, name) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(sys("symlink", Path::new(name))(e)),
         }
@@ -379,6 +406,9 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
 }
 
 /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+/// (Trying the bind first and reading its error was dropped: ENOENT cannot tell an absent
+/// target from an absent /dev/null, e.g. after a masked /dev, and a mask must not silently
+/// fail.)
 fn mask(path: &Path) -> Result<(), RootfsError> {
     let md = match std::fs::metadata(path) {
         Ok(md) => md,
