@@ -59,6 +59,17 @@ impl Bundle {
         validate(&spec, &file)?;
         Ok(Bundle { dir, spec, rootfs })
     }
+
+    /// A bundle directory whose Spec the caller already holds (it wrote or parsed
+    /// `config.json` itself): the same checks as `load`, without reading the file back.
+    /// Errors name `dir/config.json`, where the Spec is kept.
+    pub fn with_spec(dir: &Path, spec: Spec) -> Result<Bundle, BundleError> {
+        let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
+        let file = dir.join("config.json");
+        let rootfs = resolve_rootfs(&dir, &spec, &file)?;
+        validate(&spec, &file)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
 }
 
 /// Parses a config.json text, naming the JSON path of the first field that does not fit the

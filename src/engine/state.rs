@@ -63,6 +63,25 @@ pub struct Persisted {
     pub cgroup: Option<super::cgroups::Cgroup>,
     /// Host uid of the owner (for `list`).
     pub owner: u32,
+    /// Whether the Spec has poststart or poststop hooks: `start` and `delete` read the saved
+    /// Spec back only then. `None` (a state written before this field): read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_hooks: Option<bool>,
+}
+
+impl Persisted {
+    /// Whether `start` and `delete` must read the saved Spec for its hooks.
+    pub fn may_have_post_hooks(&self) -> bool {
+        self.post_hooks != Some(false)
+    }
+}
+
+/// Whether `spec` has poststart or poststop hooks.
+pub fn has_post_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.poststart().as_ref().is_some_and(|l| !l.is_empty())
+            || h.poststop().as_ref().is_some_and(|l| !l.is_empty())
+    })
 }
 
 /// Status of a container as the OCI spec names it.
