@@ -291,4 +291,22 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("process.user.uid"), "{msg}");
     }
+
+    #[test]
+    fn a_spec_handed_over_is_checked_as_config_json_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":[],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(text, Path::new("config.json")).unwrap();
+        // No config.json exists: nothing is read back, and the Spec itself is checked.
+        let err = Bundle::with_spec(dir.path(), spec).unwrap_err().to_string();
+        assert!(err.contains("process.args"), "{err}");
+        assert!(err.contains("config.json"), "{err}");
+        let good = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(good, Path::new("config.json")).unwrap();
+        let b = Bundle::with_spec(dir.path(), spec).unwrap();
+        assert_eq!(b.rootfs, dir.path().canonicalize().unwrap().join("rootfs"));
+    }
 }

@@ -65,9 +65,7 @@ pub fn landlock_rules(spec: &Spec) -> Result<Option<LandlockRules>, String> {
 /// waits for `start` instead of after it.
 pub fn prepare(spec: &Spec) -> Result<Option<landlock::PreparedLandlock>, String> {
     match landlock_rules(spec)? {
-        Some(r) => landlock::prepare(&r)
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(r) => landlock::prepare(&r).map(Some).map_err(|e| e.to_string()),
         None => Ok(None),
     }
 }

@@ -134,10 +134,15 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     let spec = args.spec;
     let e = |x: &dyn std::fmt::Display| x.to_string();
     // The host's /proc is still ours here: /proc/self names init in the host's pid namespace.
-    let host_pid: i32 = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str()?.parse().ok())
-        .unwrap_or(0);
+    // Only the container's own hooks are handed init's PID (the runtime knows it already).
+    let host_pid: i32 = if has_container_hooks(spec) {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
     args.chan.wait_proceed().map_err(|x| e(&x))?;
     if args.plan.new_user() {
         set_not_dumpable();
@@ -145,10 +150,8 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
         // agent ID instead, keeping the namespace's capabilities (see `confine`).
         let (uid, gid) = super::confine::init_ids(spec);
-        nix::unistd::setresgid(gid.into(), gid.into(), gid.into())
-            .map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
-        nix::unistd::setresuid(uid.into(), uid.into(), uid.into())
-            .map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
+        process::set_gid(gid).map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
+        process::set_uid(uid).map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
         // A change of credentials clears the parent-death signal (prctl(2)): arm it again.
         arm_parent_death_signal();
     }
@@ -293,6 +296,16 @@ fn wait_for_start(args: &InitArgs<'_>) -> Result<(), String> {
     f.write_all(&[0])
         .map_err(|x| format!("write exec fifo: {x}"))?;
     Ok(())
+}
+
+/// Whether the Spec has createContainer or startContainer hooks (the hooks init runs itself).
+fn has_container_hooks(spec: &Spec) -> bool {
+    has_start_container_hooks(spec)
+        || spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.create_container().as_ref())
+            .is_some_and(|l| !l.is_empty())
 }
 
 fn has_start_container_hooks(spec: &Spec) -> bool {

@@ -508,3 +508,25 @@ fn mount_cgroup(
     let mounted = open_in_root(root, dest, true)?;
     finish(&mounted, &fd_path(mounted.as_fd()), opts, dest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_flags_become_attributes_and_rw_clears_read_only() {
+        let (set, clr) = bind_attrs(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+            .expect("plain flags");
+        assert_eq!(
+            set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        );
+        assert_eq!(clr, 0);
+        // `rw`: read-only is cleared, as the remount did; nosuid/nodev are never cleared.
+        let (set, clr) = bind_attrs(MsFlags::MS_NOSUID).unwrap();
+        assert_eq!((set, clr), (MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY));
+        // Anything attributes cannot say keeps the remount.
+        assert!(bind_attrs(MsFlags::MS_RDONLY | MsFlags::MS_SYNCHRONOUS).is_none());
+        assert!(bind_attrs(MsFlags::MS_NOATIME).is_none());
+    }
+}

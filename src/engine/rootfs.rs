@@ -289,9 +289,9 @@ fn create_device(
         LinuxDeviceType::A => return Ok(()),
     };
     let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
-    let _ = nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let _ = nix::unistd::unlinkat(pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     nix::sys::stat::mknodat(
-        &pfd,
+        pfd,
         name,
         kind,
         mode,
@@ -300,14 +300,14 @@ fn create_device(
     .map_err(sys("mknod", path))?;
     // mknod honours the umask: set the mode the spec asked for.
     nix::sys::stat::fchmodat(
-        &pfd,
+        pfd,
         name,
         mode,
         nix::sys::stat::FchmodatFlags::NoFollowSymlink,
     )
     .map_err(sys("chmod device", path))?;
     fchownat(
-        &pfd,
+        pfd,
         name,
         d.uid().map(Uid::from_raw),
         d.gid().map(Gid::from_raw),

@@ -372,4 +372,22 @@ mod tests {
             "a different start time must not count"
         );
     }
+
+    #[test]
+    fn a_state_saved_before_the_hooks_flag_still_reads_the_spec_for_hooks() {
+        let old = r#"{"id":"c","bundle":"/b","rootfs":"/b/rootfs","pid":1,"pid_start":2,
+            "created":"","annotations":{},"rootless":false,"owner":0}"#;
+        let st: Persisted = serde_json::from_str(old).unwrap();
+        assert!(st.may_have_post_hooks());
+        let mut none = st.clone();
+        none.post_hooks = Some(false);
+        let back: Persisted = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert!(!back.may_have_post_hooks());
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","hooks":{"poststop":[{"path":"/bin/true"}]}}"#,
+        )
+        .unwrap();
+        assert!(has_post_hooks(&spec));
+        assert!(!has_post_hooks(&oci_spec::runtime::Spec::default()));
+    }
 }

@@ -115,3 +115,33 @@ pub fn mkdir_all(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_directories_made_here_are_recorded_parents_first() {
+        let top = tempfile::tempdir().unwrap();
+        let existing = top.path().join("shared");
+        std::fs::create_dir(&existing).unwrap();
+        let mut created = Vec::new();
+        mkdir_all(&existing.join("a/b/c"), &mut created).unwrap();
+        assert_eq!(
+            created,
+            vec![
+                existing.join("a"),
+                existing.join("a/b"),
+                existing.join("a/b/c")
+            ]
+        );
+        // Again: all there, nothing made, nothing recorded.
+        let mut again = Vec::new();
+        mkdir_all(&existing.join("a/b/c"), &mut again).unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        // A file in the way is an error naming it, not a loop.
+        std::fs::write(existing.join("file"), "").unwrap();
+        let err = mkdir_all(&existing.join("file/x"), &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("file"), "{err}");
+    }
+}
