@@ -345,6 +345,10 @@ impl Runtime {
             placement.add_task(pid)?;
             parent.placed()?;
         }
+        // While init builds its root this thread only waits: the Spec is saved meanwhile
+        // (nothing lists a container before its state.json exists, and the guard removes the
+        // directory if init fails).
+        self.store.save_spec(&opts.id, spec)?;
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]
@@ -376,7 +380,6 @@ impl Runtime {
             owner: nix::unistd::geteuid().as_raw(),
             post_hooks: Some(state::has_post_hooks(spec)),
         };
-        self.store.save_spec(&opts.id, spec)?;
         self.store.save(&persisted)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
