@@ -300,14 +300,27 @@ fn write_entry(
             .map_err(sys(path, "symlink"))?;
         }
         Entry::File { mode, contents, .. } => {
-            clear(parent, name, path)?;
             let mode = Mode::from_raw_mode(mode & 0o7777);
-            let f = rustix::fs::openat(
-                parent,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                mode,
-            )
+            let create = || {
+                rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    mode,
+                )
+            };
+            // Most names are new (a fresh tmpfs): replace only what is there.
+            let f = match create() {
+                Err(rustix::io::Errno::EXIST) => {
+                    clear(parent, name, path)?;
+                    create()
+                }
+                r => r,
+            }
             .map_err(sys(path, "create"))?;
             let mut rest = contents.as_bytes();
             while !rest.is_empty() {
