@@ -151,3 +151,54 @@ fn ro_and_rw_binds_of_one_directory_each_get_what_they_asked() {
     assert!(src.path().join("y").exists());
     assert!(!src.path().join("x").exists());
 }
+
+/// The container's mount table as seen from inside: (mount id, parent id, mount point).
+fn mount_table(out: &str) -> Vec<(u32, u32, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(4)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn assert_only_the_new_root(out: &str) {
+    let table = mount_table(out);
+    assert!(!table.is_empty(), "no mount table read: {out}");
+    let roots = table.iter().filter(|(_, _, p)| p == "/").count();
+    assert_eq!(
+        roots, 1,
+        "more than one mount at /: the old root is still stacked\n{out}"
+    );
+    // Every mount hangs from a mount of the table, but for the root itself.
+    let ids: Vec<u32> = table.iter().map(|(id, _, _)| *id).collect();
+    let orphans = table
+        .iter()
+        .filter(|(_, parent, _)| !ids.contains(parent))
+        .count();
+    assert_eq!(orphans, 1, "mounts from outside the new root\n{out}");
+}
+
+#[test]
+fn the_host_root_is_detached_before_the_container_runs() {
+    if !can_run() {
+        return;
+    }
+    let runc = Runc::new();
+    // First thing the container does: read its mount table.
+    let b = Bundle::new("cat /proc/self/mountinfo");
+    let (code, out, err) = runc.run(&b, &unique_id("oldroot"));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_only_the_new_root(&out);
+    // The same in a user namespace (init's detach runs there).
+    let b = Bundle::new("cat /proc/self/mountinfo");
+    own_rootfs(&b.rootfs());
+    b.edit(in_user_namespace);
+    let (code, out, err) = runc.run(&b, &unique_id("oldrootns"));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_only_the_new_root(&out);
+}

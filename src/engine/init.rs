@@ -198,11 +198,13 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         );
         hooks::run(HookKind::CreateContainer, list, &st).map_err(|x| e(&x))?;
     }
-    if args.no_pivot {
+    // The old root's detach finishes while the new root is hardened (see `old_root`).
+    let detach = if args.no_pivot {
         rootfs::move_root(&root).map_err(|x| e(&x))?;
+        None
     } else {
-        rootfs::pivot(&root).map_err(|x| e(&x))?;
-    }
+        Some(rootfs::pivot(&root).map_err(|x| e(&x))?)
+    };
     drop(root);
     // Before the read-only paths: /proc/sys becomes read-only there.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -244,6 +246,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     if args.runtime_pidfd.is_none() {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    }
+    if let Some(d) = detach {
+        rootfs::finish_pivot(d).map_err(|x| e(&x))?;
     }
     if args.place_late && !hooks_ahead {
         args.chan.wait_placed().map_err(|x| e(&x))?;

@@ -26,6 +26,7 @@ pub mod init;
 pub mod mount_options;
 pub mod mounts;
 pub mod namespaces;
+pub mod old_root;
 pub mod prepared;
 pub mod process;
 pub mod rootfs;

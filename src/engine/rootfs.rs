@@ -11,7 +11,7 @@
 
 use super::mounts::{self, fd_path, open_in_root, MountContext, MountError};
 use nix::fcntl::AtFlags;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use nix::unistd::{chdir, fchownat, pivot_root, Gid, Uid};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
@@ -338,10 +338,11 @@ fn dev_links(dev: BorrowedFd<'_>) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Makes the rootfs `/` and detaches the host's root from this mount namespace.
-pub fn pivot(root: &PreparedRoot) -> Result<(), RootfsError> {
+/// Makes the rootfs `/` and starts detaching the host's root from this mount namespace; the
+/// caller must `finish` the detach before anything of the container runs (`old_root`).
+pub fn pivot(root: &PreparedRoot) -> Result<super::old_root::Detach, RootfsError> {
     chdir(&root.path).map_err(sys("chdir", &root.path))?;
-    // pivot_root(".", ".") stacks the old root under the new one without needing a directory
+    // pivot_root(".", ".") stacks the old root on the new one without needing a directory
     // for it in the image; the old root is then unmounted from under us.
     pivot_root(".", ".").map_err(sys("pivot_root", &root.path))?;
     mount(
@@ -352,9 +353,17 @@ pub fn pivot(root: &PreparedRoot) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(sys("make old root slave", Path::new("/")))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    let detach =
+        super::old_root::Detach::start().map_err(sys("detach old root", Path::new("/")))?;
     chdir("/").map_err(sys("chdir", Path::new("/")))?;
-    Ok(())
+    Ok(detach)
+}
+
+/// Waits for the old root's detach started by `pivot`.
+pub fn finish_pivot(detach: super::old_root::Detach) -> Result<(), RootfsError> {
+    detach
+        .finish()
+        .map_err(sys("detach old root", Path::new("/")))
 }
 
 /// `--no-pivot`: move the rootfs over `/` and chroot, for hosts whose root cannot be pivoted
