@@ -2,7 +2,7 @@
 //! into ranges, two or three instructions per range, where `seccompiler` spends four per
 //! number. The kernel converts and JIT-compiles a filter at `seccomp(2)` time in time linear
 //! in its length, inside init's critical path after `start`: the built-in baseline's 294
-//! unconditional calls fall into a few dozen ranges (1,680 instructions became about 400).
+//! unconditional calls fall into 36 ranges (its program went from 1,680 instructions to 305).
 //! Pure: builds instructions only.
 
 use seccompiler::{sock_filter, TargetArch};
