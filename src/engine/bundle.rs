@@ -59,6 +59,17 @@ impl Bundle {
         validate(&spec, &file)?;
         Ok(Bundle { dir, spec, rootfs })
     }
+
+    /// A bundle directory whose Spec the caller already holds (it wrote or parsed
+    /// `config.json` itself): the same checks as `load`, without reading the file back.
+    /// Errors name `dir/config.json`, where the Spec is kept.
+    pub fn with_spec(dir: &Path, spec: Spec) -> Result<Bundle, BundleError> {
+        let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
+        let file = dir.join("config.json");
+        let rootfs = resolve_rootfs(&dir, &spec, &file)?;
+        validate(&spec, &file)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
 }
 
 /// Parses a config.json text, naming the JSON path of the first field that does not fit the
@@ -279,5 +290,23 @@ mod tests {
         let err = parse_spec(text, Path::new("config.json")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("process.user.uid"), "{msg}");
+    }
+
+    #[test]
+    fn a_spec_handed_over_is_checked_as_config_json_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":[],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(text, Path::new("config.json")).unwrap();
+        // No config.json exists: nothing is read back, and the Spec itself is checked.
+        let err = Bundle::with_spec(dir.path(), spec).unwrap_err().to_string();
+        assert!(err.contains("process.args"), "{err}");
+        assert!(err.contains("config.json"), "{err}");
+        let good = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(good, Path::new("config.json")).unwrap();
+        let b = Bundle::with_spec(dir.path(), spec).unwrap();
+        assert_eq!(b.rootfs, dir.path().canonicalize().unwrap().join("rootfs"));
     }
 }

@@ -60,11 +60,21 @@ pub fn landlock_rules(spec: &Spec) -> Result<Option<LandlockRules>, String> {
     }))
 }
 
-/// Enforces `rules` on the calling process (paths resolved in its current root). Runs after
+/// The Spec's ruleset built (its paths opened in the calling process's current root) but not
+/// enforced: nothing is restricted until `enforce_prepared`. Lets init do this work while it
+/// waits for `start` instead of after it.
+pub fn prepare(spec: &Spec) -> Result<Option<landlock::PreparedLandlock>, String> {
+    match landlock_rules(spec)? {
+        Some(r) => landlock::prepare(&r).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// Enforces a ruleset from `prepare` on the calling thread (sets no_new_privs). Runs after
 /// the exec fifo was written: the fifo lives outside every rule and would be refused.
-pub fn enforce(rules: Option<&LandlockRules>) -> Result<(), String> {
-    if let Some(r) = rules {
-        landlock::restrict(r).map_err(|e| e.to_string())?;
+pub fn enforce_prepared(prepared: Option<landlock::PreparedLandlock>) -> Result<(), String> {
+    if let Some(p) = prepared {
+        p.restrict_self().map_err(|e| e.to_string())?;
     }
     Ok(())
 }

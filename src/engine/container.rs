@@ -91,7 +91,9 @@ pub struct CreateOptions {
     pub gate_socket: Option<std::os::fd::RawFd>,
     /// The Spec to run instead of the bundle's `config.json` (the bundle still gives the rootfs
     /// and relative paths): `lasso-runc` adds a `run.lasso.profile`'s hardening this way without
-    /// rewriting the client's bundle. `None`: the bundle's own config.
+    /// rewriting the client's bundle, and a caller that just wrote `config.json` saves reading
+    /// and parsing it back. It is checked as `config.json` would be. `None`: the bundle's own
+    /// config.
     pub spec: Option<Spec>,
     /// Init (and with it its pid namespace) is SIGKILLed when the process that called
     /// `create` dies, even by SIGKILL: for a caller that stays in the foreground as the
@@ -180,10 +182,10 @@ impl Runtime {
     /// Init is this process's child (it is re-parented to the caller's subreaper when this
     /// process exits). The pid file is written atomically after the state.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container, ContainerError> {
-        let mut bundle = Bundle::load(&opts.bundle)?;
-        if let Some(spec) = &opts.spec {
-            bundle.spec = spec.clone();
-        }
+        let bundle = match &opts.spec {
+            Some(spec) => Bundle::with_spec(&opts.bundle, spec.clone())?,
+            None => Bundle::load(&opts.bundle)?,
+        };
         let spec = &bundle.spec;
         let process = spec.process().as_ref().expect("validated");
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
@@ -343,6 +345,10 @@ impl Runtime {
             placement.add_task(pid)?;
             parent.placed()?;
         }
+        // While init builds its root this thread only waits: the Spec is saved meanwhile
+        // (nothing lists a container before its state.json exists, and the guard removes the
+        // directory if init fails).
+        self.store.save_spec(&opts.id, spec)?;
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]
@@ -372,8 +378,8 @@ impl Runtime {
             rootless,
             cgroup: Some(cgroup),
             owner: nix::unistd::geteuid().as_raw(),
+            post_hooks: Some(state::has_post_hooks(spec)),
         };
-        self.store.save_spec(&opts.id, spec)?;
         self.store.save(&persisted)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;

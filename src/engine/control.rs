@@ -54,6 +54,9 @@ impl Runtime {
         }
         std::fs::remove_file(&path).map_err(io_err("remove exec fifo"))?;
         let mut warnings = Vec::new();
+        if !c.state.may_have_post_hooks() {
+            return Ok(warnings);
+        }
         let spec = self.store.load_spec(id)?;
         if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
             let st = oci_state(
@@ -139,7 +142,12 @@ impl Runtime {
             cg.destroy()?;
         }
         let mut warnings = Vec::new();
-        if let Ok(spec) = self.store.load_spec(id) {
+        let spec = if c.state.may_have_post_hooks() {
+            self.store.load_spec(id).ok()
+        } else {
+            None
+        };
+        if let Some(spec) = spec {
             if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().clone()) {
                 let st = oci_state(id, ContainerState::Stopped, 0, &c.state.bundle, &spec);
                 if let Err(e) = hooks::run(HookKind::Poststop, &list, &st) {

@@ -78,11 +78,22 @@ pub fn run(args: InitArgs<'_>) -> ! {
         .process()
         .as_ref()
         .expect("validated by Bundle::load");
+    // While `start` is awaited (the runtime saves the state meanwhile), the Landlock ruleset
+    // is built: its paths opened in the container's root, which is final by now. Nothing is
+    // enforced before the fifo is written (the fifo lies outside every rule). With
+    // startContainer hooks (they run in the container after `start` and could still change
+    // mounts) it is built after them, as before; a failure is reported after `start` either
+    // way, where it was.
+    let early_landlock = if has_start_container_hooks(args.spec) {
+        None
+    } else {
+        Some(super::confine::prepare(args.spec))
+    };
     let mut code = 127;
     let err = match wait_for_start(&args)
         .and_then(|()| start_container_hooks(&args, host_pid))
-        .and_then(|()| super::confine::landlock_rules(args.spec))
-        .and_then(|rules| super::confine::enforce(rules.as_ref()))
+        .and_then(|()| early_landlock.unwrap_or_else(|| super::confine::prepare(args.spec)))
+        .and_then(super::confine::enforce_prepared)
         .map(|()| dumpable_for_an_unprivileged_gate(&args))
     {
         Err(e) => e,
@@ -123,10 +134,15 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     let spec = args.spec;
     let e = |x: &dyn std::fmt::Display| x.to_string();
     // The host's /proc is still ours here: /proc/self names init in the host's pid namespace.
-    let host_pid: i32 = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str()?.parse().ok())
-        .unwrap_or(0);
+    // Only the container's own hooks are handed init's PID (the runtime knows it already).
+    let host_pid: i32 = if has_container_hooks(spec) {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
     args.chan.wait_proceed().map_err(|x| e(&x))?;
     if args.plan.new_user() {
         set_not_dumpable();
@@ -134,10 +150,8 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         // namespace's root explicitly. A lasso sandbox maps no root: init becomes the mapped
         // agent ID instead, keeping the namespace's capabilities (see `confine`).
         let (uid, gid) = super::confine::init_ids(spec);
-        nix::unistd::setresgid(gid.into(), gid.into(), gid.into())
-            .map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
-        nix::unistd::setresuid(uid.into(), uid.into(), uid.into())
-            .map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
+        process::set_gid(gid).map_err(|x| format!("setgid {gid} in user namespace: {x}"))?;
+        process::set_uid(uid).map_err(|x| format!("setuid {uid} in user namespace: {x}"))?;
         // A change of credentials clears the parent-death signal (prctl(2)): arm it again.
         arm_parent_death_signal();
     }
@@ -184,11 +198,13 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         );
         hooks::run(HookKind::CreateContainer, list, &st).map_err(|x| e(&x))?;
     }
-    if args.no_pivot {
+    // The old root's detach finishes while the new root is hardened (see `old_root`).
+    let detach = if args.no_pivot {
         rootfs::move_root(&root).map_err(|x| e(&x))?;
+        None
     } else {
-        rootfs::pivot(&root).map_err(|x| e(&x))?;
-    }
+        Some(rootfs::pivot(&root).map_err(|x| e(&x))?)
+    };
     drop(root);
     // Before the read-only paths: /proc/sys becomes read-only there.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -230,6 +246,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     if args.runtime_pidfd.is_none() {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    }
+    if let Some(d) = detach {
+        rootfs::finish_pivot(d).map_err(|x| e(&x))?;
     }
     if args.place_late && !hooks_ahead {
         args.chan.wait_placed().map_err(|x| e(&x))?;
@@ -282,6 +301,23 @@ fn wait_for_start(args: &InitArgs<'_>) -> Result<(), String> {
     f.write_all(&[0])
         .map_err(|x| format!("write exec fifo: {x}"))?;
     Ok(())
+}
+
+/// Whether the Spec has createContainer or startContainer hooks (the hooks init runs itself).
+fn has_container_hooks(spec: &Spec) -> bool {
+    has_start_container_hooks(spec)
+        || spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.create_container().as_ref())
+            .is_some_and(|l| !l.is_empty())
+}
+
+fn has_start_container_hooks(spec: &Spec) -> bool {
+    spec.hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+        .is_some_and(|l| !l.is_empty())
 }
 
 /// startContainer hooks: in the container, after `start`, before the user's program.

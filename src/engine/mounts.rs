@@ -1,17 +1,18 @@
 //! One OCI mount entry applied inside the container's future root: the runc option vocabulary
 //! turned into mount(2) flags, propagation changes and recursive attributes (mount_setattr), and
-//! destinations resolved *inside* the rootfs with openat2(RESOLVE_IN_ROOT) so that a symlink in
+//! destinations resolved *inside* the rootfs (`in_root`) so that a symlink in
 //! the image cannot redirect a mount onto the host (CVE-2021-30465 class). It runs only in
 //! init's private mount namespace and touches nothing outside the rootfs it was handed.
 
+pub use super::in_root::{fd_path, open_in_root, open_in_root_lazy};
 pub use super::mount_options::propagation_flag;
-use super::mount_options::{Options, MOUNT_ATTR_RDONLY};
+use super::mount_options::{
+    Options, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
@@ -36,138 +37,6 @@ fn sys(what: &str, dest: &Path) -> impl FnOnce(nix::Error) -> MountError {
     let what = what.to_string();
     let dest = dest.to_path_buf();
     move |source| MountError::Sys { what, dest, source }
-}
-
-/// `/proc/self/fd/N` for an O_PATH descriptor: mounting on it mounts on exactly the inode that
-/// was resolved inside the root, whatever the path looks like now.
-pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
-/// Opens (creating what is missing) `dest` inside `root`, never leaving it: every component is
-/// resolved with RESOLVE_IN_ROOT, so `..` and absolute symlinks stay inside the rootfs.
-pub fn open_in_root(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> Result<OwnedFd, MountError> {
-    open_in_root_depth(root, dest, dir, 0)
-}
-
-fn open_in_root_depth(
-    root: BorrowedFd<'_>,
-    dest: &Path,
-    dir: bool,
-    depth: u32,
-) -> Result<OwnedFd, MountError> {
-    let err = |source| MountError::Resolve {
-        dest: dest.to_path_buf(),
-        source,
-    };
-    let comps: Vec<&std::ffi::OsStr> = dest
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    // Most destinations exist already (the skeleton or the image made them): one lookup of
-    // the whole path, inside the root as every step below is. Anything else (a missing
-    // component, a dangling link) takes the walk, which creates what is missing.
-    if !comps.is_empty() {
-        let whole: PathBuf = comps.iter().collect();
-        if let Ok(fd) = rustix::fs::openat2(
-            root,
-            &whole,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve,
-        ) {
-            return Ok(fd);
-        }
-    }
-    let mut rel = PathBuf::from(".");
-    for (i, comp) in comps.iter().enumerate() {
-        let last = i + 1 == comps.len();
-        let parent = rustix::fs::openat2(
-            root,
-            &rel,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve,
-        )
-        .map_err(err)?;
-        rel.push(comp);
-        let exists = rustix::fs::openat2(
-            root,
-            &rel,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            resolve,
-        );
-        match exists {
-            Ok(fd) if last => return Ok(fd),
-            Ok(_) => continue,
-            Err(rustix::io::Errno::NOENT) => {
-                if last && !dir {
-                    let f = rustix::fs::openat(
-                        &parent,
-                        *comp,
-                        OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::WRONLY
-                            | OFlags::CLOEXEC
-                            | OFlags::NOFOLLOW,
-                        Mode::from_raw_mode(0o644),
-                    );
-                    match f {
-                        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(err(e)),
-                    }
-                } else {
-                    match rustix::fs::mkdirat(&parent, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {}
-                        // A dangling symlink: create what it names, still inside the root.
-                        Err(rustix::io::Errno::EXIST) if depth < 40 => {
-                            let target =
-                                rustix::fs::readlinkat(&parent, *comp, Vec::new()).map_err(err)?;
-                            let target =
-                                PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
-                            let base = rel.parent().unwrap_or(Path::new("."));
-                            let mut next = if target.is_absolute() {
-                                target
-                            } else {
-                                base.join(target)
-                            };
-                            for rest in &comps[i + 1..] {
-                                next.push(rest);
-                            }
-                            return open_in_root_depth(root, &next, dir, depth + 1);
-                        }
-                        Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(err(e)),
-                    }
-                }
-                if last {
-                    return rustix::fs::openat2(
-                        root,
-                        &rel,
-                        OFlags::PATH | OFlags::CLOEXEC,
-                        Mode::empty(),
-                        resolve,
-                    )
-                    .map_err(err);
-                }
-            }
-            Err(e) => return Err(err(e)),
-        }
-    }
-    // The destination is the root itself.
-    rustix::fs::openat2(
-        root,
-        ".",
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        resolve,
-    )
-    .map_err(err)
 }
 
 /// Flags a remount must keep: in a user namespace the kernel locks nosuid/nodev/noexec/atime
@@ -208,7 +77,20 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, dest: &Path) -> Result<(), MountError> {
+/// Sets and clears MOUNT_ATTR_* bits of the mount whose root `fd` is, and with `recursive`
+/// of every mount below it too.
+fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    clr: u64,
+    recursive: bool,
+    dest: &Path,
+) -> Result<(), MountError> {
+    let flags = if recursive {
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE
+    } else {
+        libc::AT_EMPTY_PATH
+    };
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -222,7 +104,7 @@ fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, dest: &Path) -> Result<
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -260,14 +142,15 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let is_bind = opts.is_bind() || typ == "bind";
-    let dir = if is_bind {
-        std::fs::metadata(&source)
-            .map(|md| md.is_dir())
-            .unwrap_or(true)
-    } else {
-        true
+    // Whether a missing destination is made as a directory: asked only when it is missing
+    // (most destinations exist in the skeleton or the image), so most binds skip the stat.
+    let dir = || {
+        !is_bind
+            || std::fs::metadata(&source)
+                .map(|md| md.is_dir())
+                .unwrap_or(true)
     };
-    let target_fd = open_in_root(root, dest, dir)?;
+    let target_fd = open_in_root_lazy(root, dest, &dir)?;
     let target = fd_path(target_fd.as_fd());
     let data = opts.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
@@ -288,12 +171,18 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
             )
             .map_err(sys(&format!("bind {}", source.display()), dest))?;
         }
-        // A fresh descriptor: the old one still names the directory under the new mount.
-        let mounted = open_in_root(root, dest, dir)?;
-        let target = fd_path(mounted.as_fd());
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if extra.is_empty() && !needs_finish(&opts) {
+            return Ok(());
+        }
+        // A fresh descriptor: the old one still names the directory under the new mount.
+        let mounted = open_in_root_lazy(root, dest, &dir)?;
+        let target = fd_path(mounted.as_fd());
         if !extra.is_empty() {
-            remount_bind(&target, extra, "remount")?;
+            match bind_attrs(extra) {
+                Some((set, clr)) => mount_setattr(mounted.as_fd(), set, clr, false, dest)?,
+                None => remount_bind(&target, extra, "remount")?,
+            }
         }
         finish(&mounted, &target, &opts, dest)?;
         return Ok(());
@@ -332,8 +221,47 @@ pub fn apply(root: BorrowedFd<'_>, m: &Mount, ctx: MountContext) -> Result<(), M
         }
         Err(e) => return Err(sys(typ, dest)(e)),
     }
+    if !needs_finish(&opts) {
+        return Ok(());
+    }
     let mounted = open_in_root(root, dest, true)?;
     finish(&mounted, &fd_path(mounted.as_fd()), &opts, dest)
+}
+
+/// Whether `finish` has anything to do (propagation changes or recursive attributes).
+fn needs_finish(opts: &Options) -> bool {
+    !opts.propagation.is_empty() || opts.attr_set != 0 || opts.attr_clr != 0
+}
+
+/// The flags a bind's remount would set (`ro`, `nosuid`, `nodev`, `noexec`) as mount
+/// attributes of the new mount alone, or `None` when it asks for more (then the remount is
+/// made as before). Same result as `remount_bind`: read-only exactly when asked (cleared
+/// otherwise, which the kernel refuses for a locked read-only mount either way), and
+/// nosuid/nodev/noexec added, never removed (the remount kept those the mount had, its
+/// "locked" flags). Attributes change only what they name, so the remount's statfs of the
+/// target for the flags to keep is not needed, nor the remount's second path lookup.
+fn bind_attrs(extra: MsFlags) -> Option<(u64, u64)> {
+    let mut set = 0;
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ] {
+        if extra.contains(ms) {
+            set |= attr;
+        }
+    }
+    let known = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if !(extra - known).is_empty() {
+        return None;
+    }
+    let clr = if extra.contains(MsFlags::MS_RDONLY) {
+        0
+    } else {
+        MOUNT_ATTR_RDONLY
+    };
+    Some((set, clr))
 }
 
 fn finish(fd: &OwnedFd, target: &Path, opts: &Options, dest: &Path) -> Result<(), MountError> {
@@ -342,7 +270,7 @@ fn finish(fd: &OwnedFd, target: &Path, opts: &Options, dest: &Path) -> Result<()
             .map_err(sys("propagation", dest))?;
     }
     if opts.attr_set != 0 || opts.attr_clr != 0 {
-        mount_setattr(fd.as_fd(), opts.attr_set, opts.attr_clr, dest)?;
+        mount_setattr(fd.as_fd(), opts.attr_set, opts.attr_clr, true, dest)?;
     }
     Ok(())
 }
@@ -379,10 +307,32 @@ fn mount_cgroup(
         let mounted = open_in_root(root, dest, true)?;
         let p = fd_path(mounted.as_fd());
         if flags.contains(MsFlags::MS_RDONLY) {
-            mount_setattr(mounted.as_fd(), MOUNT_ATTR_RDONLY, 0, dest)?;
+            mount_setattr(mounted.as_fd(), MOUNT_ATTR_RDONLY, 0, true, dest)?;
         }
         return finish(&mounted, &p, opts, dest);
     }
     let mounted = open_in_root(root, dest, true)?;
     finish(&mounted, &fd_path(mounted.as_fd()), opts, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_flags_become_attributes_and_rw_clears_read_only() {
+        let (set, clr) = bind_attrs(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+            .expect("plain flags");
+        assert_eq!(
+            set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        );
+        assert_eq!(clr, 0);
+        // `rw`: read-only is cleared, as the remount did; nosuid/nodev are never cleared.
+        let (set, clr) = bind_attrs(MsFlags::MS_NOSUID).unwrap();
+        assert_eq!((set, clr), (MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY));
+        // Anything attributes cannot say keeps the remount.
+        assert!(bind_attrs(MsFlags::MS_RDONLY | MsFlags::MS_SYNCHRONOUS).is_none());
+        assert!(bind_attrs(MsFlags::MS_NOATIME).is_none());
+    }
 }

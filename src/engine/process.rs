@@ -7,7 +7,7 @@
 use super::capabilities::CapsError;
 use super::prepared::Prepared;
 use super::seccomp::SeccompError;
-use nix::unistd::{Gid, Uid};
+use nix::unistd::Gid;
 use oci_spec::runtime::Process;
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -46,22 +46,47 @@ pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Proces
         .map(|g| Gid::from_raw(*g))
         .collect();
     if setgroups_allowed {
-        nix::unistd::setgroups(&extra).map_err(sys("setgroups (process.user.additionalGids)"))?;
+        set_groups(&extra).map_err(sys("setgroups (process.user.additionalGids)"))?;
     } else if !extra.is_empty() {
         return Err(ProcessError::Other(
             "process.user.additionalGids needs setgroups, which a rootless user namespace denies: remove them".into(),
         ));
     }
-    let gid = Gid::from_raw(user.gid());
-    nix::unistd::setresgid(gid, gid, gid)
-        .map_err(sys(format!("setgid {} (process.user.gid)", user.gid())))?;
-    let uid = Uid::from_raw(user.uid());
-    nix::unistd::setresuid(uid, uid, uid)
-        .map_err(sys(format!("setuid {} (process.user.uid)", user.uid())))?;
+    set_gid(user.gid()).map_err(sys(format!("setgid {} (process.user.gid)", user.gid())))?;
+    set_uid(user.uid()).map_err(sys(format!("setuid {} (process.user.uid)", user.uid())))?;
     if let Some(mask) = user.umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     Ok(())
+}
+
+// Credentials are changed with the raw system calls, which change the calling thread only.
+// Every caller is a single-threaded process cloned from the runtime (init, an exec'd process),
+// so the thread's credentials are the process's. glibc's wrappers would broadcast the change
+// to each thread in glibc's list, and a process cloned with clone3 still carries the
+// runtime's list: every change signalled threads that do not exist there (an ESRCH tgkill,
+// a getpid and a futex wake per call, for nothing).
+
+/// setresgid(gid, gid, gid) for the calling (only) thread.
+pub fn set_gid(gid: u32) -> Result<(), nix::Error> {
+    // SAFETY: setresgid takes three integer IDs.
+    let rc = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    nix::Error::result(rc).map(drop)
+}
+
+/// setresuid(uid, uid, uid) for the calling (only) thread.
+pub fn set_uid(uid: u32) -> Result<(), nix::Error> {
+    // SAFETY: setresuid takes three integer IDs.
+    let rc = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    nix::Error::result(rc).map(drop)
+}
+
+/// setgroups(2) for the calling (only) thread.
+fn set_groups(groups: &[Gid]) -> Result<(), nix::Error> {
+    let raw: Vec<libc::gid_t> = groups.iter().map(|g| g.as_raw()).collect();
+    // SAFETY: the kernel reads `raw.len()` gids from a valid, initialised buffer.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, raw.len(), raw.as_ptr()) };
+    nix::Error::result(rc).map(drop)
 }
 
 /// Changes into process.cwd, resolved in the container's root (we are past pivot_root, so no

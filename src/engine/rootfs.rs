@@ -1,20 +1,19 @@
 //! The container's root filesystem, built inside init's new mount namespace: the host's mounts
 //! made slave/private first (so nothing propagates back to the host), the rootfs bound onto
-//! itself, the spec's mounts, the default devices and /dev links, then pivot_root and the old
-//! root detached; afterwards masked and read-only paths and a read-only root. Everything here
-//! runs in init only, after the mount namespace was unshared.
+//! itself, the spec's mounts, the default devices and /dev links (`dev_nodes`), then
+//! pivot_root and the old root detached (`old_root`, while init goes on); afterwards masked
+//! and read-only paths and a read-only root. Everything here runs in init only, after the
+//! mount namespace was unshared.
 //!
 //! lasso's host-view root (annotation `run.lasso.rootfs=skeleton`) is not bound: init mounts a
 //! private tmpfs on `root.path` and builds the skeleton described in the spec in it
 //! (`engine::skeleton`). Nothing of it is written on the host, and no host directory of the
 //! sandbox becomes a mount point.
 
-use super::mounts::{self, fd_path, open_in_root, MountContext, MountError};
-use nix::fcntl::AtFlags;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, Mode, SFlag};
-use nix::unistd::{chdir, fchownat, pivot_root, Gid, Uid};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use super::mounts::{self, MountContext, MountError};
+use nix::mount::{mount, MsFlags};
+use nix::unistd::{chdir, pivot_root};
+use oci_spec::runtime::Spec;
 use rustix::fs::{Mode as RMode, OFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -214,107 +213,16 @@ pub fn populate(spec: &Spec, root: &PreparedRoot, ctx: MountContext) -> Result<(
                 .any(|o| o == "bind" || o == "rbind")
     });
     if !dev_is_bound {
-        for d in super::devices::default_devices() {
-            create_device(root, &d, ctx.in_userns)?;
-        }
-        let extra = spec.linux().as_ref().and_then(|l| l.devices().clone());
-        for d in extra.iter().flatten() {
-            create_device(root, d, ctx.in_userns)?;
-        }
-        dev_links(root)?;
+        super::dev_nodes::make(spec, root, ctx.in_userns)?;
     }
     Ok(())
 }
 
-/// Makes a device node; in a user namespace mknod is not allowed, so the host's node is bound
-/// onto an empty file instead.
-fn create_device(root: &PreparedRoot, d: &LinuxDevice, in_userns: bool) -> Result<(), RootfsError> {
-    let path = d.path();
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let pfd = open_in_root(root.fd.as_fd(), parent, true)?;
-    let name = path.file_name().unwrap_or_default();
-    if in_userns {
-        let f = open_in_root(root.fd.as_fd(), path, false)?;
-        mount(
-            Some(path.as_path()),
-            &fd_path(f.as_fd()),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(sys("bind device", path))?;
-        return Ok(());
-    }
-    let kind = match d.typ() {
-        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
-        LinuxDeviceType::B => SFlag::S_IFBLK,
-        LinuxDeviceType::P => SFlag::S_IFIFO,
-        LinuxDeviceType::A => return Ok(()),
-    };
-    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
-    let _ = nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-    nix::sys::stat::mknodat(
-        &pfd,
-        name,
-        kind,
-        mode,
-        makedev(d.major() as u64, d.minor() as u64),
-    )
-    .map_err(sys("mknod", path))?;
-    // mknod honours the umask: set the mode the spec asked for.
-    nix::sys::stat::fchmodat(
-        &pfd,
-        name,
-        mode,
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .map_err(sys("chmod device", path))?;
-    fchownat(
-        &pfd,
-        name,
-        d.uid().map(Uid::from_raw),
-        d.gid().map(Gid::from_raw),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(sys("chown device", path))?;
-    Ok(())
-}
-
-fn dev_links(root: &PreparedRoot) -> Result<(), RootfsError> {
-    let dev = open_in_root(root.fd.as_fd(), Path::new("/dev"), true)?;
-    let dev = rustix::fs::openat(
-        &dev,
-        ".",
-        OFlags::DIRECTORY | OFlags::CLOEXEC,
-        RMode::empty(),
-    )
-    .map_err(|e| RootfsError::Sys {
-        what: "open",
-        path: "/dev".into(),
-        source: nix::Error::from_raw(e.raw_os_error()),
-    })?;
-    for (target, name) in [
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-        ("pts/ptmx", "ptmx"),
-    ] {
-        if name == "ptmx" {
-            let _ = nix::unistd::unlinkat(&dev, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
-        match nix::unistd::symlinkat(target, &dev, name) {
-            Ok(()) | Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(sys("symlink", Path::new(name))(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Makes the rootfs `/` and detaches the host's root from this mount namespace.
-pub fn pivot(root: &PreparedRoot) -> Result<(), RootfsError> {
+/// Makes the rootfs `/` and starts detaching the host's root from this mount namespace; the
+/// caller must `finish` the detach before anything of the container runs (`old_root`).
+pub fn pivot(root: &PreparedRoot) -> Result<super::old_root::Detach, RootfsError> {
     chdir(&root.path).map_err(sys("chdir", &root.path))?;
-    // pivot_root(".", ".") stacks the old root under the new one without needing a directory
+    // pivot_root(".", ".") stacks the old root on the new one without needing a directory
     // for it in the image; the old root is then unmounted from under us.
     pivot_root(".", ".").map_err(sys("pivot_root", &root.path))?;
     mount(
@@ -325,9 +233,17 @@ pub fn pivot(root: &PreparedRoot) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(sys("make old root slave", Path::new("/")))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detach old root", Path::new("/")))?;
+    let detach =
+        super::old_root::Detach::start().map_err(sys("detach old root", Path::new("/")))?;
     chdir("/").map_err(sys("chdir", Path::new("/")))?;
-    Ok(())
+    Ok(detach)
+}
+
+/// Waits for the old root's detach started by `pivot`.
+pub fn finish_pivot(detach: super::old_root::Detach) -> Result<(), RootfsError> {
+    detach
+        .finish()
+        .map_err(sys("detach old root", Path::new("/")))
 }
 
 /// `--no-pivot`: move the rootfs over `/` and chroot, for hosts whose root cannot be pivoted
@@ -379,6 +295,9 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
 }
 
 /// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+/// (Trying the bind first and reading its error was dropped: ENOENT cannot tell an absent
+/// target from an absent /dev/null, e.g. after a masked /dev, and a mask must not silently
+/// fail.)
 fn mask(path: &Path) -> Result<(), RootfsError> {
     let md = match std::fs::metadata(path) {
         Ok(md) => md,

@@ -137,8 +137,22 @@ impl Skeleton {
     }
 
     fn write_entries(&self, root: BorrowedFd<'_>, exact_modes: bool) -> Result<(), SkeletonError> {
+        // Entries come grouped by directory (etc/..., run/...): the parent opened for one is
+        // kept for the next with the same parents. Safe to keep: no entry can replace a
+        // directory (a link or file only replaces a non-directory), so the descriptor still
+        // names the directory that walk opened without following links.
+        let mut last: Option<(Vec<&str>, Option<OwnedFd>)> = None;
         for e in &self.entries {
-            write_entry(root, e, exact_modes)?;
+            let path = e.path();
+            let parts = components(path)?;
+            let (name, parents) = parts.split_last().expect("components is never empty");
+            if last.as_ref().is_none_or(|(p, _)| p.as_slice() != parents) {
+                let opened = open_parent(root, path, parents)?;
+                last = Some((parents.to_vec(), opened));
+            }
+            let opened = last.as_ref().and_then(|(_, fd)| fd.as_ref());
+            let parent = opened.map_or(root, |p| p.as_fd());
+            write_entry(parent, name, e, exact_modes)?;
         }
         Ok(())
     }
@@ -235,23 +249,25 @@ fn clear(parent: BorrowedFd<'_>, name: &str, path: &str) -> Result<(), SkeletonE
     }
 }
 
-/// `exact_modes`: the umask is 0, so a mode given to mkdir or create is the file's mode.
-fn write_entry(root: BorrowedFd<'_>, e: &Entry, exact_modes: bool) -> Result<(), SkeletonError> {
+/// Makes `e`, named `name` in `parent`. `exact_modes`: the umask is 0, so a mode given to
+/// mkdir or create is the file's mode.
+fn write_entry(
+    parent: BorrowedFd<'_>,
+    name: &str,
+    e: &Entry,
+    exact_modes: bool,
+) -> Result<(), SkeletonError> {
     let path = e.path();
-    let parts = components(path)?;
-    let (name, parents) = parts.split_last().expect("components is never empty");
-    let opened = open_parent(root, path, parents)?;
-    let parent = opened.as_ref().map_or(root, |p| p.as_fd());
     match e {
         Entry::Dir { mode, .. } => {
             let mode = Mode::from_raw_mode(mode & 0o7777);
-            match rustix::fs::mkdirat(parent, *name, mode) {
+            match rustix::fs::mkdirat(parent, name, mode) {
                 // mkdir applies the permission bits but not always the sticky or set-id
                 // ones; /tmp's 1777 must survive, so only plain modes skip the chmod.
                 Ok(()) if exact_modes && mode.bits() & 0o7000 == 0 => return Ok(()),
                 Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => {
-                    let st = rustix::fs::statat(parent, *name, AtFlags::SYMLINK_NOFOLLOW)
+                    let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(sys(path, "stat"))?;
                     if rustix::fs::FileType::from_raw_mode(st.st_mode)
                         != rustix::fs::FileType::Directory
@@ -265,7 +281,7 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry, exact_modes: bool) -> Result<(),
             // so a link cannot redirect the chmod.
             let dir = rustix::fs::openat(
                 parent,
-                *name,
+                name,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )
@@ -274,24 +290,37 @@ fn write_entry(root: BorrowedFd<'_>, e: &Entry, exact_modes: bool) -> Result<(),
         }
         Entry::Symlink { target, .. } => {
             // Most names are new (a fresh tmpfs): replace only what is there.
-            match rustix::fs::symlinkat(target.as_str(), parent, *name) {
+            match rustix::fs::symlinkat(target.as_str(), parent, name) {
                 Err(rustix::io::Errno::EXIST) => {
                     clear(parent, name, path)?;
-                    rustix::fs::symlinkat(target.as_str(), parent, *name)
+                    rustix::fs::symlinkat(target.as_str(), parent, name)
                 }
                 r => r,
             }
             .map_err(sys(path, "symlink"))?;
         }
         Entry::File { mode, contents, .. } => {
-            clear(parent, name, path)?;
             let mode = Mode::from_raw_mode(mode & 0o7777);
-            let f = rustix::fs::openat(
-                parent,
-                *name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                mode,
-            )
+            let create = || {
+                rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    mode,
+                )
+            };
+            // Most names are new (a fresh tmpfs): replace only what is there.
+            let f = match create() {
+                Err(rustix::io::Errno::EXIST) => {
+                    clear(parent, name, path)?;
+                    create()
+                }
+                r => r,
+            }
             .map_err(sys(path, "create"))?;
             let mut rest = contents.as_bytes();
             while !rest.is_empty() {

@@ -63,6 +63,25 @@ pub struct Persisted {
     pub cgroup: Option<super::cgroups::Cgroup>,
     /// Host uid of the owner (for `list`).
     pub owner: u32,
+    /// Whether the Spec has poststart or poststop hooks: `start` and `delete` read the saved
+    /// Spec back only then. `None` (a state written before this field): read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_hooks: Option<bool>,
+}
+
+impl Persisted {
+    /// Whether `start` and `delete` must read the saved Spec for its hooks.
+    pub fn may_have_post_hooks(&self) -> bool {
+        self.post_hooks != Some(false)
+    }
+}
+
+/// Whether `spec` has poststart or poststop hooks.
+pub fn has_post_hooks(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.poststart().as_ref().is_some_and(|l| !l.is_empty())
+            || h.poststop().as_ref().is_some_and(|l| !l.is_empty())
+    })
 }
 
 /// Status of a container as the OCI spec names it.
@@ -352,5 +371,23 @@ mod tests {
             !is_alive(me, start + 1),
             "a different start time must not count"
         );
+    }
+
+    #[test]
+    fn a_state_saved_before_the_hooks_flag_still_reads_the_spec_for_hooks() {
+        let old = r#"{"id":"c","bundle":"/b","rootfs":"/b/rootfs","pid":1,"pid_start":2,
+            "created":"","annotations":{},"rootless":false,"owner":0}"#;
+        let st: Persisted = serde_json::from_str(old).unwrap();
+        assert!(st.may_have_post_hooks());
+        let mut none = st.clone();
+        none.post_hooks = Some(false);
+        let back: Persisted = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert!(!back.may_have_post_hooks());
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","hooks":{"poststop":[{"path":"/bin/true"}]}}"#,
+        )
+        .unwrap();
+        assert!(has_post_hooks(&spec));
+        assert!(!has_post_hooks(&oci_spec::runtime::Spec::default()));
     }
 }

@@ -8,6 +8,8 @@
 //! process, kill thread, trap, errno, trace, log, allow), so a call matching rules of several
 //! actions gets the most restrictive one, as it would with stacked filters; one program means
 //! one `seccomp(2)` call and no risk that an earlier filter forbids installing the next.
+//! Each action's unconditional calls come first, as ranges of numbers (`ranges`), so the
+//! program stays short: the kernel compiles it at install time, in init's critical path.
 //!
 //! Where this differs from libseccomp (runc, crun):
 //! - only the native architecture is filtered: calls through another ABI (i386 `int 0x80` on
@@ -22,6 +24,7 @@
 //! CAP_SYS_ADMIN (then the policy must allow every call init makes afterwards).
 
 mod policy;
+mod ranges;
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 mod table_aarch64;
 #[cfg_attr(not(target_arch = "riscv64"), allow(dead_code))]
@@ -273,6 +276,17 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filters, SeccompError> {
 
     let mut program = x32_guard();
     for (act, group) in groups {
+        // Unconditional numbers go into a compact range block (see `ranges`); a number with
+        // an unconditional rule has no conditional ones (it covers them), so the two sets are
+        // disjoint and their order within the action does not matter.
+        let (always, group): (Group, Group) = group.into_iter().partition(|(_, r)| r.is_none());
+        if !always.is_empty() {
+            let numbers = always.keys().map(|nr| *nr as u32);
+            program.extend(ranges::block(numbers, u32::from(act.clone()), arch));
+        }
+        if group.is_empty() {
+            continue;
+        }
         let sentinel = if act == SeccompAction::Trace(0xffff) {
             SeccompAction::Trace(0xfffe)
         } else {

@@ -225,6 +225,88 @@ mod chained {
         u32::from(best.unwrap_or(default))
     }
 
+    fn probe(nr: u32, args: &[u64; 6]) -> [u32; 16] {
+        let mut data = [0u32; 16];
+        data[0] = nr;
+        data[1] = if cfg!(target_arch = "x86_64") {
+            0xc000_003e
+        } else if cfg!(target_arch = "aarch64") {
+            0xc000_00b7
+        } else {
+            0xc000_00f3
+        };
+        for (i, a) in args.iter().enumerate() {
+            data[4 + 2 * i] = *a as u32;
+            data[5 + 2 * i] = (*a >> 32) as u32;
+        }
+        data
+    }
+
+    /// The built-in baseline (its unconditional calls compiled as ranges) decides every call
+    /// of the architecture as the policy's rules say: each known call with each argument at
+    /// each value the rules compare against (and its neighbours), and every number the table
+    /// does not know (the default action).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn builtin_policy_decides_every_call_as_its_rules_say() {
+        let s = default_policy();
+        let f = default_filters().unwrap();
+        let mut pool: Vec<u64> = vec![0, 1, u64::MAX, 0x7fff_ffff, 0x8000_0000];
+        for c in s
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.args().clone().unwrap_or_default())
+        {
+            pool.extend([
+                c.value(),
+                c.value().wrapping_add(1),
+                c.value().wrapping_sub(1),
+                c.value_two().unwrap_or(0),
+            ]);
+        }
+        pool.sort_unstable();
+        pool.dedup();
+        let table = super::super::table_x86_64::TABLE;
+        for (name, nr) in table {
+            let mut cases = vec![[0u64; 6]];
+            for i in 0..6 {
+                for v in &pool {
+                    let mut a = [0u64; 6];
+                    a[i] = *v;
+                    cases.push(a);
+                }
+            }
+            for args in cases {
+                assert_eq!(
+                    run(f.program(), &probe(*nr as u32, &args)),
+                    expected(s, name, &args),
+                    "{name} ({nr}) {args:x?}"
+                );
+            }
+        }
+        let default = u32::from(action(s.default_action(), s.default_errno_ret(), "").unwrap());
+        for nr in 0u32..1024 {
+            if table.iter().all(|(_, n)| *n as u32 != nr) {
+                assert_eq!(
+                    run(f.program(), &probe(nr, &[0; 6])),
+                    default,
+                    "unknown number {nr}"
+                );
+            }
+        }
+        // Another architecture's call (same number) is killed, never allowed.
+        let mut foreign = probe(0, &[0; 6]);
+        foreign[1] = 0x4000_0003; // i386
+        assert_eq!(run(f.program(), &foreign), libc::SECCOMP_RET_KILL_PROCESS);
+        // The point of the ranges: a program the kernel compiles quickly at install time.
+        assert!(
+            f.program().len() < 600,
+            "{} instructions",
+            f.program().len()
+        );
+    }
+
     proptest! {
         /// Rewriting each filter's no-match return into a jump must keep every jump inside the
         /// program and leave no placeholder return behind.
