@@ -48,6 +48,8 @@ pub struct Launch {
     profile_digest: String,
     /// The sandbox's network, checked before anything was written (`network::plan`).
     pub egress: super::network::EgressPlan,
+    /// The Spec `write` saved as `config.json`, handed to the engine so it is not read back.
+    written_spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
 }
 
 /// Run by root for a workspace whose owner has no home directory, the planner would create
@@ -194,6 +196,7 @@ impl Launch {
             profile: opts.profile.clone(),
             profile_source: opts.profile_source.clone(),
             egress,
+            written_spec: std::sync::OnceLock::new(),
         };
         if let Err(e) = launch
             .record()
@@ -292,7 +295,9 @@ impl Launch {
             SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
         })?;
         crate::engine::state::write_atomic(&self.bundle().join("config.json"), &text)
-            .map_err(|e| SandboxError::Protocol(e.to_string()))
+            .map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        let _ = self.written_spec.set(spec);
+        Ok(())
     }
 
     /// Whether the root is the host view's skeleton (not an image's root).
@@ -444,6 +449,7 @@ impl Launch {
             // too, and the next lasso command removes what is left.
             die_with_parent: true,
             after_clone,
+            spec: self.written_spec.get().cloned(),
             ..CreateOptions::default()
         })?;
         let pid = c.state.pid;
