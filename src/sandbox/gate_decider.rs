@@ -176,7 +176,16 @@ impl PolicyDecider {
             }
             self.by_id.insert((meta.dev(), meta.ino()), label.clone());
             if meta.len() <= MAX_HASHED && !self.by_hash.values().any(|v| *v == label) {
-                if let Some(digest) = hashes.digest(&path, &meta) {
+                // The cache reads a file without following links (a link has no content to
+                // run), so a blocked name that is a link is hashed at the file it leads to:
+                // otherwise a copy of a program reached only through a link (its file outside
+                // the program directories) would not be known by its content.
+                let file = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                    std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())
+                } else {
+                    path.clone()
+                };
+                if let Some(digest) = hashes.digest(&file, &meta) {
                     self.by_hash.insert(digest, label);
                 }
             }

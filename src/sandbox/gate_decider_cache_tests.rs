@@ -164,3 +164,24 @@ fn the_launchs_profile_digest_keys_the_same_cache_as_the_deciders_own() {
     let d = h.start();
     assert!(d.learned_from_cache, "the two keys differ");
 }
+
+#[test]
+fn a_copy_of_a_blocked_program_reached_only_through_a_link_is_refused() {
+    let h = Host::new();
+    // `bin/wipe` is now a link to a file outside the program directory; the copy detection
+    // must know that file's content, both when learning and from the cache.
+    std::fs::remove_file(h.path("bin/wipe")).unwrap();
+    std::os::unix::fs::symlink("../lib/wipe", h.path("bin/wipe")).unwrap();
+    std::fs::copy(h.path("lib/wipe"), h.path("innocent")).unwrap();
+    let learned = h.start();
+    assert!(!learned.learned_from_cache);
+    let v = h.run(&learned, &h.path("innocent"), "innocent");
+    assert!(!v.allow, "a renamed copy of the linked wipe ran: {v:?}");
+    let cached = h.start();
+    assert!(cached.learned_from_cache);
+    let v = h.run(&cached, &h.path("innocent"), "innocent");
+    assert!(
+        !v.allow,
+        "a renamed copy of the linked wipe ran (cached): {v:?}"
+    );
+}
