@@ -1,7 +1,8 @@
 //! From a plan input to a created sandbox: plan (nothing written if it fails), the sandbox's
-//! directory `Dirs.runtime/<id>/` (the record, private copies, and `config.json`: the directory is the bundle, holding the Spec with the
-//! seccomp baseline, the Landlock annotation and, for the host view, the skeleton root as data
-//! that init builds in its own tmpfs), then the engine's create and start. Every failure after
+//! directory `Dirs.runtime/<id>/` (the record and private copies; it is the bundle, whose Spec,
+//! with the seccomp baseline, the Landlock annotation and, for the host view, the skeleton root
+//! as data that init builds in its own tmpfs, is handed to the engine in memory and kept on disk
+//! by the engine's state as its `config.json`), then the engine's create and start. Every failure after
 //! the directory exists removes what was made.
 
 use super::{io_err, tree, SandboxError};
@@ -47,8 +48,11 @@ pub struct Launch {
     profile_digest: String,
     /// The sandbox's network, checked before anything was written (`network::plan`).
     pub egress: super::network::EgressPlan,
-    /// The Spec `write` saved as `config.json`, handed to the engine so it is not read back.
+    /// The Spec `write` made, handed to the engine (whose state keeps it as `config.json`):
+    /// the sandbox's directory holds no copy, one file fewer to create and remove per run.
     written_spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
+    /// That Spec as JSON, the digest the audit genesis records for a sandbox without a profile.
+    spec_json: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// Run by root for a workspace whose owner has no home directory, the planner would create
@@ -196,6 +200,7 @@ impl Launch {
             profile_source: opts.profile_source.clone(),
             egress,
             written_spec: std::sync::OnceLock::new(),
+            spec_json: std::sync::OnceLock::new(),
         };
         if let Err(e) = launch
             .record()
@@ -246,6 +251,11 @@ impl Launch {
         }
     }
 
+    /// The Spec handed to the engine, as JSON (empty before `write`).
+    pub fn spec_json(&self) -> &[u8] {
+        self.spec_json.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
     /// The SHA-256 (hex) of the sandbox's profile (`ResolvedProfile::digest`); empty without one.
     pub fn profile_digest(&self) -> &str {
         &self.profile_digest
@@ -255,8 +265,8 @@ impl Launch {
         self.planned.id.as_str()
     }
 
-    /// The bundle is the sandbox's directory itself (`config.json` beside the record): one
-    /// directory fewer to create and remove per sandbox.
+    /// The bundle is the sandbox's directory itself (its Spec is handed over, not written):
+    /// one directory fewer to create and remove per sandbox.
     pub fn bundle(&self) -> PathBuf {
         self.dir.clone()
     }
@@ -300,8 +310,7 @@ impl Launch {
         let text = serde_json::to_vec(&spec).map_err(|e| {
             SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
         })?;
-        crate::engine::state::write_atomic(&self.bundle().join("config.json"), &text)
-            .map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        let _ = self.spec_json.set(text);
         let _ = self.written_spec.set(spec);
         Ok(())
     }
