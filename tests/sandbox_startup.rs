@@ -8,7 +8,8 @@
 //! - the start-up shortcuts keep their promises: the agent's program runs inside its sandbox's
 //!   cgroup from its first instruction (init is placed while it builds its mounts, and waits
 //!   for that before its execve), and the host-view root exists only in the sandbox (nothing
-//!   of the skeleton is written under the host's runtime directory).
+//!   of the skeleton, nor the account files bound over its `/etc`, is written under the host's
+//!   runtime directory).
 
 mod sandbox_support;
 
@@ -198,7 +199,11 @@ fn host_view_root_is_never_written_on_the_host() {
             "--",
             "/bin/sh",
             "-c",
-            "test -f /etc/passwd && test -d /home/agent && test -k /tmp && sleep 1000",
+            // The account files are lasso's (the host has no `agent` user), and the sources
+            // init bound them from are hidden under a later mount of the sandbox.
+            "grep -q '^agent:' /etc/passwd && grep -q '^agent:' /etc/group \
+             && grep -q '^lasso-' /etc/hostname && test -d /home/agent && test -k /tmp \
+             && ! ls -A / /dev /run /tmp | grep -q lasso-etc && sleep 1000",
         ]));
         let (id, init) = running_sandbox(&w);
         // The shell found its skeleton's files only if it got as far as `sleep`.
@@ -214,6 +219,12 @@ fn host_view_root_is_never_written_on_the_host() {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
+        // Nor the account files the root binds: init writes them into its own tmpfs.
+        assert!(
+            !names.iter().any(|n| n.starts_with("etc")),
+            "{who:?}: account files under {}: {names:?}",
+            dir.display()
+        );
         assert!(
             !names.iter().any(|n| n == "rootfs"),
             "{who:?}: a skeleton tree under {}: {names:?}",

@@ -22,8 +22,10 @@ pub fn start(launch: &Launch, init_pid: i32) -> Result<Writer, SandboxError> {
     let digest = match &launch.profile {
         Some(_) => format!("sha256:{}", launch.profile_digest()),
         None => {
-            let spec = std::fs::read(launch.bundle().join("config.json")).unwrap_or_default();
-            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&spec)))
+            format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(launch.spec_json()))
+            )
         }
     };
     let mut genesis = Genesis::new(launch.id(), record.profile.clone(), digest);

@@ -4,7 +4,7 @@
 //!
 //! The counts file is rewritten by a small thread of its own, `COUNTS_EVERY` (100 ms) after the
 //! first exec it does not hold yet, at most that often while execs come, and at once when the
-//! sink lets go of its log: a create, write and rename of `gate.json` per exec cost the gate's threads more
+//! sink lets go of its log (except the sandbox's own sink, whose directory goes with it): a create, write and rename of `gate.json` per exec cost the gate's threads more
 //! CPU on a 2-core machine than all of the exec's own checks.
 //!
 //! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
@@ -68,6 +68,8 @@ pub struct AuditSink {
     counts: Arc<Counts>,
     /// The thread that writes the counts file, started at the first exec (see `Counts`).
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Whether closing writes the last counts (see `ending_with_its_sandbox`).
+    write_at_close: bool,
 }
 
 /// The counts and their file. The gate's workers only add and mark them dirty; the counts
@@ -169,11 +171,24 @@ impl AuditSink {
             enabled: profile.audit.enabled,
             counts: Arc::new(Counts::new(counts_path)),
             writer_thread: Mutex::new(None),
+            write_at_close: true,
         }
     }
 }
 
 impl AuditSink {
+    /// The sink of a sandbox's own gate (its monitor's, not an exec session's): it closes
+    /// only when the sandbox's init has ended, and the sandbox's directory, which holds the
+    /// counts file, is removed right after. Its only reader, `lasso status`, lists live
+    /// sandboxes only, so the last counts are not written then: a short run (`lasso run --
+    /// /bin/true`) creates no counts file at all instead of creating one just before its
+    /// removal, on the path from init's exit to the seal. (An exec session's sink and
+    /// `lasso-runc`'s, whose state outlives the container, still write at close.)
+    pub fn ending_with_its_sandbox(mut self) -> AuditSink {
+        self.write_at_close = false;
+        self
+    }
+
     /// A sink whose log is opened later: a writer runs a flush thread, and the engine's exec
     /// forks from this process meanwhile (a fork of a threaded process may inherit a held
     /// malloc lock).
@@ -184,6 +199,7 @@ impl AuditSink {
             enabled: profile.audit.enabled,
             counts: Arc::new(Counts::new(counts_path)),
             writer_thread: Mutex::new(None),
+            write_at_close: true,
         }
     }
 
@@ -228,7 +244,7 @@ impl AuditSink {
             .take();
         let Some(t) = t else {
             let dirty = std::mem::take(&mut self.counts.lock().dirty);
-            if dirty {
+            if dirty && self.write_at_close {
                 self.counts.write();
             }
             return;
@@ -239,7 +255,9 @@ impl AuditSink {
             self.counts.wake.notify_one();
         }
         let _ = t.join();
-        self.counts.write();
+        if self.write_at_close {
+            self.counts.write();
+        }
     }
 
     fn write(&self, event: Event) {
@@ -402,11 +420,9 @@ pub fn attach_scanned(
     sandbox_dir: &Path,
 ) -> Result<Option<Monitor>, SandboxError> {
     let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
-    let sink = Arc::new(AuditSink::new(
-        writer,
-        profile,
-        sandbox_dir.join(COUNTS_FILE),
-    ));
+    let sink = Arc::new(
+        AuditSink::new(writer, profile, sandbox_dir.join(COUNTS_FILE)).ending_with_its_sandbox(),
+    );
     let received = crate::gate::recv_listener(sock.as_fd());
     let (decider, prepared) = scan
         .0
@@ -516,5 +532,28 @@ mod tests {
             blocked: 1,
         };
         assert_eq!(read_counts(other.path()), want);
+    }
+
+    #[test]
+    fn the_sandboxs_own_sink_leaves_no_counts_file_behind_at_its_end() {
+        // While the sandbox runs, its counts still reach `lasso status` (the counts thread);
+        // at its end nothing is created in the directory about to be removed.
+        let dir = tempfile::tempdir().unwrap();
+        let s = sink(dir.path()).ending_with_its_sandbox();
+        exec(&s, ExecOutcome::Ran);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while read_counts(dir.path()).allowed != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no counts while running"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let short = tempfile::tempdir().unwrap();
+        let s = sink(short.path()).ending_with_its_sandbox();
+        exec(&s, ExecOutcome::Refused);
+        s.take_writer();
+        drop(s);
+        assert!(!short.path().join(COUNTS_FILE).exists());
     }
 }

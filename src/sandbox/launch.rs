@@ -1,8 +1,8 @@
 //! From a plan input to a created sandbox: plan (nothing written if it fails), the sandbox's
-//! directory `Dirs.runtime/<id>/` (the record, private copies, the account files the root's
-//! binds need, and `config.json`: the directory is the bundle, holding the Spec with the
-//! seccomp baseline, the Landlock annotation and, for the host view, the skeleton root as data
-//! that init builds in its own tmpfs), then the engine's create and start. Every failure after
+//! directory `Dirs.runtime/<id>/` (the record and private copies; it is the bundle, whose Spec,
+//! with the seccomp baseline, the Landlock annotation and, for the host view, the skeleton root
+//! as data that init builds in its own tmpfs, is handed to the engine in memory and kept on disk
+//! by the engine's state as its `config.json`), then the engine's create and start. Every failure after
 //! the directory exists removes what was made.
 
 use super::{io_err, tree, SandboxError};
@@ -48,8 +48,11 @@ pub struct Launch {
     profile_digest: String,
     /// The sandbox's network, checked before anything was written (`network::plan`).
     pub egress: super::network::EgressPlan,
-    /// The Spec `write` saved as `config.json`, handed to the engine so it is not read back.
+    /// The Spec `write` made, handed to the engine (whose state keeps it as `config.json`):
+    /// the sandbox's directory holds no copy, one file fewer to create and remove per run.
     written_spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
+    /// That Spec as JSON, the digest the audit genesis records for a sandbox without a profile.
+    spec_json: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// Run by root for a workspace whose owner has no home directory, the planner would create
@@ -197,6 +200,7 @@ impl Launch {
             profile_source: opts.profile_source.clone(),
             egress,
             written_spec: std::sync::OnceLock::new(),
+            spec_json: std::sync::OnceLock::new(),
         };
         if let Err(e) = launch
             .record()
@@ -247,6 +251,11 @@ impl Launch {
         }
     }
 
+    /// The Spec handed to the engine, as JSON (empty before `write`).
+    pub fn spec_json(&self) -> &[u8] {
+        self.spec_json.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
     /// The SHA-256 (hex) of the sandbox's profile (`ResolvedProfile::digest`); empty without one.
     pub fn profile_digest(&self) -> &str {
         &self.profile_digest
@@ -256,22 +265,22 @@ impl Launch {
         self.planned.id.as_str()
     }
 
-    /// The bundle is the sandbox's directory itself (`config.json` beside the record): one
-    /// directory fewer to create and remove per sandbox.
+    /// The bundle is the sandbox's directory itself (its Spec is handed over, not written):
+    /// one directory fewer to create and remove per sandbox.
     pub fn bundle(&self) -> PathBuf {
         self.dir.clone()
     }
 
     fn write(&self) -> Result<(), SandboxError> {
         make_dir(&self.dir)?;
-        let skeleton = if self.root_is_skeleton() {
+        let mut skeleton = if self.root_is_skeleton() {
             Some(plan::prepare_host_keeping_skeleton(&self.planned)?)
         } else {
             plan::prepare_host(&self.planned)?;
             None
         };
-        let mut spec = self.engine_spec(skeleton.as_ref())?;
-        match &skeleton {
+        let mut spec = self.engine_spec()?;
+        match &mut skeleton {
             Some(skel) => {
                 // Only an empty mount point of the root exists on the host, and every sandbox
                 // shares it: init mounts its tmpfs there in its own mount namespace, so the
@@ -280,9 +289,16 @@ impl Launch {
                 let mount_point = root_mount_point(&self.dirs);
                 make_dir(&mount_point)?;
                 let mut root = spec.root().clone().unwrap_or_default();
-                root.set_path(mount_point);
+                root.set_path(mount_point.clone());
                 spec.set_root(Some(root));
-                self.write_skeleton_etc(&mut spec, skel)?;
+                super::skeleton_etc::place(
+                    &mut spec,
+                    skel,
+                    &self.planned.rootfs.join("etc"),
+                    &mount_point,
+                    &self.dir,
+                )?;
+                mark_skeleton(&mut spec, skel);
             }
             None => self.move_skeleton_etc(&mut spec)?,
         }
@@ -294,8 +310,7 @@ impl Launch {
         let text = serde_json::to_vec(&spec).map_err(|e| {
             SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
         })?;
-        crate::engine::state::write_atomic(&self.bundle().join("config.json"), &text)
-            .map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        let _ = self.spec_json.set(text);
         let _ = self.written_spec.set(spec);
         Ok(())
     }
@@ -336,50 +351,9 @@ impl Launch {
         Ok(())
     }
 
-    /// As `move_skeleton_etc` for a skeleton that exists only as data: the bind sources of
-    /// its `/etc` files are written flat into the sandbox's directory (files only: on this
-    /// kind of host a directory costs a synchronous discard when it is removed).
-    fn write_skeleton_etc(
-        &self,
-        spec: &mut oci_spec::runtime::Spec,
-        skel: &crate::engine::skeleton::Skeleton,
-    ) -> Result<(), SandboxError> {
-        let skel_etc = self.planned.rootfs.join("etc");
-        let mut mounts = spec.mounts().clone().unwrap_or_default();
-        for m in mounts.iter_mut() {
-            let Some(src) = m.source().clone() else {
-                continue;
-            };
-            let Ok(rel) = src.strip_prefix(&skel_etc) else {
-                continue;
-            };
-            let key = Path::new("etc").join(rel);
-            let Some(crate::engine::skeleton::Entry::File { contents, .. }) =
-                skel.get(&key.to_string_lossy())
-            else {
-                return Err(SandboxError::Protocol(format!(
-                    "the mount of {} binds {}, which the skeleton does not hold as a file",
-                    m.destination().display(),
-                    src.display()
-                )));
-            };
-            let flat = rel.to_string_lossy().replace('/', "-");
-            let to = self.dir.join(format!("etc-{flat}"));
-            std::fs::write(&to, contents).map_err(io_err(format!("write {}", to.display())))?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))
-                .map_err(io_err(format!("chmod {}", to.display())))?;
-            m.set_source(Some(to));
-        }
-        spec.set_mounts(Some(mounts));
-        Ok(())
-    }
-
     /// The planned Spec plus what lasso enforces beside OCI: the built-in seccomp baseline and
     /// the Landlock rules (as an annotation init reads).
-    fn engine_spec(
-        &self,
-        skeleton: Option<&crate::engine::skeleton::Skeleton>,
-    ) -> Result<oci_spec::runtime::Spec, SandboxError> {
+    fn engine_spec(&self) -> Result<oci_spec::runtime::Spec, SandboxError> {
         let mut spec = self.planned.spec.clone();
         let mut linux = spec.linux().clone().unwrap_or_default();
         linux.set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
@@ -395,20 +369,6 @@ impl Launch {
             confine::LANDLOCK_ANNOTATION.into(),
             confine::encode_landlock(&rules),
         );
-        // The host view's root is a skeleton: init builds it in a tmpfs (from the description
-        // here) instead of binding a host directory, so nothing of it is written on the host
-        // and no host directory of the sandbox becomes a mount point (cheap cleanup).
-        // (Only for that skeleton: an image root is bound as usual.)
-        if let Some(skel) = skeleton {
-            ann.insert(
-                crate::engine::rootfs::SKELETON_ANNOTATION.into(),
-                crate::engine::rootfs::SKELETON_VALUE.into(),
-            );
-            ann.insert(
-                crate::engine::skeleton::ENTRIES_ANNOTATION.into(),
-                skel.encode(),
-            );
-        }
         spec.set_annotations(Some(ann));
         Ok(spec)
     }
@@ -482,6 +442,23 @@ impl Launch {
     pub fn cleanup(&self) {
         cleanup_sandbox(&self.runtime, self.id(), &self.dir);
     }
+}
+
+/// The host view's root is a skeleton: init builds it in a tmpfs (from the description put
+/// here) instead of binding a host directory, so nothing of it is written on the host and no
+/// host directory of the sandbox becomes a mount point (cheap cleanup). (Only for that
+/// skeleton: an image root is bound as usual.)
+fn mark_skeleton(spec: &mut oci_spec::runtime::Spec, skel: &crate::engine::skeleton::Skeleton) {
+    let mut ann = spec.annotations().clone().unwrap_or_default();
+    ann.insert(
+        crate::engine::rootfs::SKELETON_ANNOTATION.into(),
+        crate::engine::rootfs::SKELETON_VALUE.into(),
+    );
+    ann.insert(
+        crate::engine::skeleton::ENTRIES_ANNOTATION.into(),
+        skel.encode(),
+    );
+    spec.set_annotations(Some(ann));
 }
 
 /// Cleanup shared by `run`, the monitor and leftover removal.

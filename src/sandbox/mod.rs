@@ -25,6 +25,7 @@ mod program_witness;
 pub mod record;
 pub mod run;
 pub mod signals;
+mod skeleton_etc;
 mod tree;
 
 pub use launch::{Launch, LaunchOptions};
