@@ -128,8 +128,13 @@ fn sigkilled_lasso_run_takes_its_sandbox_with_it() {
         wait_until("every process of the sandbox to die", || {
             still_running(&procs).is_empty()
         });
-        // The next command removes what the killed monitor left behind.
-        assert!(w.leftovers().contains(&id), "{who:?}: nothing to clean up?");
+        // The next command removes what the killed monitor left behind. As root the
+        // runtime directory is shared with the other tests of this binary, running in
+        // parallel: any of their lasso commands may be that next command, so the leftover
+        // may already be gone here; if the sweep were broken it would still be there below.
+        if !w.leftovers().contains(&id) {
+            eprintln!("{who:?}: {id} was already cleaned up by a concurrent lasso command");
+        }
         let out = run(&mut w.lasso(&["status", "--json"]));
         assert!(out.status.success(), "{}", text(&out));
         assert!(!String::from_utf8_lossy(&out.stdout).contains(&id));
