@@ -4,8 +4,9 @@
 //!
 //! The counts file is rewritten by a small thread of its own, `COUNTS_EVERY` (100 ms) after the
 //! first exec it does not hold yet, at most that often while execs come, and at once when the
-//! sink lets go of its log (except the sandbox's own sink, whose directory goes with it): a create, write and rename of `gate.json` per exec cost the gate's threads more
-//! CPU on a 2-core machine than all of the exec's own checks.
+//! sink lets go of its log (except the sandbox's own sink, whose directory goes with it): a
+//! create, write and rename of `gate.json` per exec cost the gate's threads more CPU on a
+//! 2-core machine than all of the exec's own checks.
 //!
 //! Owns only this translation. Deciding is `policy`'s; notifications and ptrace are `gate`'s;
 //! the log's chain is `audit`'s.

@@ -2,8 +2,8 @@
 //! directory `Dirs.runtime/<id>/` (the record and private copies; it is the bundle, whose Spec,
 //! with the seccomp baseline, the Landlock annotation and, for the host view, the skeleton root
 //! as data that init builds in its own tmpfs, is handed to the engine in memory and kept on disk
-//! by the engine's state as its `config.json`), then the engine's create and start. Every failure after
-//! the directory exists removes what was made.
+//! by the engine's state as its `config.json`), then the engine's create and start. Every
+//! failure after the directory exists removes what was made.
 
 use super::{io_err, tree, SandboxError};
 use crate::engine::confine;
