@@ -12,6 +12,7 @@ pub mod gate;
 pub mod image;
 pub mod net;
 pub mod paths;
+pub mod phases;
 pub mod plan;
 pub mod policy;
 pub mod runc;

@@ -5,6 +5,7 @@ use lasso::cli::{init_logging, Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    lasso::phases::mark("main");
     let cli = Cli::parse();
     if let Err(err) = init_logging(cli.verbose, cli.log_level.as_deref()) {
         eprintln!("{err}");

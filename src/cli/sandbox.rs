@@ -174,9 +174,11 @@ fn print_warnings(launch: &Launch) {
 pub fn run(args: RunArgs) -> CliResult {
     let command = Some(args.command.clone());
     let (input, opts) = plan_input(&args.sandbox, command, false, "shell")?;
+    crate::phases::mark("planned");
     sandbox::control::remove_dead(&opts.dirs);
     let mut launch = Launch::prepare(input, &opts).map_err(cli_err)?;
     print_warnings(&launch);
+    crate::phases::mark("prepared");
     let code = sandbox::run::run(&mut launch).map_err(cli_err)?;
     Ok(u8::try_from(code).unwrap_or(255))
 }

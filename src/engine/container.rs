@@ -202,6 +202,7 @@ impl Runtime {
         let rootless = !nix::unistd::geteuid().is_root();
 
         let _lock = self.store.claim(&opts.id)?;
+        crate::phases::mark("claimed");
         let mut guard = CreateGuard {
             store: &self.store,
             id: &opts.id,
@@ -219,6 +220,7 @@ impl Runtime {
             joins,
         )?;
         guard.cgroup = Some(cgroup.clone());
+        crate::phases::mark("cgroup");
         if let Some(res) = devices::effective_resources(spec) {
             cgroup.apply(&res)?;
         }
@@ -287,6 +289,7 @@ impl Runtime {
         if let Some(helper) = &opts.after_clone {
             helper.wait_parked();
         }
+        crate::phases::mark("clone");
         let cloned = match namespaces::clone3_into(plan.new, placement.clone_into()) {
             Err(_) if placement.clone_into().is_some() => {
                 placement.clone_into_refused();
@@ -321,6 +324,7 @@ impl Runtime {
         if let Some(helper) = &opts.after_clone {
             helper.release();
         }
+        crate::phases::mark("cloned");
         drop(runtime_pidfd);
         drop(child);
         drop(console);
@@ -338,6 +342,7 @@ impl Runtime {
             namespaces::write_id_maps(pid, &uid_maps, &gid_maps)?;
         }
         parent.proceed()?;
+        crate::phases::mark("proceed");
         if place_late {
             // A runtime's move into a cgroup may wait an RCU grace period (the kernel's
             // cgroup_threadgroup_rwsem): init builds its mounts meanwhile, and waits for this
@@ -364,6 +369,7 @@ impl Runtime {
             )?;
             parent.hooks_done()?
         }
+        crate::phases::mark("init-ready");
         let pid_start = state::process_start_time(pid).ok_or_else(|| {
             ContainerError::Init(SyncError::Failed("init exited right after setup".into()))
         })?;

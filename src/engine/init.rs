@@ -90,8 +90,10 @@ pub fn run(args: InitArgs<'_>) -> ! {
         Some(super::confine::prepare(args.spec))
     };
     let mut code = 127;
+    crate::phases::mark("init-setup-done");
     let err = match wait_for_start(&args)
         .and_then(|()| start_container_hooks(&args, host_pid))
+        .map(|()| crate::phases::mark("init-go"))
         .and_then(|()| early_landlock.unwrap_or_else(|| super::confine::prepare(args.spec)))
         .and_then(super::confine::enforce_prepared)
         .map(|()| dumpable_for_an_unprivileged_gate(&args))
@@ -119,6 +121,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
 
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
+    crate::phases::mark("init-start");
     // Before anything else: whatever init does from here is limited by its cgroups.
     super::cgroups::place_self(args.cgroup_self)?;
     // If the runtime dies during setup, init must not linger half-built.

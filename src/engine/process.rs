@@ -173,6 +173,7 @@ pub fn exec(process: &Process) -> Result<Infallible, ProcessError> {
         .map_err(|_| ProcessError::Other("program path holds a NUL byte".into()))?;
     let argv = cstrings(&args)?;
     let envp = cstrings(&env)?;
+    crate::phases::mark("init-execve");
     nix::unistd::execve(&prog, &argv, &envp).map_err(sys(format!("exec {}", program.display())))
 }
 
@@ -253,6 +254,7 @@ fn tail(
     no_new_privs(process)?;
     if let Some(sock) = gate {
         hand_over_gate(sock)?;
+        crate::phases::mark("init-handed-over");
     }
     if nnp {
         prepared.apply_seccomp()?;

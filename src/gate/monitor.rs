@@ -254,6 +254,7 @@ impl Monitor {
             {}
             loop {
                 let mut st = 0;
+                crate::phases::mark("root-pidfd-ready");
                 // SAFETY: waitpid writes the status into a local.
                 let r = unsafe { libc::waitpid(self.root, &mut st, libc::__WALL) };
                 if r == self.root {
@@ -266,6 +267,7 @@ impl Monitor {
                 break;
             }
         }
+        crate::phases::mark("root-reaped");
         for w in self.workers.drain(..) {
             w.join()
                 .map_err(|_| GateError::Panicked("worker"))?
@@ -275,10 +277,12 @@ impl Monitor {
                 })?;
         }
         // Every worker is done: the off-path thread writes what they left and ends.
+        crate::phases::mark("workers-joined");
         self.shared.offpath.close();
         if let Some(t) = self.offpath.take() {
             t.join().map_err(|_| GateError::Panicked("audit"))?;
         }
+        crate::phases::mark("offpath-joined");
         if status.is_none() {
             // Killed at its exec event, the root was reaped by the worker that held it.
             status = *self

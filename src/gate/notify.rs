@@ -147,6 +147,7 @@ fn decode(req: &libc::seccomp_notif) -> Option<Call> {
 }
 
 fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
+    crate::phases::mark("gate-notified");
     let pid = req.pid as i32;
     let Some(call) = decode(req) else {
         // Not an exec entry point this gate knows: whatever the kernel loads is decided at the
@@ -229,6 +230,7 @@ fn handle(fd: i32, req: &libc::seccomp_notif, shared: &Shared) {
         return;
     }
     let verdict = shared.decider.decide(&request);
+    crate::phases::mark("gate-decided");
     if let (Some(memo), None) = (&shared.memo, call.dirfd) {
         memo.remember(
             &request.path,

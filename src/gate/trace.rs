@@ -64,6 +64,7 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
     // A false answer (the caller was killed, or a signal interrupted its wait and the call
     // will be restarted) needs nothing more: the stop that follows is handled below.
     respond(fd, id, None);
+    crate::phases::mark("gate-seized-responded");
     // SAFETY: PTRACE_INTERRUPT takes no pointers; the thread is our tracee.
     unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
     let mut pending = pending;
@@ -95,6 +96,7 @@ pub(crate) fn follow(fd: i32, id: u64, tid: i32, pending: Option<Pending>, share
             EVENT_EXEC => match on_exec(pid, pending.take(), shared) {
                 Verified::Run(ran) => {
                     detach(pid, 0);
+                    crate::phases::mark("gate-detached");
                     let (req, verdict) = *ran;
                     // Written once the program runs, by the off-path thread: the entry is the
                     // same, the stop shorter.
@@ -166,6 +168,7 @@ enum Verified {
 
 /// Verifies one exec event: the tracee may run (to be audited once it does), or was killed.
 fn on_exec(pid: i32, pending: Option<Pending>, shared: &Shared) -> Verified {
+    crate::phases::mark("gate-exec-event");
     let argv = match procmem::exec_argv(pid) {
         Ok(a) => a,
         Err(_) => return kill_unidentified(pid, shared, "its command line cannot be read"),

@@ -50,9 +50,11 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
             .spawn_scoped(s, || {
                 // The sandbox's mounts go first, as when the gate itself let go of them.
                 drop(remains);
+                crate::phases::mark("unmounted");
                 launch.cleanup()
             });
         let sealed = super::audit_log::stop_shared(log, status);
+        crate::phases::mark("sealed");
         match cleaner {
             // A panic in the cleanup leaves leftovers that the next lasso command removes.
             Ok(h) => drop(h.join()),
@@ -60,6 +62,7 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
         }
         sealed
     });
+    crate::phases::mark("cleaned");
     sealed.map(|()| status)
 }
 
@@ -82,14 +85,17 @@ fn run_inner(
         Some(start.after_clone),
     )?;
     let gate = gate.map(|(mine, _init)| mine);
+    crate::phases::mark("created");
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
     // blocked, or (rootless) after start while init waits for the exec gate's go-ahead.
     let mut net = super::network::SandboxNet::new(&launch.egress, pid);
     net.before_start()?;
     launch.start()?;
+    crate::phases::mark("started");
     let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
     net.before_exec(gate.is_some())?;
+    crate::phases::mark("log-open");
     net.set_writer(log.clone());
     let monitor = match (&gate, &launch.profile, scan) {
         (Some(sock), Some(profile), Some(scan)) => {
@@ -98,12 +104,14 @@ fn run_inner(
         _ => None,
     };
     let mut monitor = monitor;
+    crate::phases::mark("gate-attached");
     let mut record = launch.record();
     record.init_pid = pid;
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
     record.state = super::SandboxState::Running;
     record.save(&launch.dirs)?;
     let mut interrupts = 0;
+    crate::phases::mark("recorded");
     // A sandbox still running after a second is an agent's session, not a quick command: this
     // process is its monitor for as long, so it hands back its start-up pages then.
     let mut shed = super::footprint::ShedTimer::start();
@@ -128,6 +136,7 @@ fn run_inner(
                 None => (wait_child(pid)?, None),
             };
             net.finish();
+            crate::phases::mark("init-exited");
             return Ok((status, log, remains));
         }
     }
