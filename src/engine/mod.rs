@@ -31,6 +31,7 @@ pub mod namespaces;
 pub mod old_root;
 pub mod prepared;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod skeleton;
 pub mod state;
