@@ -327,8 +327,11 @@ impl Runtime {
                 cgroup_self: &cgroup_fds,
             });
         };
-        if let Some(helper) = &opts.after_clone {
-            helper.release();
+        let release_late = std::env::var_os("FASTUP7E_RELEASE_EARLY").is_none();
+        if !release_late {
+            if let Some(helper) = &opts.after_clone {
+                helper.release();
+            }
         }
         crate::phases::mark("cloned");
         drop(runtime_pidfd);
@@ -362,23 +365,32 @@ impl Runtime {
         // file included, if init fails). Init's start time is fixed at clone: init is this
         // process's unreaped child, so its PID cannot name another process yet.
         self.store.save_spec(&opts.id, spec)?;
-        let pid_start = state::process_start_time(pid).ok_or_else(|| {
-            ContainerError::Init(SyncError::Failed("init exited right after clone".into()))
-        })?;
-        let persisted = Persisted {
-            id: opts.id.clone(),
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            pid,
-            pid_start,
-            created: now_rfc3339(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            rootless,
-            cgroup: Some(cgroup),
-            owner: nix::unistd::geteuid().as_raw(),
-            post_hooks: Some(state::has_post_hooks(spec)),
+        // No start time: init is gone already, and its own report (below) says why.
+        let staged = match state::process_start_time(pid) {
+            Some(pid_start) => {
+                let persisted = Persisted {
+                    id: opts.id.clone(),
+                    bundle: bundle.dir.clone(),
+                    rootfs: bundle.rootfs.clone(),
+                    pid,
+                    pid_start,
+                    created: now_rfc3339(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
+                    rootless,
+                    cgroup: Some(cgroup),
+                    owner: nix::unistd::geteuid().as_raw(),
+                    post_hooks: Some(state::has_post_hooks(spec)),
+                };
+                let staged = self.store.stage(&persisted)?;
+                Some((persisted, staged))
+            }
+            None => None,
         };
-        let staged = self.store.stage(&persisted)?;
+        if release_late {
+            if let Some(helper) = &opts.after_clone {
+                helper.release();
+            }
+        }
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]
@@ -395,6 +407,9 @@ impl Runtime {
             parent.hooks_done()?
         }
         crate::phases::mark("init-ready");
+        let (persisted, staged) = staged.ok_or_else(|| {
+            ContainerError::Init(SyncError::Failed("init exited right after setup".into()))
+        })?;
         staged.commit()?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;

@@ -25,6 +25,7 @@ pub mod exec;
 pub mod idmap;
 pub mod in_root;
 pub mod init;
+pub mod masks;
 pub mod mount_options;
 pub mod mounts;
 pub mod namespaces;
