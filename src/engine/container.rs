@@ -327,11 +327,8 @@ impl Runtime {
                 cgroup_self: &cgroup_fds,
             });
         };
-        let release_late = std::env::var_os("FASTUP7E_RELEASE_EARLY").is_none();
-        if !release_late {
-            if let Some(helper) = &opts.after_clone {
-                helper.release();
-            }
+        if let Some(helper) = &opts.after_clone {
+            helper.release();
         }
         crate::phases::mark("cloned");
         drop(runtime_pidfd);
@@ -386,11 +383,6 @@ impl Runtime {
             }
             None => None,
         };
-        if release_late {
-            if let Some(helper) = &opts.after_clone {
-                helper.release();
-            }
-        }
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]

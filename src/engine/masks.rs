@@ -2,7 +2,8 @@
 //! an empty read-only tmpfs over a directory. Every masked directory shows the *same* empty
 //! read-only tmpfs: the first one is mounted, the others are clones of that mount
 //! (`open_tree(OPEN_TREE_CLONE)` + `move_mount`), which spares a new superblock per directory
-//! (a tmpfs mount cost ~12 µs here, a clone of one ~5 µs; the host view masks 8 directories).
+//! (a tmpfs mount cost ~12 µs here, a bind ~5 µs; the host view masks 8 directories, and its
+//! masks took 0.306 instead of 0.355 ms, median of 500 alternating runs).
 //! What the container sees is the same: each mask is an empty directory whose mount and
 //! superblock are read-only (`ro,relatime` in mountinfo, as runc's); only the device number is
 //! shared between them. It owns the descriptor of that first tmpfs and nothing else; it mounts
@@ -55,7 +56,7 @@ impl Masks {
             None::<&str>,
         )
         .map_err(sys(path))?;
-        if self.empty.is_none() && std::env::var_os("FASTUP7E_MASK_TMPFS").is_none() {
+        if self.empty.is_none() {
             // The path now leads to the new tmpfs's root.
             self.empty = rustix::fs::open(
                 path,

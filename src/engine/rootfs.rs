@@ -277,6 +277,7 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
         readonly(Path::new(p))?;
     }
     let mut masks = super::masks::Masks::default();
+    crate::phases::mark("init-masks");
     for p in linux
         .and_then(|l| l.masked_paths().clone())
         .iter()
@@ -284,6 +285,7 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
     {
         masks.mask(Path::new(p))?;
     }
+    crate::phases::mark("init-masked");
     if spec
         .root()
         .as_ref()
