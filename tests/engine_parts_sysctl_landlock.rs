@@ -115,10 +115,13 @@ fn child_landlock() {
     println!();
     let dir = std::path::PathBuf::from(std::env::var("LASSO_LL_DIR").unwrap());
     let (ro, rw, other) = (dir.join("ro"), dir.join("rw"), dir.join("other"));
+    let (both, lone) = (dir.join("both"), dir.join("lone"));
+    // `both` is in two lists (its rule carries both rights); `lone` is a regular file, whose
+    // rule may carry file rights only (or the kernel refuses the whole ruleset).
     let rules = LandlockRules {
-        read: vec![ro.clone()],
+        read: vec![ro.clone(), both.clone(), lone.clone()],
         read_write: vec![rw.clone()],
-        execute: vec![],
+        execute: vec![both.clone()],
     };
     let status = landlock::restrict(&rules).unwrap();
     println!("ABI: {}", status.abi);
@@ -140,6 +143,19 @@ fn child_landlock() {
     println!("LIST_OTHER: {}", outcome(std::fs::read_dir(&other)));
     // Execution needs the execute list: /bin/true is outside every list.
     println!("EXEC: {}", outcome(Command::new("/bin/true").status()));
+    println!(
+        "EXEC_BOTH: {}",
+        outcome(Command::new(both.join("busybox")).arg("true").status())
+    );
+    println!(
+        "READ_BOTH: {}",
+        outcome(std::fs::read_to_string(both.join("f")))
+    );
+    println!(
+        "WRITE_BOTH: {}",
+        outcome(std::fs::write(both.join("new"), "x"))
+    );
+    println!("READ_LONE: {}", outcome(std::fs::read_to_string(&lone)));
 }
 
 #[test]
@@ -148,10 +164,17 @@ fn landlock_confines_reads_and_writes_to_the_listed_dirs() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    for d in ["ro", "rw", "other"] {
+    for d in ["ro", "rw", "other", "both"] {
         std::fs::create_dir(tmp.path().join(d)).unwrap();
         std::fs::write(tmp.path().join(d).join("f"), "data").unwrap();
     }
+    std::fs::write(tmp.path().join("lone"), "data").unwrap();
+    // A static program, so that running it needs no library outside the execute list.
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is installed (.ci/run)");
+    std::fs::copy(busybox, tmp.path().join("both/busybox")).unwrap();
     let out = in_child("child_landlock", &[("LASSO_LL_DIR", tmp.path())]);
     let eacces = format!("errno {}", libc::EACCES);
     assert!(field(&out, "ABI").parse::<i32>().unwrap() >= 1);
@@ -165,6 +188,11 @@ fn landlock_confines_reads_and_writes_to_the_listed_dirs() {
     assert_eq!(field(&out, "WRITE_RW"), "ok");
     assert_eq!(field(&out, "READ_RW"), "ok");
     assert_eq!(field(&out, "EXEC"), eacces);
+    // A path in the read and the execute lists keeps both rights, and no more.
+    assert_eq!(field(&out, "EXEC_BOTH"), "ok");
+    assert_eq!(field(&out, "READ_BOTH"), "ok");
+    assert_eq!(field(&out, "WRITE_BOTH"), eacces);
+    assert_eq!(field(&out, "READ_LONE"), "ok");
 }
 
 #[test]

@@ -109,6 +109,11 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub store: StateStore,
+    /// The state of the container this process created last, as `create` wrote it: a `start`
+    /// in the same process (`lasso run`, `lasso-runc run`) takes it from here instead of
+    /// reading and parsing `state.json` back. Only `create` ever writes a container's state,
+    /// so the two are the same; the live status is still worked out as `load` does.
+    created_here: std::sync::Arc<std::sync::Mutex<Option<Persisted>>>,
 }
 
 /// A container as loaded from its state, with its live status.
@@ -175,6 +180,7 @@ impl Runtime {
     pub fn new(root: PathBuf) -> Runtime {
         Runtime {
             store: StateStore::new(root),
+            created_here: Default::default(),
         }
     }
 
@@ -350,10 +356,33 @@ impl Runtime {
             placement.add_task(pid)?;
             parent.placed()?;
         }
-        // While init builds its root this thread only waits: the Spec is saved meanwhile
-        // (nothing lists a container before its state.json exists, and the guard removes the
-        // directory if init fails).
+        // While init builds its root this thread only waits: the Spec is saved and the state
+        // staged meanwhile (nothing lists a container before its state.json exists, which is
+        // only renamed into place once init is ready; the guard removes the directory, staged
+        // file included, if init fails). Init's start time is fixed at clone: init is this
+        // process's unreaped child, so its PID cannot name another process yet.
         self.store.save_spec(&opts.id, spec)?;
+        // No start time: init is gone already, and its own report (below) says why.
+        let staged = match state::process_start_time(pid) {
+            Some(pid_start) => {
+                let persisted = Persisted {
+                    id: opts.id.clone(),
+                    bundle: bundle.dir.clone(),
+                    rootfs: bundle.rootfs.clone(),
+                    pid,
+                    pid_start,
+                    created: now_rfc3339(),
+                    annotations: spec.annotations().clone().unwrap_or_default(),
+                    rootless,
+                    cgroup: Some(cgroup),
+                    owner: nix::unistd::geteuid().as_raw(),
+                    post_hooks: Some(state::has_post_hooks(spec)),
+                };
+                let staged = self.store.stage(&persisted)?;
+                Some((persisted, staged))
+            }
+            None => None,
+        };
         while let Message::RunRuntimeHooks = parent.wait_init_step()? {
             let st = oci_state(&opts.id, ContainerState::Creating, pid, &bundle.dir, spec);
             #[allow(deprecated)]
@@ -370,27 +399,15 @@ impl Runtime {
             parent.hooks_done()?
         }
         crate::phases::mark("init-ready");
-        let pid_start = state::process_start_time(pid).ok_or_else(|| {
+        let (persisted, staged) = staged.ok_or_else(|| {
             ContainerError::Init(SyncError::Failed("init exited right after setup".into()))
         })?;
-        let persisted = Persisted {
-            id: opts.id.clone(),
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            pid,
-            pid_start,
-            created: now_rfc3339(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
-            rootless,
-            cgroup: Some(cgroup),
-            owner: nix::unistd::geteuid().as_raw(),
-            post_hooks: Some(state::has_post_hooks(spec)),
-        };
-        self.store.save(&persisted)?;
+        staged.commit()?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
         }
         guard.armed = false;
+        *self.created_here.lock().unwrap_or_else(|e| e.into_inner()) = Some(persisted.clone());
         // Init stays our child until we exit: the caller (or `run`) reaps it.
         std::mem::forget(guard.child.take());
         Ok(Container {
@@ -401,7 +418,28 @@ impl Runtime {
 
     /// Loads a container and works out its live status.
     pub fn load(&self, id: &str) -> Result<Container, ContainerError> {
-        let st = self.store.load(id)?;
+        Ok(self.with_status(self.store.load(id)?))
+    }
+
+    /// The container this process created last, with its live status, as `load` would give
+    /// it (without reading `state.json` back); else `load`. For `start`: it takes the memo.
+    pub(crate) fn load_created_here(&self, id: &str) -> Result<Container, ContainerError> {
+        let here = {
+            let mut memo = self.created_here.lock().unwrap_or_else(|e| e.into_inner());
+            match memo.as_ref() {
+                // Taken: `start` is the one caller, and it needs it once.
+                Some(st) if st.id == id => memo.take(),
+                _ => None,
+            }
+        };
+        match here {
+            Some(st) => Ok(self.with_status(st)),
+            None => self.load(id),
+        }
+    }
+
+    fn with_status(&self, st: Persisted) -> Container {
+        let id = st.id.as_str();
         let status = if !state::is_alive(st.pid, st.pid_start) {
             Status::Stopped
         } else if self.store.fifo(id).exists() {
@@ -411,7 +449,7 @@ impl Runtime {
         } else {
             Status::Running
         };
-        Ok(Container { state: st, status })
+        Container { state: st, status }
     }
 
     pub fn state(&self, id: &str) -> Result<StateDoc, ContainerError> {

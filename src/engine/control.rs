@@ -18,7 +18,7 @@ impl Runtime {
     /// one is reported as a warning, as the spec asks.
     pub fn start(&self, id: &str) -> Result<Vec<String>, ContainerError> {
         let _lock = self.store.lock(id)?;
-        let c = self.load(id)?;
+        let c = self.load_created_here(id)?;
         if c.status != Status::Created {
             return Err(ContainerError::NotCreated {
                 id: id.into(),

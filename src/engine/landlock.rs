@@ -6,10 +6,11 @@
 //! It owns only the ruleset it creates. Landlock needs no_new_privs or CAP_SYS_ADMIN;
 //! `restrict` sets no_new_privs itself (it is next in the hardening order anyway).
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use ::landlock::{
-    Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    Access, AccessFs, BitFlags, PathBeneath, Ruleset, RulesetAttr, RulesetCreated,
     RulesetCreatedAttr, RulesetStatus, ABI,
 };
 
@@ -78,23 +79,42 @@ pub fn kernel_abi() -> i32 {
     }
 }
 
-fn open_all(list: &'static str, paths: &[PathBuf]) -> Result<Vec<(PathFd, bool)>, LandlockError> {
-    paths
-        .iter()
-        .map(|p| {
-            let meta = std::fs::metadata(p).map_err(|source| LandlockError::Path {
-                list,
-                path: p.clone(),
-                source,
-            })?;
-            let fd = PathFd::new(p).map_err(|e| LandlockError::Path {
-                list,
-                path: p.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            Ok((fd, meta.is_dir()))
-        })
-        .collect()
+/// Opens `path` for a rule (`O_PATH`, following links as the crate's `PathFd` does) and tells
+/// whether it is a directory: the `O_DIRECTORY` open answers that for directories, the usual
+/// case, without a separate stat; anything else is opened again without it.
+fn open_rule_path(list: &'static str, path: &PathBuf) -> Result<(OwnedFd, bool), LandlockError> {
+    use rustix::fs::{open, Mode, OFlags};
+    let err = |e: rustix::io::Errno| LandlockError::Path {
+        list,
+        path: path.clone(),
+        source: e.into(),
+    };
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    match open(path, flags | OFlags::DIRECTORY, Mode::empty()) {
+        Ok(fd) => Ok((fd, true)),
+        Err(rustix::io::Errno::NOTDIR) => {
+            Ok((open(path, flags, Mode::empty()).map_err(err)?, false))
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// The rules of the three lists, one per path: a path listed twice (read and execute, say)
+/// gets the union of its rights in one rule, which is what the kernel makes of two rules on
+/// the same file anyway (rights on one object are merged), with one open and one rule less.
+type Rule<'a> = (&'static str, &'a PathBuf, BitFlags<AccessFs>);
+
+fn merged<'a>(lists: [(&'static str, &'a [PathBuf], BitFlags<AccessFs>); 3]) -> Vec<Rule<'a>> {
+    let mut out: Vec<Rule<'a>> = Vec::new();
+    for (name, paths, access) in lists {
+        for p in paths {
+            match out.iter_mut().find(|(_, q, _)| *q == p) {
+                Some(rule) => rule.2 |= access,
+                None => out.push((name, p, access)),
+            }
+        }
+    }
+    out
 }
 
 /// Rights that make sense on a regular file (directory rights are refused there by the kernel).
@@ -118,15 +138,14 @@ pub fn prepare(rules: &LandlockRules) -> Result<PreparedLandlock, LandlockError>
     let write = AccessFs::from_all(FS_ABI) & !AccessFs::Execute;
     let exec = read | AccessFs::Execute;
     let lists = [
-        ("read", &rules.read, read),
-        ("read_write", &rules.read_write, write),
-        ("execute", &rules.execute, exec),
+        ("read", rules.read.as_slice(), read),
+        ("read_write", rules.read_write.as_slice(), write),
+        ("execute", rules.execute.as_slice(), exec),
     ];
     let mut opened = Vec::new();
-    for (name, paths, access) in lists {
-        for (fd, is_dir) in open_all(name, paths)? {
-            opened.push(PathBeneath::new(fd, for_file(access, is_dir)));
-        }
+    for (name, path, access) in merged(lists) {
+        let (fd, is_dir) = open_rule_path(name, path)?;
+        opened.push(PathBeneath::new(fd, for_file(access, is_dir)));
     }
     let ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(FS_ABI))?

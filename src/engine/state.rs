@@ -146,13 +146,19 @@ impl StateStore {
     /// (0700) because the fifo inside starts the container.
     pub fn claim(&self, id: &str) -> Result<Lock, StateError> {
         check_id(id)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .map_err(io("create state root", &self.root))?;
         let dir = self.dir(id);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        // The root usually exists: it is made (with its parents) only when the first mkdir
+        // says it is missing, which spares every create a mkdir and a stat of the root.
+        let mut made = fs::DirBuilder::new().mode(0o700).create(&dir);
+        if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .map_err(io("create state root", &self.root))?;
+            made = fs::DirBuilder::new().mode(0o700).create(&dir);
+        }
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(StateError::Exists(id.to_string()))
@@ -207,6 +213,28 @@ impl StateStore {
         write_atomic(&self.dir(&state.id).join("state.json"), &bytes)
     }
 
+    /// Writes `state` beside its final name, invisible to every reader (`ids` and `load` look
+    /// for `state.json` only): `create` stages it while init builds its root and only renames
+    /// it into place once init is ready, so the container still appears only once it is
+    /// created. The container's removal (`remove`) takes a staged file with the directory.
+    pub fn stage(&self, state: &Persisted) -> Result<Staged, StateError> {
+        let bytes = serde_json::to_vec(state).expect("state serialises");
+        let path = self.dir(&state.id).join("state.json");
+        let tmp = self
+            .dir(&state.id)
+            .join(format!(".state.json.staged{}", std::process::id()));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        f.write_all(bytes.as_slice()).map_err(io("write", &tmp))?;
+        Ok(Staged { tmp, path })
+    }
+
     /// Keeps the spec the container was created from (later commands must not see edits made
     /// to the bundle afterwards).
     pub fn save_spec(&self, id: &str, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
@@ -250,6 +278,21 @@ impl StateStore {
         }
         ids.sort();
         Ok(ids)
+    }
+}
+
+/// A state file written by `StateStore::stage`, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Puts the staged state in place. A container's first state has nothing to replace, so
+    /// this is one plain rename (no exchange: no older file whose blocks could be freed).
+    pub fn commit(self) -> Result<(), StateError> {
+        fs::rename(&self.tmp, &self.path).map_err(io("rename into place", &self.path))
     }
 }
 
@@ -305,7 +348,7 @@ fn replace(tmp: &Path, path: &Path) -> Result<(), StateError> {
 /// Start time of a process in clock ticks since boot, or None if it is gone or a zombie (a
 /// zombie has exited: for the OCI status it is stopped).
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = super::procfs::read_small(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -322,72 +365,5 @@ pub fn is_alive(pid: i32, start: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_that_climb_out_of_the_root_are_refused() {
-        for bad in ["", "..", "../x", "a/b", ".hidden", "a b"] {
-            assert!(check_id(bad).is_err(), "{bad:?} accepted");
-        }
-        check_id("web-1.test_2").unwrap();
-    }
-
-    #[test]
-    fn a_replaced_state_file_holds_the_new_bytes_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        write_atomic(&path, b"first").unwrap();
-        write_atomic(&path, b"second, longer").unwrap();
-        write_atomic(&path, b"third").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"third");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["state.json"], "stray files left: {names:?}");
-    }
-
-    #[test]
-    fn a_directory_in_place_of_a_state_file_is_refused_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pid");
-        fs::create_dir(&path).unwrap();
-        fs::write(path.join("inside"), b"x").unwrap();
-        assert!(write_atomic(&path, b"1234").is_err());
-        assert!(
-            path.join("inside").is_file(),
-            "the directory was moved away"
-        );
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn own_start_time_is_read_and_a_dead_pid_is_not_alive() {
-        let me = std::process::id() as i32;
-        let start = process_start_time(me).expect("own stat");
-        assert!(is_alive(me, start));
-        assert!(
-            !is_alive(me, start + 1),
-            "a different start time must not count"
-        );
-    }
-
-    #[test]
-    fn a_state_saved_before_the_hooks_flag_still_reads_the_spec_for_hooks() {
-        let old = r#"{"id":"c","bundle":"/b","rootfs":"/b/rootfs","pid":1,"pid_start":2,
-            "created":"","annotations":{},"rootless":false,"owner":0}"#;
-        let st: Persisted = serde_json::from_str(old).unwrap();
-        assert!(st.may_have_post_hooks());
-        let mut none = st.clone();
-        none.post_hooks = Some(false);
-        let back: Persisted = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
-        assert!(!back.may_have_post_hooks());
-        let spec: oci_spec::runtime::Spec = serde_json::from_str(
-            r#"{"ociVersion":"1.0.2","hooks":{"poststop":[{"path":"/bin/true"}]}}"#,
-        )
-        .unwrap();
-        assert!(has_post_hooks(&spec));
-        assert!(!has_post_hooks(&oci_spec::runtime::Spec::default()));
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -108,7 +108,7 @@ impl CgroupHost {
             match m.fstype {
                 "cgroup2" if unified.is_none() => {
                     let ctl = m.mountpoint.join("cgroup.controllers");
-                    let controllers = std::fs::read_to_string(&ctl)
+                    let controllers = crate::engine::procfs::read_small(&ctl)
                         .map_err(|source| CgroupError::Read { path: ctl, source })?
                         .split_whitespace()
                         .map(str::to_owned)
@@ -194,7 +194,7 @@ pub fn validate_path(p: &Path) -> Result<(), CgroupError> {
 }
 
 fn read(path: &str) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+    crate::engine::procfs::read_small(path).map_err(|source| CgroupError::Read {
         path: path.into(),
         source,
     })
