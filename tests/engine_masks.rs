@@ -1,14 +1,13 @@
-//! Masked directories share one empty read-only tmpfs (`engine::masks`): every masked
-//! directory after the first is a clone of the first one's mount. Checked from inside a real
-//! container (lasso-runc, busybox bundle, root in the container with the default
-//! capabilities): each masked directory hides what was there, takes no write, and is a
-//! read-only mount in the container's mount table, as a tmpfs of its own was.
+//! Masked paths (`linux.maskedPaths`): each masked directory gets an empty read-only tmpfs of
+//! its own, a masked file /dev/null. Checked from inside a real container (lasso-runc, busybox
+//! bundle, root in the container with the default capabilities): each masked directory hides
+//! what was there, takes no write, and is a read-only mount in the container's mount table.
 
 mod runc_support;
 use runc_support::*;
 
 #[test]
-fn every_masked_directory_is_empty_and_read_only_also_the_cloned_ones() {
+fn every_masked_directory_is_empty_and_read_only() {
     if !can_run() {
         return;
     }
@@ -28,7 +27,7 @@ fn every_masked_directory_is_empty_and_read_only_also_the_cloned_ones() {
         std::fs::write(d.join(file), "hidden").unwrap();
     }
     b.edit(|s| {
-        // A file mask between the directories: the clones come from the first directory.
+        // A file mask between the directories, and a path that does not exist (skipped).
         s["linux"]["maskedPaths"] = serde_json::json!([
             "/secret-a",
             "/proc/keys",

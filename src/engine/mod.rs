@@ -25,7 +25,6 @@ pub mod exec;
 pub mod idmap;
 pub mod in_root;
 pub mod init;
-pub mod masks;
 pub mod mount_options;
 pub mod mounts;
 pub mod namespaces;

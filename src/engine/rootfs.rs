@@ -276,16 +276,13 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
     {
         readonly(Path::new(p))?;
     }
-    let mut masks = super::masks::Masks::default();
-    crate::phases::mark("init-masks");
     for p in linux
         .and_then(|l| l.masked_paths().clone())
         .iter()
         .flatten()
     {
-        masks.mask(Path::new(p))?;
+        mask(Path::new(p))?;
     }
-    crate::phases::mark("init-masked");
     if spec
         .root()
         .as_ref()
@@ -295,6 +292,36 @@ pub fn harden(spec: &Spec) -> Result<(), RootfsError> {
         mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY, "remount / read-only")?;
     }
     Ok(())
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+/// (Trying the bind first and reading its error was dropped: ENOENT cannot tell an absent
+/// target from an absent /dev/null, e.g. after a masked /dev, and a mask must not silently
+/// fail.)
+fn mask(path: &Path) -> Result<(), RootfsError> {
+    let md = match std::fs::metadata(path) {
+        Ok(md) => md,
+        Err(_) => return Ok(()),
+    };
+    if md.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(sys("mask", path))
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("mask", path))
+    }
 }
 
 fn readonly(path: &Path) -> Result<(), RootfsError> {
