@@ -87,7 +87,8 @@ pub fn plan_input(
     terminal: bool,
     default_agent: &str,
 ) -> CliResult<(PlanInput, LaunchOptions)> {
-    let profile = super::why::load_profile(&args.profile, args.profile_file.as_ref())?;
+    let (profile, profile_digest) =
+        super::why::load_profile_digested(&args.profile, args.profile_file.as_ref())?;
     let profile_source = match &args.profile_file {
         Some(f) => std::path::absolute(f)
             .unwrap_or_else(|_| f.clone())
@@ -147,6 +148,7 @@ pub fn plan_input(
         // cgroup they are dropped with a warning, so the built-ins still run there.
         require_limits: args.memory_mib.is_some() || args.pids.is_some() || args.cpus.is_some(),
         profile: Some(std::sync::Arc::new(profile)),
+        profile_digest,
         profile_source,
     };
     Ok((input, opts))
