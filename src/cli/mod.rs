@@ -31,7 +31,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `defer`: a subcommand's arguments are built only when that subcommand is parsed or its
+/// help shown (clap's lazy build), not all of them for every command: a `lasso run` built the
+/// flags of every subcommand before parsing its own.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Report what this host supports (user namespaces, Landlock, seccomp, cgroups, pasta, nft)
     /// and what lasso will do with it. Exit 1 when a required feature is missing.

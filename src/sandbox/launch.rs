@@ -179,6 +179,7 @@ impl Launch {
         warnings.extend(egress.warning.clone());
         warnings.extend(super::network::resolv_conf_warning(&egress));
         let planned = plan::plan(&input)?;
+        crate::phases::mark("plan");
         refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
         std::fs::DirBuilder::new()
@@ -211,6 +212,7 @@ impl Launch {
         if let Err(e) = launch
             .record()
             .save(&launch.dirs)
+            .inspect(|()| crate::phases::mark("record-saved"))
             .and_then(|()| launch.write())
         {
             launch.cleanup();
