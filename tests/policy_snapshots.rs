@@ -88,10 +88,17 @@ fn user_profile_extending_a_builtin_resolves_as_from_toml() {
     let (fast, digest) = policy::resolve_digested(src.clone(), &dirs).unwrap();
     let slow = policy::resolve_toml(src, &dirs).unwrap();
     assert_eq!(json(&fast), json(&slow));
-    assert!(digest.is_none(), "a user profile's digest is computed, not taken");
+    assert!(
+        digest.is_none(),
+        "a user profile's digest is computed, not taken"
+    );
     assert_eq!(
         fast.chain,
-        vec!["builtin:standard", "builtin:offline", &profiles.join("team.toml").display().to_string()]
+        vec![
+            "builtin:standard",
+            "builtin:offline",
+            &profiles.join("team.toml").display().to_string()
+        ]
     );
     assert!(fast.commands.blocked.iter().any(|r| r.name == "teamtool"));
 }

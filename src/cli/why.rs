@@ -54,9 +54,7 @@ pub fn load_profile_digested(
 ) -> CliResult<(ResolvedProfile, Option<String>)> {
     let dirs = Dirs::current();
     let res = match file {
-        Some(f) => {
-            policy::ProfileSource::file(f).and_then(|s| policy::resolve_digested(s, &dirs))
-        }
+        Some(f) => policy::ProfileSource::file(f).and_then(|s| policy::resolve_digested(s, &dirs)),
         None => policy::load_digested(profile, &dirs),
     };
     res.map_err(profile_error)

@@ -247,9 +247,7 @@ fn walk(
         if chain.len() >= MAX_CHAIN {
             return Err(ProfileError::TooDeep { chain: ids });
         }
-        if let Some((resolved, digest)) = snapshots
-            .then(|| super::snapshot::lookup(&src))
-            .flatten()
+        if let Some((resolved, digest)) = snapshots.then(|| super::snapshot::lookup(&src)).flatten()
         {
             if chain.is_empty() {
                 return Ok((resolved, Some(digest)));

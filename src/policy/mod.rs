@@ -25,7 +25,9 @@ mod words;
 pub use check::ECOSYSTEMS;
 pub use decide::{decide_argv, decide_shell, Decision, Outcome, Verdict};
 pub use load::{
-    load, load_digested, resolve, resolve_digested, resolve_toml, user_profile_names, ProfileError, ProfileSource, BUILTINS};
+    load, load_digested, resolve, resolve_digested, resolve_toml, user_profile_names, ProfileError,
+    ProfileSource, BUILTINS,
+};
 pub use profile::*;
 
 /// Limits on hostile shell input, for callers that report them.

@@ -28,7 +28,10 @@ const SNAPSHOTS: &[(&str, &str)] = &[
         "offline",
         include_str!("../../profiles/resolved/offline.json"),
     ),
-    ("strict", include_str!("../../profiles/resolved/strict.json")),
+    (
+        "strict",
+        include_str!("../../profiles/resolved/strict.json"),
+    ),
     (
         "evaluation",
         include_str!("../../profiles/resolved/evaluation.json"),
