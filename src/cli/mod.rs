@@ -31,9 +31,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `defer`: a subcommand's arguments are built only when that subcommand is parsed or its
-/// help shown (clap's lazy build), not all of them for every command: a `lasso run` built the
-/// flags of every subcommand before parsing its own.
+// `defer`: a subcommand's arguments are built only when that subcommand is parsed or its help
+// shown (clap's lazy build), not all of them for every command: a `lasso run` built the flags
+// of every subcommand before parsing its own. With `defer`, the doc comment of an Args struct
+// would replace its subcommand's about (it is applied after it): those are plain comments.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
@@ -97,32 +98,24 @@ impl Cli {
 /// Sets up `tracing` from `-v` / `--log-level` / `LASSO_LOG`. Logs go to stderr so that
 /// machine-readable output on stdout stays clean.
 pub fn init_logging(verbose: u8, level: Option<&str>) -> Result<(), CliError> {
-    use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::EnvFilter;
-    let fmt = || {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_target(false)
+    let directive = match (level, verbose) {
+        (Some(l), _) => l.to_string(),
+        (None, 0) => "warn".into(),
+        (None, 1) => "info".into(),
+        (None, 2) => "debug".into(),
+        (None, _) => "trace".into(),
     };
-    // A bare level needs no directive parser: every command starts with this, most with no
-    // flag at all, so the plain level filter is built (the same filtering as the directive
-    // `warn`, `info`, ... for every target).
-    let Some(directive) = level else {
-        let max = match verbose {
-            0 => LevelFilter::WARN,
-            1 => LevelFilter::INFO,
-            2 => LevelFilter::DEBUG,
-            _ => LevelFilter::TRACE,
-        };
-        fmt().with_max_level(max).init();
-        return Ok(());
-    };
-    let filter = EnvFilter::try_new(directive).map_err(|e| {
+    let filter = EnvFilter::try_new(&directive).map_err(|e| {
         CliError::usage(format!("invalid log level {directive:?}: {e}")).hint(
             "use one of error, warn, info, debug, trace (or a tracing directive like lasso=debug)",
         )
     })?;
-    fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     Ok(())
 }
 
