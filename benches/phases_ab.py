@@ -1,65 +1,43 @@
 #!/usr/bin/env python3
-"""Side-by-side start-up phases of several lasso builds under a changing load: N rounds, each runs
-`LASSO_PHASES=1 LASSO run --profile offline -- /bin/true` once per config in a rotated order, and
-prints per mark (time since spawn) and per interval between two marks the median of each config
-and, in brackets, the median of the per-round differences against the first config. Intervals
-inside one run are much less disturbed by other load than times since spawn.
+"""Alternating A/B of two lasso builds on the wall clock: each round runs `LASSO_PHASES=1 lasso
+run --profile offline -- /bin/true` with A and with B (which goes first alternates), and the
+script prints, per span between phase marks (`src/phases.rs`), the median of A, of B, and the
+median of the paired differences B - A: the figure that survives a changing load.
 
-Usage: benches/phases_ab.py N CONFIGS MARKS
-  CONFIGS: comma-separated lasso binaries (copies, not target/); VAR@PATH also sets VAR=1
-  MARKS:   comma-separated marks to print as times since spawn (intervals are fixed below)
-Run it in a directory lasso accepts as a workspace (owned by an unprivileged user), e.g.
-  benches/phases_ab.py 600 /tmp/base,/tmp/new init-ready,started
+Usage: benches/phases_ab.py A B ROUNDS [MARK,MARK,...]   (default marks main,planned,prepared,exit;
+run it in a directory lasso accepts as a workspace, e.g. one owned by an unprivileged user)
 """
 import os, statistics, subprocess, sys, time
-n = int(sys.argv[1]); configs = sys.argv[2].split(","); marks = sys.argv[3].split(",")
+a, b, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+marks = sys.argv[4].split(",") if len(sys.argv) > 4 else ["main", "planned", "prepared", "exit"]
 env = dict(os.environ, LASSO_PHASES="1")
-def one(spec):
-    e2 = dict(env); bin = spec
-    if "@" in spec:
-        var, bin = spec.split("@", 1); e2[var] = "1"
-    s = time.clock_gettime_ns(time.CLOCK_MONOTONIC)//1000
-    p = subprocess.run([bin,"run","--profile","offline","--","/bin/true"], env=e2, capture_output=True, text=True)
-    e = time.clock_gettime_ns(time.CLOCK_MONOTONIC)//1000
-    if p.returncode: sys.exit(p.stderr[-300:])
-    m = {}
-    for l in p.stderr.splitlines():
-        f = l.split()
-        if len(f) == 4 and f[0] == "PHASE": m.setdefault(f[3], int(f[1]) - s)
-    m["exit"] = e - s
-    return m
-for c in configs * 3: one(c)
-res = {c: [] for c in configs}
-k = len(configs)
-for i in range(n):
-    order = configs[i % k:] + configs[:i % k]
-    for c in order: res[c].append(one(c))
-base = configs[0]
-print("load:", os.getloadavg())
-for mk in marks + ["exit"]:
-    row = f"{mk:15s}"
-    for c in configs:
-        v = [r[mk] for r in res[c] if mk in r]
-        med = statistics.median(v)/1000
-        if c == base: row += f" | {med:7.3f}"
-        else:
-            d = [(y[mk]-x[mk])/1000 for x, y in zip(res[base], res[c]) if mk in x and mk in y]
-            row += f" | {med:7.3f} ({statistics.median(d):+.3f})"
-    print(row)
-ivs = [("init-masks","init-masked"),("init-start","init-ready"),("prepared","claimed"),("claimed","clone"),("clone","cloned"),("cloned","init-ready"),("init-ready","created"),("init-ready","init-setup-done"),("init-ready","init-go"),("init-ready","started"),("clone","started"),("prepared","started"),("started","gate-attached")]
-for a, b in ivs:
-    row = f"{a+'->'+b:28s}"
-    vals = {}
-    for c in configs:
-        vals[c] = [ (r[b]-r[a])/1000 if a in r and b in r else None for r in res[c]]
-    for c in configs:
-        v = [x for x in vals[c] if x is not None]
-        if not v:
-            row += " |    n/a"; continue
-        med = statistics.median(v)
-        if c == base: row += f" | {med:6.3f}"
-        else:
-            d = [y-x for x, y in zip(vals[base], vals[c]) if x is not None and y is not None]
-            row += f" | {med:6.3f} ({statistics.median(d):+.3f})" if d else f" | {med:6.3f}"
-    print(row)
-print("configs:", configs)
+def one(binary):
+    start = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    p = subprocess.run([binary, "run", "--profile", "offline", "--", "/bin/true"], env=env, capture_output=True, text=True)
+    end = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    if p.returncode != 0:
+        sys.exit(p.stderr[-300:])
+    seen = {"exit": end - start}
+    for line in p.stderr.splitlines():
+        if line.startswith("PHASE "):
+            _, us, _pid, name = line.split(maxsplit=3)
+            seen.setdefault(name, int(us) - start)
+    return seen
+for _ in range(3):
+    one(a); one(b)
+ra, rb = [], []
+for i in range(rounds):
+    if i % 2:
+        x = one(a); y = one(b)
+    else:
+        y = one(b); x = one(a)
+    ra.append(x); rb.append(y)
+def span(r, m0, m1):
+    return (r[m1] - (r[m0] if m0 != "spawn" else 0)) / 1000
+pairs = [("spawn", marks[0])] + list(zip(marks, marks[1:]))
+print(f"{rounds} alternating rounds; load {os.getloadavg()[0]:.1f}")
+print(f"{'span':30} {'A med':>8} {'B med':>8} {'med(B-A)':>9}")
+for m0, m1 in pairs + [("spawn", "exit")]:
+    xa = [span(r, m0, m1) for r in ra]; xb = [span(r, m0, m1) for r in rb]
+    d = [q - p for p, q in zip(xa, xb)]
+    print(f"{m0+'->'+m1:30} {statistics.median(xa):8.3f} {statistics.median(xb):8.3f} {statistics.median(d):+9.3f}")

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     lasso::phases::mark("main");
     let cli = Cli::parse();
+    lasso::phases::mark("args");
     if let Err(err) = init_logging(cli.verbose, cli.log_level.as_deref()) {
         eprintln!("{err}");
         return ExitCode::from(err.code);
     }
+    lasso::phases::mark("logging");
     match cli.run() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

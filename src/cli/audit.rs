@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Read, check and manage the tamper-evident audit logs.
+// Read, check and manage the tamper-evident audit logs.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Directory of the audit logs [default: $XDG_STATE_HOME/lasso/audit; root: /var/log/lasso/audit].

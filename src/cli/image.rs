@@ -10,7 +10,7 @@ use crate::image::unpack;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
-/// Manage OCI images: pull, import, list, inspect, remove, prune, unpack.
+// Manage OCI images: pull, import, list, inspect, remove, prune, unpack.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     /// Image store directory (default: $XDG_DATA_HOME/lasso/images, or /var/lib/lasso/images for root).

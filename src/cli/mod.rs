@@ -31,7 +31,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `defer`: a subcommand's arguments are built only when that subcommand is parsed or its help
+// shown (clap's lazy build), not all of them for every command: a `lasso run` built the flags
+// of every subcommand before parsing its own. With `defer`, the doc comment of an Args struct
+// would replace its subcommand's about (it is applied after it): those are plain comments.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Report what this host supports (user namespaces, Landlock, seccomp, cgroups, pasta, nft)
     /// and what lasso will do with it. Exit 1 when a required feature is missing.
@@ -112,4 +117,57 @@ pub fn init_logging(verbose: u8, level: Option<&str>) -> Result<(), CliError> {
         .with_target(false)
         .init();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent_with_deferred_subcommands() {
+        // Builds every subcommand, deferred ones included, and checks clap's invariants.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn deferred_subcommand_help_keeps_the_variants_about() {
+        // With `defer`, an Args struct's doc comment would replace the subcommand's about: the
+        // help of `run` must still say what `run` does.
+        let err = Cli::try_parse_from(["lasso", "run", "--help"]).unwrap_err();
+        let help = err.to_string();
+        assert!(
+            help.starts_with("Run a command in a one-shot sandbox"),
+            "{help}"
+        );
+        for (sub, about) in [
+            ("up", "Start a sandbox with its agent"),
+            ("audit", "Read, verify and manage"),
+            (
+                "image",
+                "Manage OCI images: pull, import, list, inspect, rm",
+            ),
+            ("prebuild", "Build the agent images (Dockerfile.images)"),
+        ] {
+            let help = Cli::try_parse_from(["lasso", sub, "--help"])
+                .unwrap_err()
+                .to_string();
+            assert!(help.starts_with(about), "{sub}: {help}");
+        }
+    }
+
+    #[test]
+    fn deferred_subcommand_still_parses_its_flags_and_globals() {
+        let cli = Cli::try_parse_from(["lasso", "run", "-vv", "--profile", "strict", "--", "true"])
+            .unwrap();
+        assert_eq!(cli.verbose, 2);
+        match cli.command {
+            Command::Run(r) => {
+                assert_eq!(r.sandbox.profile, "strict");
+                assert_eq!(r.command, vec!["true".to_string()]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["lasso", "run", "--no-such-flag"]).is_err());
+    }
 }

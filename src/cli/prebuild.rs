@@ -10,7 +10,7 @@ use crate::plan::{self, ImageRoot, ImageRootError};
 use clap::Args;
 use std::path::PathBuf;
 
-/// Build the agent images of Dockerfile.images and import them into lasso's image store.
+// Build the agent images of Dockerfile.images and import them into lasso's image store.
 #[derive(Debug, Args)]
 pub struct PrebuildArgs {
     /// The target to build: base, claude-code, opencode or codex.

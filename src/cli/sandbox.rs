@@ -8,7 +8,7 @@ use crate::plan::{self, EnvRequest, HostContext, PlanInput};
 use crate::sandbox::{self, Launch, LaunchOptions, SandboxError};
 use std::path::PathBuf;
 
-/// What starts a new sandbox (shared by `run`, `up` and `shell --dir`).
+// What starts a new sandbox (shared by `run`, `up` and `shell --dir`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SandboxArgs {
     /// The project directory, mounted at /workspace.
@@ -87,7 +87,9 @@ pub fn plan_input(
     terminal: bool,
     default_agent: &str,
 ) -> CliResult<(PlanInput, LaunchOptions)> {
-    let profile = super::why::load_profile(&args.profile, args.profile_file.as_ref())?;
+    let (profile, profile_digest) =
+        super::why::load_profile_digested(&args.profile, args.profile_file.as_ref())?;
+    crate::phases::mark("profile-loaded");
     let profile_source = match &args.profile_file {
         Some(f) => std::path::absolute(f)
             .unwrap_or_else(|_| f.clone())
@@ -147,6 +149,7 @@ pub fn plan_input(
         // cgroup they are dropped with a warning, so the built-ins still run there.
         require_limits: args.memory_mib.is_some() || args.pids.is_some() || args.cpus.is_some(),
         profile: Some(std::sync::Arc::new(profile)),
+        profile_digest,
         profile_source,
     };
     Ok((input, opts))
@@ -176,6 +179,7 @@ pub fn run(args: RunArgs) -> CliResult {
     let (input, opts) = plan_input(&args.sandbox, command, false, "shell")?;
     crate::phases::mark("planned");
     sandbox::control::remove_dead(&opts.dirs);
+    crate::phases::mark("dead-swept");
     let mut launch = Launch::prepare(input, &opts).map_err(cli_err)?;
     print_warnings(&launch);
     crate::phases::mark("prepared");

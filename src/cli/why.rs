@@ -43,10 +43,19 @@ pub struct WhyArgs {
 
 /// Loads the profile named by --profile / --profile-file, as every policy subcommand does.
 pub fn load_profile(profile: &str, file: Option<&PathBuf>) -> CliResult<ResolvedProfile> {
+    load_profile_digested(profile, file).map(|(p, _)| p)
+}
+
+/// `load_profile`, with the profile's digest when loading gave it for free (a built-in's
+/// snapshot, `policy::load_digested`); `None` means the caller computes it.
+pub fn load_profile_digested(
+    profile: &str,
+    file: Option<&PathBuf>,
+) -> CliResult<(ResolvedProfile, Option<String>)> {
     let dirs = Dirs::current();
     let res = match file {
-        Some(f) => policy::ProfileSource::file(f).and_then(|s| policy::resolve(s, &dirs)),
-        None => policy::load(profile, &dirs),
+        Some(f) => policy::ProfileSource::file(f).and_then(|s| policy::resolve_digested(s, &dirs)),
+        None => policy::load_digested(profile, &dirs),
     };
     res.map_err(profile_error)
 }

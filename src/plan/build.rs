@@ -28,6 +28,9 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     let home = &input.host.home;
     let workspace = check_workspace(&input.workspace, &[home], input.force_dir)?;
     let identity = Identity::resolve(input.host.uid, input.host.gid, home, &workspace)?;
+    // NSS, when lasso runs as root for another user's workspace (a module load when the
+    // owner is not in /etc/passwd).
+    crate::phases::mark("plan-identity");
     // Under root the agent's home is another user's: its secrets count as much as lasso's own.
     let homes: &[&Path] = &[home, &identity.host_home];
     check_workspace(&workspace, homes, input.force_dir)?;

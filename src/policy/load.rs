@@ -198,9 +198,44 @@ pub fn load(name_or_path: &str, dirs: &Dirs) -> Result<ResolvedProfile, ProfileE
     resolve(ProfileSource::find(name_or_path, dirs, None)?, dirs)
 }
 
+/// `load`, with the profile's digest when it came for free (a built-in's snapshot): the
+/// caller computes `digest()` only when this is `None`.
+pub fn load_digested(
+    name_or_path: &str,
+    dirs: &Dirs,
+) -> Result<(ResolvedProfile, Option<String>), ProfileError> {
+    resolve_digested(ProfileSource::find(name_or_path, dirs, None)?, dirs)
+}
+
 /// Resolves a source that is already in hand (the leaf), following `extends` to the root.
 pub fn resolve(leaf: ProfileSource, dirs: &Dirs) -> Result<ResolvedProfile, ProfileError> {
+    resolve_digested(leaf, dirs).map(|(p, _)| p)
+}
+
+/// `resolve`, with the digest when it is known without computing it (see `load_digested`).
+/// A built-in in the chain is taken from its snapshot (`snapshot::lookup`) instead of parsing
+/// its TOML and its own ancestors': merging is a fold from the root, so starting from what the
+/// built-in's chain resolves to is the same as resolving it again.
+pub fn resolve_digested(
+    leaf: ProfileSource,
+    dirs: &Dirs,
+) -> Result<(ResolvedProfile, Option<String>), ProfileError> {
+    walk(leaf, dirs, true)
+}
+
+/// `resolve` from the TOML of every profile in the chain, built-ins included (no snapshot):
+/// the reference the snapshots are made from and checked against.
+pub fn resolve_toml(leaf: ProfileSource, dirs: &Dirs) -> Result<ResolvedProfile, ProfileError> {
+    walk(leaf, dirs, false).map(|(p, _)| p)
+}
+
+fn walk(
+    leaf: ProfileSource,
+    dirs: &Dirs,
+    snapshots: bool,
+) -> Result<(ResolvedProfile, Option<String>), ProfileError> {
     let mut chain: Vec<(ProfileSource, RawProfile)> = Vec::new();
+    let mut base = None;
     let mut next = Some(leaf);
     while let Some(src) = next.take() {
         let ids: Vec<String> = chain.iter().map(|(s, _)| s.origin.clone()).collect();
@@ -211,6 +246,18 @@ pub fn resolve(leaf: ProfileSource, dirs: &Dirs) -> Result<ResolvedProfile, Prof
         }
         if chain.len() >= MAX_CHAIN {
             return Err(ProfileError::TooDeep { chain: ids });
+        }
+        if let Some((resolved, digest)) = snapshots.then(|| super::snapshot::lookup(&src)).flatten()
+        {
+            if chain.is_empty() {
+                return Ok((resolved, Some(digest)));
+            }
+            // Walking the built-in's chain would have hit the depth limit: walk it, so the
+            // error names the same chain as without snapshots.
+            if chain.len() + resolved.chain.len() <= MAX_CHAIN {
+                base = Some(resolved);
+                break;
+            }
         }
         let raw = parse(&src)?;
         if let Some(parent) = &raw.extends {
@@ -234,11 +281,11 @@ pub fn resolve(leaf: ProfileSource, dirs: &Dirs) -> Result<ResolvedProfile, Prof
         }
         chain.push((src, raw));
     }
-    let mut out = ResolvedProfile::defaults();
+    let mut out = base.unwrap_or_else(ResolvedProfile::defaults);
     for (src, raw) in chain.into_iter().rev() {
         Merger { src: &src }.apply(&mut out, raw)?;
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// Parses one profile's text, turning TOML and schema errors into file:line:column messages

@@ -18,12 +18,16 @@ pub mod net;
 mod profile;
 mod raw;
 mod shell;
+pub mod snapshot;
 mod unwrap;
 mod words;
 
 pub use check::ECOSYSTEMS;
 pub use decide::{decide_argv, decide_shell, Decision, Outcome, Verdict};
-pub use load::{load, resolve, user_profile_names, ProfileError, ProfileSource, BUILTINS};
+pub use load::{
+    load, load_digested, resolve, resolve_digested, resolve_toml, user_profile_names, ProfileError,
+    ProfileSource, BUILTINS,
+};
 pub use profile::*;
 
 /// Limits on hostile shell input, for callers that report them.

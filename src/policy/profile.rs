@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where a rule came from: the profile's origin (`builtin:standard` or a file path) and the line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub origin: String,
     pub line: u32,
@@ -22,7 +22,7 @@ impl fmt::Display for RuleRef {
 
 /// A profile after `extends` is resolved and every value validated. Only this type reaches the
 /// decision engine, the planner and the audit genesis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ResolvedProfile {
     pub name: String,
     pub description: String,
@@ -56,7 +56,7 @@ pub enum CommandMode {
 }
 
 /// One command-name rule: a name or glob (`mkfs*`), why it exists, and where it was written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CommandRule {
     pub name: String,
     pub category: String,
@@ -65,14 +65,14 @@ pub struct CommandRule {
 }
 
 /// One argument pattern for a command, e.g. `push --force` for git.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ArgRule {
     pub pattern: String,
     pub reason: String,
     pub source: RuleRef,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CommandPolicy {
     pub mode: CommandMode,
     pub mode_source: Option<RuleRef>,
@@ -92,7 +92,7 @@ pub enum NetworkMode {
     Full,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NetworkPolicy {
     pub mode: NetworkMode,
     /// Exact names and `*.` wildcards.
@@ -113,7 +113,7 @@ pub enum WorkspaceAccess {
     Ro,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FilesystemPolicy {
     pub workspace: WorkspaceAccess,
     pub read_only: Vec<String>,
@@ -126,7 +126,7 @@ pub struct FilesystemPolicy {
 }
 
 /// Resource limits; `None` means no limit is set by the profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Resources {
     pub memory_bytes: Option<u64>,
     /// CPU quota in thousandths of a CPU (1500 = 1.5 CPUs); integers keep the digest canonical.
@@ -143,7 +143,7 @@ pub enum AuditRecord {
     Blocked,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AuditPolicy {
     pub enabled: bool,
     pub record: AuditRecord,

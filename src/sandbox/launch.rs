@@ -26,6 +26,9 @@ pub struct LaunchOptions {
     /// The resolved profile whose command rules the exec gate applies, and what the record
     /// keeps to find it again (`lasso exec` reloads it and checks the digest).
     pub profile: Option<Arc<ResolvedProfile>>,
+    /// `profile`'s digest when loading already gave it (a built-in's snapshot,
+    /// `policy::load_digested`); `None` computes it. When set it must be `profile.digest()`.
+    pub profile_digest: Option<String>,
     /// The name or path the profile was loaded from.
     pub profile_source: String,
 }
@@ -176,6 +179,7 @@ impl Launch {
         warnings.extend(egress.warning.clone());
         warnings.extend(super::network::resolv_conf_warning(&egress));
         let planned = plan::plan(&input)?;
+        crate::phases::mark("plan");
         refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
         std::fs::DirBuilder::new()
@@ -191,11 +195,14 @@ impl Launch {
             dir,
             require_limits: opts.require_limits,
             limits_asked,
-            profile_digest: opts
-                .profile
-                .as_ref()
-                .map(|p| p.digest())
-                .unwrap_or_default(),
+            profile_digest: match (&opts.profile, &opts.profile_digest) {
+                (Some(p), Some(d)) => {
+                    debug_assert_eq!(*d, p.digest(), "LaunchOptions::profile_digest is stale");
+                    d.clone()
+                }
+                (Some(p), None) => p.digest(),
+                (None, _) => String::new(),
+            },
             profile: opts.profile.clone(),
             profile_source: opts.profile_source.clone(),
             egress,
@@ -205,6 +212,7 @@ impl Launch {
         if let Err(e) = launch
             .record()
             .save(&launch.dirs)
+            .inspect(|()| crate::phases::mark("record-saved"))
             .and_then(|()| launch.write())
         {
             launch.cleanup();
