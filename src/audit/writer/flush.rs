@@ -89,8 +89,9 @@ impl Shared {
         }
     }
 
-    /// `fdatasync` of every segment written since the last flush, then the head. Holds no lock
-    /// during the disk wait, so appends go on meanwhile.
+    /// `fdatasync` of every segment written since the last flush, then the head (written in
+    /// place, not synced: only once the segment's sync returned may it name the entries, see
+    /// `audit::head`). Holds no lock during the disk wait, so appends go on meanwhile.
     pub(super) fn flush_now(&self) -> Result<(), AuditError> {
         let (file, retired, dir, head, key) = {
             let mut slot = lock(&self.slot);
@@ -122,7 +123,7 @@ impl Shared {
             self.sync_dir()?;
         }
         if let Some(head) = head {
-            files::write_head(&self.files, &key, &head)?;
+            files::write_head(&self.files, &self.ring, &key, &head)?;
         }
         Ok(())
     }

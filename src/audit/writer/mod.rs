@@ -2,7 +2,7 @@
 //! `append` formats, MACs and writes one whole line with one `write(2)` on an `O_APPEND` file
 //! while holding an `flock`, so lines of two processes never interleave and the chain stays one
 //! chain; it never waits for the disk. A background thread makes the log durable (`fdatasync`)
-//! at least every 100 ms and then replaces the head file; `seal` writes the closing entry and
+//! at least every 100 ms and then updates the head file; `seal` writes the closing entry and
 //! returns only when everything is on disk. It owns the log files of its sandbox id and nothing
 //! else; it must not depend on the engine.
 
