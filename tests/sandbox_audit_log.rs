@@ -1,7 +1,6 @@
-//! The sandbox's audit log as `lasso run` writes it while the exec gate already serves before
-//! the log is open: the order of its entries (genesis, `sandbox.start`, the execs, the stop,
-//! the seal), nothing lost when the command ends before the log is attached, and a log that
-//! cannot be opened failing the run and leaving nothing behind.
+//! The sandbox's audit log as `lasso run` writes it: the order of its entries (genesis,
+//! `sandbox.start`, the execs, the stop, the seal), nothing lost of a command that ends at
+//! once, and a log that cannot be opened failing the run and leaving nothing behind.
 
 mod sandbox_support;
 
@@ -34,14 +33,14 @@ fn kinds(w: &World, id: &str) -> Vec<String> {
 }
 
 #[test]
-fn exec_entries_made_before_the_log_opens_land_after_sandbox_start_in_order() {
+fn every_exec_lands_between_sandbox_start_and_the_seal_in_order() {
     if !needs_root() {
         return;
     }
     for who in [As::Root, As::Nobody] {
         let w = world(who);
-        // The shortest command: it may well exec and exit before the log is attached, so its
-        // entries go through the backlog; none may be lost and none may precede the start.
+        // The shortest command: none of its entries may be lost, none may precede the start,
+        // and the seal comes after them all.
         let out = run(&mut w.lasso(&["run", "--", "/bin/true"]));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let id = only_log(&w);

@@ -2,13 +2,11 @@
 //! `<id>.jsonl.<n>` (size-based rotation), and the head `<id>.jsonl.head` (its format and
 //! updates are `head`'s). Also small readers for the first and last line of a file.
 
-use super::keys::{Key, KeyRing};
-use super::line::{self, MAX_LINE};
-use super::{canon, AuditError};
-use serde::Deserialize;
+use super::line::MAX_LINE;
+use super::AuditError;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Names the files of one sandbox's log.
