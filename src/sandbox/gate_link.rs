@@ -222,6 +222,14 @@ impl AuditSink {
     fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.counts.touch();
+        self.start_counts();
+    }
+
+    /// Starts the counts thread unless it runs already. The sandbox's own gate starts it
+    /// right after init's go-ahead, while init execs: started by the first count instead, a
+    /// short command's only exec (counted once the tree has ended) would spawn it on the way
+    /// to the seal, just to stop it again.
+    fn start_counts(&self) {
         let mut t = self.writer_thread.lock().unwrap_or_else(|e| e.into_inner());
         if t.is_none() {
             let c = self.counts.clone();
@@ -433,8 +441,10 @@ pub fn attach_scanned(
         return Ok(None);
     };
     let decider = Arc::new(decider);
-    let m = Monitor::start_prepared(init, listener, decider, sink, prepared).map_err(gate_err)?;
+    let m = Monitor::start_prepared(init, listener, decider, sink.clone(), prepared)
+        .map_err(gate_err)?;
     crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;
+    sink.start_counts();
     Ok(Some(m))
 }
 
