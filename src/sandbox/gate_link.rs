@@ -226,7 +226,7 @@ impl AuditSink {
     }
 
     /// Starts the counts thread unless it runs already. The sandbox's own gate starts it
-    /// right after init's go-ahead, while init execs: started by the first count instead, a
+    /// while it waits for init's hand-over (init is cloned by then): started by the first count instead, a
     /// short command's only exec (counted once the tree has ended) would spawn it on the way
     /// to the seal, just to stop it again.
     fn start_counts(&self) {
@@ -432,6 +432,8 @@ pub fn attach_scanned(
     let sink = Arc::new(
         AuditSink::new(writer, profile, sandbox_dir.join(COUNTS_FILE)).ending_with_its_sandbox(),
     );
+    // In this thread's wait for init's hand-over (see `start_counts`).
+    sink.start_counts();
     let received = crate::gate::recv_listener(sock.as_fd());
     let (decider, prepared) = scan
         .0
@@ -441,10 +443,8 @@ pub fn attach_scanned(
         return Ok(None);
     };
     let decider = Arc::new(decider);
-    let m = Monitor::start_prepared(init, listener, decider, sink.clone(), prepared)
-        .map_err(gate_err)?;
+    let m = Monitor::start_prepared(init, listener, decider, sink, prepared).map_err(gate_err)?;
     crate::gate::ack_traced(sock.as_fd()).map_err(gate_err)?;
-    sink.start_counts();
     Ok(Some(m))
 }
 
