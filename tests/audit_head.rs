@@ -128,3 +128,30 @@ fn a_head_whose_every_slot_is_garbage_is_modified() {
     assert_eq!(d.class, DamageClass::Modified, "{}", d.detail);
     assert!(d.detail.contains("head file"), "{}", d.detail);
 }
+
+#[test]
+fn a_returned_seal_is_named_by_the_head_even_racing_the_background_flush() {
+    // The seal's last flush and the flusher's own run one at a time, in order: a flush of the
+    // flusher that took its snapshot earlier can never land after the seal's head.
+    let env = Env::new();
+    for n in 0..40 {
+        let id = format!("race{n}");
+        let w = env.writer(&id);
+        for i in 0..(n % 5) {
+            w.append(event(i)).unwrap();
+        }
+        if n % 2 == 0 {
+            // Let the flusher's first pass (its directory sync) overlap the seal.
+            std::thread::yield_now();
+        }
+        let sealed = w.seal().unwrap();
+        let files = LogFiles::new(&env.log_dir(), &id).unwrap();
+        match lasso::audit::read_head(&files, &env.ring).unwrap() {
+            HeadState::Valid(h) => {
+                assert!(h.sealed && h.seq == sealed.seq, "{id}: {h:?} vs {sealed:?}");
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+        assert!(verify(&sealed.path(), &env.ring).unwrap().is_intact());
+    }
+}
