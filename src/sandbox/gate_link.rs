@@ -222,14 +222,6 @@ impl AuditSink {
     fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.counts.touch();
-        self.start_counts();
-    }
-
-    /// Starts the counts thread unless it runs already. The sandbox's own gate starts it
-    /// while it waits for init's hand-over (init is cloned by then): started by the first count instead, a
-    /// short command's only exec (counted once the tree has ended) would spawn it on the way
-    /// to the seal, just to stop it again.
-    fn start_counts(&self) {
         let mut t = self.writer_thread.lock().unwrap_or_else(|e| e.into_inner());
         if t.is_none() {
             let c = self.counts.clone();
@@ -432,8 +424,6 @@ pub fn attach_scanned(
     let sink = Arc::new(
         AuditSink::new(writer, profile, sandbox_dir.join(COUNTS_FILE)).ending_with_its_sandbox(),
     );
-    // In this thread's wait for init's hand-over (see `start_counts`).
-    sink.start_counts();
     let received = crate::gate::recv_listener(sock.as_fd());
     let (decider, prepared) = scan
         .0
