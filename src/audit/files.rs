@@ -1,16 +1,12 @@
 //! The files of one sandbox's log in the log directory: segment 0 `<id>.jsonl`, later segments
-//! `<id>.jsonl.<n>` (size-based rotation), and the head `<id>.jsonl.head` — the last durable
-//! `seq` and MAC, kept outside the log and replaced atomically, so that cutting entries off the
-//! end of a log is seen even when the cut removes the seal. Also small readers for the first and
-//! last line of a file.
+//! `<id>.jsonl.<n>` (size-based rotation), and the head `<id>.jsonl.head` (its format and
+//! updates are `head`'s). Also small readers for the first and last line of a file.
 
-use super::keys::{Key, KeyRing};
-use super::line::{self, MAX_LINE};
-use super::{canon, AuditError};
-use serde::Deserialize;
+use super::line::MAX_LINE;
+use super::AuditError;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Names the files of one sandbox's log.
@@ -141,134 +137,8 @@ pub fn list_logs(dir: &Path) -> Result<Vec<LogFiles>, AuditError> {
     Ok(out)
 }
 
-/// The head: the last entry known durable, written after each flush.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Head {
-    pub key_id: String,
-    /// The MAC of entry `seq` of segment `segment`.
-    pub last: String,
-    pub sandbox: String,
-    pub sealed: bool,
-    pub segment: u32,
-    pub seq: u64,
-    pub v: u32,
-    #[serde(default, skip)]
-    pub mac: String,
-}
-
-impl Head {
-    fn position(&self) -> (u32, u64) {
-        (self.segment, self.seq)
-    }
-}
-
-/// What the head file says, once its own MAC was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeadState {
-    Missing,
-    /// The head file exists but is not one lasso wrote with a key of the ring.
-    Invalid(String),
-    Valid(Head),
-}
-
-/// Replaces the head file with `head`, unless the head on disk (from another process appending
-/// to the same log) is already further along. The new content is durable before the rename, so a
-/// crash leaves the old or the new head, never a torn one.
-pub(crate) fn write_head(files: &LogFiles, key: &Key, head: &Head) -> Result<(), AuditError> {
-    let path = files.head_path();
-    if let Ok(HeadState::Valid(on_disk)) =
-        read_head_with(files, |id| (id == key.id()).then_some(key))
-    {
-        if on_disk.position() > head.position()
-            || (on_disk.position() == head.position() && on_disk.sealed && !head.sealed)
-        {
-            return Ok(());
-        }
-    }
-    let mut body = Vec::with_capacity(256);
-    body.extend_from_slice(b"{\"key_id\":");
-    canon::write_str(&mut body, &head.key_id);
-    body.extend_from_slice(b",\"last\":");
-    canon::write_str(&mut body, &head.last);
-    body.extend_from_slice(b",\"sandbox\":");
-    canon::write_str(&mut body, &head.sandbox);
-    body.extend_from_slice(if head.sealed {
-        b",\"sealed\":true"
-    } else {
-        b",\"sealed\":false"
-    });
-    body.extend_from_slice(b",\"segment\":");
-    canon::write_u64(&mut body, head.segment.into());
-    body.extend_from_slice(b",\"seq\":");
-    canon::write_u64(&mut body, head.seq);
-    body.extend_from_slice(b",\"v\":1");
-    line::finish(key, &mut body);
-    let tid = std::thread::current().id();
-    let tmp = files.dir.join(
-        format!(".{}.head.{}.{:?}.tmp", files.id, std::process::id(), tid).replace(['(', ')'], ""),
-    );
-    let res = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(&body)?;
-            f.sync_data()
-        })
-        .and_then(|()| fs::rename(&tmp, &path));
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(AuditError::io(path))
-}
-
-/// Reads the head file of a log and checks its MAC against the ring.
-pub fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditError> {
-    read_head_with(files, |id| ring.get(id))
-}
-
-fn read_head_with<'k>(
-    files: &LogFiles,
-    key_of: impl Fn(&str) -> Option<&'k Key>,
-) -> Result<HeadState, AuditError> {
-    let path = files.head_path();
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadState::Missing),
-        Err(e) => return Err(AuditError::Io { path, source: e }),
-    };
-    let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let Ok(mut head) = serde_json::from_slice::<Head>(&strip_mac_member(text)) else {
-        return Ok(HeadState::Invalid("not a head record".into()));
-    };
-    let Some(key) = key_of(&head.key_id) else {
-        return Ok(HeadState::Invalid(format!(
-            "names key {} that is not in the key ring",
-            head.key_id
-        )));
-    };
-    if !line::mac_ok(key, text) {
-        return Ok(HeadState::Invalid("its MAC does not verify".into()));
-    }
-    if head.sandbox != files.id {
-        return Ok(HeadState::Invalid(format!(
-            "it belongs to sandbox {:?}",
-            head.sandbox
-        )));
-    }
-    head.mac = String::from_utf8_lossy(&text[text.len() - 66..text.len() - 2]).into_owned();
-    Ok(HeadState::Valid(head))
-}
-
-fn strip_mac_member(text: &[u8]) -> Vec<u8> {
-    match line::split(text) {
-        Some((body, _)) => [body, b"}"].concat(),
-        None => text.to_vec(),
-    }
-}
+pub(crate) use super::head::write_head;
+pub use super::head::{read_head, Head, HeadState};
 
 /// The first line of a file, without its newline (`None` for an empty file or one whose first
 /// line is longer than [`MAX_LINE`]).

@@ -7,6 +7,7 @@ mod canon;
 mod error;
 mod event;
 mod files;
+mod head;
 mod keys;
 mod line;
 mod read;

@@ -116,6 +116,11 @@ impl PendingLog {
         self.writer.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// What waits for a log that will never come (it could not be opened), for the error.
+    pub fn abandon(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.backlog.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Writes `event` now, or keeps it until the log is attached.
     pub fn write(&self, event: Event) {
         let slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,4 +137,34 @@ impl PendingLog {
                 .push(event),
         }
     }
+}
+
+/// The error of a sandbox killed because its log could not be opened, naming the execs that
+/// its gate let run meanwhile (`unrecorded`: the gate sink's backlog), since they are in no log.
+pub fn unopened(e: SandboxError, unrecorded: &[Event]) -> SandboxError {
+    if unrecorded.is_empty() {
+        return e;
+    }
+    let argv: Vec<String> = unrecorded
+        .iter()
+        .map(|ev| {
+            let words: Vec<&str> = ev.details["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|w| w.as_str()).collect())
+                .unwrap_or_default();
+            format!(
+                "{} ({})",
+                words.join(" "),
+                ev.details["result"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let why = match e {
+        SandboxError::Audit(why) => why,
+        other => other.to_string(),
+    };
+    SandboxError::Audit(format!(
+        "{why}; the sandbox was killed, after its gate had let these execs through unrecorded: {}",
+        argv.join("; ")
+    ))
 }

@@ -209,6 +209,11 @@ impl AuditSink {
         self.log.set_writer(w)
     }
 
+    /// The entries that waited for a log that could not be opened (see `PendingLog::abandon`).
+    pub fn abandon(&self) -> Vec<Event> {
+        self.log.abandon()
+    }
+
     /// Lets go of the log (so that its owner can seal it). The sandbox is ending: the counts
     /// file is brought up to date now, not within `COUNTS_EVERY`.
     pub fn take_writer(&self) -> Option<Arc<Writer>> {
@@ -420,10 +425,37 @@ pub fn attach_scanned(
     writer: Arc<Writer>,
     sandbox_dir: &Path,
 ) -> Result<Option<Monitor>, SandboxError> {
-    let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
     let sink = Arc::new(
         AuditSink::new(writer, profile, sandbox_dir.join(COUNTS_FILE)).ending_with_its_sandbox(),
     );
+    attach_sink(sock, init, scan, sink)
+}
+
+/// `attach_scanned` before the sandbox's log is open: the gate serves at once and its entries
+/// wait, in order, in the returned sink until `AuditSink::set_writer`. The caller opens the
+/// log while init goes on to its execve, instead of holding init at its hand-over meanwhile.
+/// The caller's clone of the sink must be dropped before the log is sealed (the sink holds
+/// the writer).
+pub fn attach_pending(
+    sock: &UnixStream,
+    init: i32,
+    profile: &Arc<ResolvedProfile>,
+    scan: Scan,
+    sandbox_dir: &Path,
+) -> Result<Option<(Monitor, Arc<AuditSink>)>, SandboxError> {
+    let sink = Arc::new(
+        AuditSink::deferred(profile, sandbox_dir.join(COUNTS_FILE)).ending_with_its_sandbox(),
+    );
+    Ok(attach_sink(sock, init, scan, sink.clone())?.map(|m| (m, sink)))
+}
+
+fn attach_sink(
+    sock: &UnixStream,
+    init: i32,
+    scan: Scan,
+    sink: Arc<AuditSink>,
+) -> Result<Option<Monitor>, SandboxError> {
+    let gate_err = |e: crate::gate::GateError| SandboxError::Protocol(format!("exec gate: {e}"));
     let received = crate::gate::recv_listener(sock.as_fd());
     let (decider, prepared) = scan
         .0

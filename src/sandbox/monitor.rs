@@ -141,15 +141,36 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let mut net = super::network::SandboxNet::new(&launch.egress, init);
     net.before_start()?;
     launch.start()?;
-    let log = std::sync::Arc::new(super::audit_log::start(launch, init)?);
+    // As in `run`: the network before the gate's go-ahead, the gate before the log (its
+    // entries wait for it), the log opened while init goes on to its execve.
     net.before_exec(gate.is_some())?;
-    net.set_writer(log.clone());
-    let monitor = match (&gate, &launch.profile, scan) {
+    let (monitor, sink) = match (&gate, &launch.profile, scan) {
         (Some(sock), Some(profile), Some(scan)) => {
-            super::gate_link::attach_scanned(sock, init, profile, scan, log.clone(), &launch.dir)?
+            match super::gate_link::attach_pending(sock, init, profile, scan, &launch.dir)? {
+                Some((m, sink)) => (Some(m), Some(sink)),
+                None => (None, None),
+            }
         }
-        _ => None,
+        _ => (None, None),
     };
+    let log = match super::audit_log::start(launch, init) {
+        Ok(w) => std::sync::Arc::new(w),
+        Err(e) => {
+            // No log, no sandbox: what init already ran was gated but is not recorded.
+            let _ = crate::engine::namespaces::pidfd_signal(&pidfd, libc::SIGKILL);
+            match monitor {
+                Some(m) => drop(super::gate_link::finish(m, init)),
+                None => drop(wait_child(init)),
+            }
+            net.finish();
+            let unrecorded = sink.map(|s| s.abandon()).unwrap_or_default();
+            return Err(super::audit_log::unopened(e, &unrecorded));
+        }
+    };
+    net.set_writer(log.clone());
+    if let Some(sink) = sink {
+        sink.set_writer(log.clone());
+    }
     record.init_pid = init;
     record.init_start = crate::engine::state::process_start_time(init).unwrap_or(0);
     record.state = SandboxState::Running;

@@ -93,18 +93,40 @@ fn run_inner(
     net.before_start()?;
     launch.start()?;
     crate::phases::mark("started");
-    let log = std::sync::Arc::new(super::audit_log::start(launch, pid)?);
+    // The network is wired before the gate lets init go on to its execve.
     net.before_exec(gate.is_some())?;
-    crate::phases::mark("log-open");
-    net.set_writer(log.clone());
-    let monitor = match (&gate, &launch.profile, scan) {
+    // The gate first, its entries pending: init's hand-over does not wait for the log's open
+    // (key ring, files, genesis), which runs while init goes on to its execve.
+    let (mut monitor, sink) = match (&gate, &launch.profile, scan) {
         (Some(sock), Some(profile), Some(scan)) => {
-            super::gate_link::attach_scanned(sock, pid, profile, scan, log.clone(), &launch.dir)?
+            match super::gate_link::attach_pending(sock, pid, profile, scan, &launch.dir)? {
+                Some((m, sink)) => (Some(m), Some(sink)),
+                None => (None, None),
+            }
         }
-        _ => None,
+        _ => (None, None),
     };
-    let mut monitor = monitor;
     crate::phases::mark("gate-attached");
+    let log = match super::audit_log::start(launch, pid) {
+        Ok(w) => std::sync::Arc::new(w),
+        Err(e) => {
+            // No log, no sandbox: what init already ran was gated but is not recorded.
+            let _ = pidfd_signal(&pidfd, libc::SIGKILL);
+            match monitor.take() {
+                Some(m) => drop(super::gate_link::finish_leaving(m, pid)),
+                None => drop(wait_child(pid)),
+            }
+            net.finish();
+            let unrecorded = sink.map(|s| s.abandon()).unwrap_or_default();
+            return Err(super::audit_log::unopened(e, &unrecorded));
+        }
+    };
+    crate::phases::mark("log-open");
+    // `sandbox.start` is the first entry after the genesis; what waited comes after it.
+    net.set_writer(log.clone());
+    if let Some(sink) = sink {
+        sink.set_writer(log.clone());
+    }
     let mut record = launch.record();
     record.init_pid = pid;
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);

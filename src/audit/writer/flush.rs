@@ -51,6 +51,7 @@ impl Shared {
     }
 
     pub(super) fn flush_loop(&self) {
+        let flushing = lock(&self.flushing);
         let mut slot = lock(&self.slot);
         // The directory sync that makes a new segment's name durable is owed by the seal at
         // the latest; done now, it runs while the sandbox starts instead of while the seal's
@@ -64,6 +65,8 @@ impl Shared {
                 slot.dir_dirty = true;
             }
         }
+        // A seal's flush waits for the sync above: a log whose seal returned has its name durable.
+        drop(flushing);
         loop {
             if slot.stop {
                 return;
@@ -89,9 +92,11 @@ impl Shared {
         }
     }
 
-    /// `fdatasync` of every segment written since the last flush, then the head. Holds no lock
-    /// during the disk wait, so appends go on meanwhile.
+    /// `fdatasync` of every segment written since the last flush, then the head (written in
+    /// place, not synced: only once the segment's sync returned may it name the entries, see
+    /// `audit::head`). Holds no lock during the disk wait, so appends go on meanwhile.
     pub(super) fn flush_now(&self) -> Result<(), AuditError> {
+        let _one_at_a_time = lock(&self.flushing);
         let (file, retired, dir, head, key) = {
             let mut slot = lock(&self.slot);
             let head = slot.last.map(|(seq, mac)| Head {
@@ -122,7 +127,7 @@ impl Shared {
             self.sync_dir()?;
         }
         if let Some(head) = head {
-            files::write_head(&self.files, &key, &head)?;
+            files::write_head(&self.files, &self.ring, &key, &head)?;
         }
         Ok(())
     }

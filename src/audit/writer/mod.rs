@@ -2,7 +2,7 @@
 //! `append` formats, MACs and writes one whole line with one `write(2)` on an `O_APPEND` file
 //! while holding an `flock`, so lines of two processes never interleave and the chain stays one
 //! chain; it never waits for the disk. A background thread makes the log durable (`fdatasync`)
-//! at least every 100 ms and then replaces the head file; `seal` writes the closing entry and
+//! at least every 100 ms and then updates the head file; `seal` writes the closing entry and
 //! returns only when everything is on disk. It owns the log files of its sandbox id and nothing
 //! else; it must not depend on the engine.
 
@@ -75,6 +75,10 @@ struct Shared {
     max_segment: u64,
     state: Mutex<State>,
     slot: Mutex<FlushSlot>,
+    /// Held through each flush (and the flusher's first directory sync), so flushes run one
+    /// at a time and each takes its snapshot after the one before it ended: heads are written
+    /// in order, and a flush that returns has every earlier one behind it.
+    flushing: Mutex<()>,
     tick: Condvar,
 }
 
@@ -213,6 +217,7 @@ impl Writer {
             max_segment: opts.max_segment_bytes.max(1),
             state: Mutex::new(state),
             slot: Mutex::new(slot),
+            flushing: Mutex::new(()),
             tick: Condvar::new(),
         });
         {
@@ -318,8 +323,20 @@ impl Writer {
                 mac: String::from_utf8_lossy(&st.last_mac).into_owned(),
             }
         };
-        self.stop_flusher();
-        self.shared.flush_now()?;
+        // The flusher is told to stop but not waited for before the last flush: that flush
+        // queues behind any flush of the flusher's (see `Shared::flushing`), and the caller's
+        // `fdatasync` starts without waiting for that thread to wake up and exit first.
+        let flushed = match self.flusher.take() {
+            Some(h) => {
+                lock(&self.shared.slot).stop = true;
+                self.shared.tick.notify_all();
+                let flushed = self.shared.flush_now();
+                let _ = h.join();
+                flushed
+            }
+            None => self.shared.flush_now(),
+        };
+        flushed?;
         if let Some(e) = lock(&self.shared.slot).error.take() {
             return Err(AuditError::Io {
                 path: self.path(),
