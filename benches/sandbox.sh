@@ -38,7 +38,12 @@ if [ -n "${LASSO_BEFORE:-}" ]; then
     LASSO_BEFORE=$work/builds/lasso-before
 fi
 mkdir -p "$work/proj" "$work/bundle/rootfs/bin"
-chown 4321:4321 "$work/proj"
+# The workspace's owner, whom the agent maps to: a user listed in /etc/passwd, as a real
+# user is (an owner without an entry sends glibc's lookup on through nsswitch to systemd's
+# userdb, ~0.4 ms per run here that no real user pays); 4321 where the host lists none.
+owner=$(getent passwd | awk -F: '$3 >= 1000 && $3 < 60000 {print $3 ":" $4; exit}')
+chown "${owner:-4321:4321}" "$work/proj"
+echo "workspace owner: ${owner:-4321:4321 (not in /etc/passwd)}" >&2
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
 (cd "$work/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)

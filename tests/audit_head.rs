@@ -86,6 +86,32 @@ fn a_torn_newest_slot_falls_back_to_the_older_one_and_the_log_still_verifies() {
     );
 }
 
+/// Garbling the newest slot and cutting the log back to what the older slot names leaves a
+/// log the older slot allows: the verdict must still say that a slot does not verify and that
+/// a cut-off tail cannot be ruled out (a torn write after a crash looks the same).
+#[test]
+fn a_damaged_newest_slot_hiding_a_cut_tail_is_named_in_the_verdict() {
+    let env = Env::new();
+    let path = two_slot_log(&env);
+    let head = env.log_dir().join("sb1.jsonl.head");
+    let mut bytes = fs::read(&head).unwrap();
+    let newest = (0..2)
+        .find(|&i| {
+            String::from_utf8_lossy(&bytes[i * SLOT1..i * SLOT1 + 1024]).contains("\"seq\":8,")
+        })
+        .expect("a slot names seq 8");
+    bytes[newest * SLOT1 + 10..newest * SLOT1 + 20].fill(b'x');
+    fs::write(&head, &bytes).unwrap();
+    let older = head_seq(&env, "sb1").unwrap();
+    let mut ls = lines(&path);
+    ls.truncate(older as usize + 1);
+    write_lines(&path, &ls);
+    let d = verify(&path, &env.ring).unwrap().damage.unwrap();
+    assert_eq!(d.class, DamageClass::Unsealed, "{}", d.detail);
+    assert!(d.detail.contains("does not verify"), "{}", d.detail);
+    assert!(d.detail.contains("cannot be ruled out"), "{}", d.detail);
+}
+
 #[test]
 fn the_single_record_head_of_older_lasso_still_verifies_and_exposes_a_cut() {
     let env = Env::new();

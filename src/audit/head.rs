@@ -188,6 +188,26 @@ pub fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditErr
     })
 }
 
+/// Why a slot of the head file does not verify while the other one does (`read_head` then
+/// names the valid one): a crash while that slot was written, or a damaged head hiding a cut-off
+/// tail; `verify` cannot tell which and says so. `None` when both slots verify or are blank, or
+/// when no slot verifies (`read_head` reports that itself).
+pub fn damaged_slot(files: &LogFiles, ring: &KeyRing) -> Result<Option<String>, AuditError> {
+    let path = files.head_path();
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AuditError::Io { path, source: e }),
+    };
+    let bytes = read_capped(&file).map_err(AuditError::io(&path))?;
+    let slots = parse_slots(files, &bytes, |id| ring.get(id));
+    let valid = slots.iter().any(|s| matches!(s, Slot::Valid(_)));
+    Ok(slots.into_iter().enumerate().find_map(|(i, s)| match s {
+        Slot::Invalid(why) if valid => Some(format!("slot {i}: {why}")),
+        _ => None,
+    }))
+}
+
 /// The file's bytes, one past the longest head at most.
 fn read_capped(file: &File) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(FILE_MAX + 1);

@@ -23,6 +23,7 @@ pub fn verify(path: &Path, ring: &KeyRing) -> Result<VerifyReport, AuditError> {
         return Err(AuditError::NotFound { path: seg0 });
     }
     let head = files::read_head(&files, ring)?;
+    let damaged_slot = super::head::damaged_slot(&files, ring)?;
     let mut rep = VerifyReport {
         files: files.clone(),
         segments: 0,
@@ -112,6 +113,15 @@ pub fn verify(path: &Path, ring: &KeyRing) -> Result<VerifyReport, AuditError> {
             None if head == HeadState::Missing => Some(end.damage_here(
                 DamageClass::Unsealed,
                 "the log ends without a seal and its head file is missing, so a cut-off tail cannot be ruled out",
+            )),
+            // The head's newest slot may be the one that does not verify: torn by a crash while
+            // it was written, or damaged to hide a cut-off tail behind the older slot.
+            None if damaged_slot.is_some() => Some(end.damage_here(
+                DamageClass::Unsealed,
+                &format!(
+                    "the log ends without a seal and one slot of its head file does not verify ({}): a crash while it was written, or a cut-off tail; the tail cannot be ruled out",
+                    damaged_slot.as_deref().unwrap_or_default()
+                ),
             )),
             None => Some(end.damage_here(DamageClass::Unsealed, "the log ends without a seal (its writer crashed or is still running); every entry verifies")),
         }
