@@ -250,9 +250,11 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     }
+    crate::phases::mark("init-hardened");
     if let Some(d) = detach {
         rootfs::finish_pivot(d).map_err(|x| e(&x))?;
     }
+    crate::phases::mark("init-old-root-gone");
     if args.place_late && !hooks_ahead {
         args.chan.wait_placed().map_err(|x| e(&x))?;
     }
