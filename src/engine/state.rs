@@ -223,15 +223,7 @@ impl StateStore {
         let tmp = self
             .dir(&state.id)
             .join(format!(".state.json.staged{}", std::process::id()));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(bytes.as_slice()).map_err(io("write", &tmp))?;
+        write_new(&tmp, &bytes)?;
         Ok(Staged { tmp, path })
     }
 
@@ -305,19 +297,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         name.unwrap_or_default(),
         std::process::id()
     ));
+    write_new(&tmp, bytes)?;
+    replace(&tmp, path)
+}
+
+/// Writes `bytes` into the temporary file `tmp` (created or truncated, mode 0644). No fsync:
+/// readers need atomicity (the rename that follows), not durability; the state lives on a
+/// tmpfs in the usual --root, and an fsync costs milliseconds on every create.
+fn write_new(tmp: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let mut f = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    // No fsync: readers need atomicity (the rename), not durability; the state lives on a
-    // tmpfs in the usual --root, and an fsync costs milliseconds on every create.
-    f.write_all(bytes).map_err(io("write", &tmp))?;
-    drop(f);
-    replace(&tmp, path)
+        .open(tmp)
+        .map_err(io("create", tmp))?;
+    f.write_all(bytes).map_err(io("write", tmp))
 }
 
 /// Puts `tmp` in place of `path`. When `path` exists the two are exchanged and the old
