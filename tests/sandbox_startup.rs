@@ -505,3 +505,61 @@ fn container_init_outlives_a_runtime_that_did_not_ask() {
         "init died with runc semantics"
     );
 }
+
+/// `LASSO_PHASES` (`benches/phases.py`): the runtime, init and the gate each write their marks,
+/// in the order the start-up takes, and the command's own output and status are untouched.
+/// Without the variable, no mark is written.
+#[test]
+fn phase_marks_follow_the_start_up_and_stay_off_without_the_variable() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the gate's marks are a root sandbox's)");
+        return;
+    }
+    let w = world(As::Root);
+    let args = ["run", "--profile", "offline", "--", "/bin/echo", "hello"];
+    let out = run(w.lasso(&args).env("LASSO_PHASES", "1"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let marks: Vec<(u64, &str)> = err
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("PHASE ")?.split(' ');
+            Some((f.next()?.parse().ok()?, f.nth(1)?))
+        })
+        .collect();
+    let at = |name: &str| {
+        marks
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("no mark {name}: {err}"))
+    };
+    let order = [
+        "main",
+        "planned",
+        "prepared",
+        "cloned",
+        "init-ready",
+        "started",
+        "init-execve",
+        "gate-detached",
+        "init-exited",
+        "sealed",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            at(pair[0]) <= at(pair[1]),
+            "{} after {}: {err}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let quiet = run(&mut w.lasso(&args));
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("PHASE "),
+        "{}",
+        text(&quiet)
+    );
+}
