@@ -14,17 +14,6 @@ fn needs_root() -> bool {
     true
 }
 
-fn only_log(w: &World) -> String {
-    let logs: Vec<String> = std::fs::read_dir(w.audit_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".jsonl"))
-        .collect();
-    assert_eq!(logs.len(), 1, "{logs:?}");
-    logs[0].trim_end_matches(".jsonl").to_string()
-}
-
 fn kinds(w: &World, id: &str) -> Vec<String> {
     w.log_entries(id)
         .iter()
@@ -61,7 +50,7 @@ fn every_exec_lands_between_sandbox_start_and_the_seal() {
         // The shortest command: its one exec must be there, after the start, before the seal.
         let out = run(&mut w.lasso(&["run", "--", "/bin/true"]));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let id = only_log(&w);
+        let id = w.only_log();
         assert_eq!(
             execs_between_start_and_seal(&w, &id),
             ["[\"/bin/true\"]"],
@@ -74,7 +63,7 @@ fn every_exec_lands_between_sandbox_start_and_the_seal() {
         let script = "/bin/true; /bin/echo one; /bin/echo two";
         let out = run(&mut w.lasso(&["run", "--", "/bin/sh", "-c", script]));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let id = only_log(&w);
+        let id = w.only_log();
         let mut want = vec![
             "[\"/bin/true\"]".to_string(),
             serde_json::json!(["/bin/sh", "-c", script]).to_string(),

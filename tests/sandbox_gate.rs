@@ -172,17 +172,6 @@ fn allowed_commands_run_unchanged() {
     );
 }
 
-fn only_log(w: &World) -> String {
-    let logs: Vec<String> = std::fs::read_dir(w.audit_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".jsonl"))
-        .collect();
-    assert_eq!(logs.len(), 1, "{logs:?}");
-    logs[0].trim_end_matches(".jsonl").to_string()
-}
-
 fn exec_entries(w: &World, id: &str) -> Vec<serde_json::Value> {
     w.log_entries(id)
         .into_iter()
@@ -206,7 +195,7 @@ fn audit_log_has_one_exec_entry_per_exec_and_verifies() {
     let out = run(&mut w.lasso(&["run", "--", "/bin/sh", "/workspace/t.sh"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(f.exists());
-    let id = only_log(&w);
+    let id = w.only_log();
     let execs = exec_entries(&w, &id);
     let s = |e: &serde_json::Value| e.to_string();
     assert_eq!(execs.len(), 4, "sh, true, rm (refused), true: {execs:#?}");

@@ -363,14 +363,7 @@ fn run_writes_a_sealed_audit_log_with_start_and_stop() {
         let w = world(who);
         let out = run(&mut w.lasso(&["run", "--", "/bin/sh", "-c", "exit 6"]));
         assert_eq!(code(&out), Some(6), "{}", text(&out));
-        let logs: Vec<String> = std::fs::read_dir(w.audit_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n.ends_with(".jsonl"))
-            .collect();
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        let id = logs[0].trim_end_matches(".jsonl").to_string();
+        let id = w.only_log();
         let out = run(&mut w.lasso(&["audit", "verify", &id]));
         assert!(out.status.success(), "{}", text(&out));
         assert!(

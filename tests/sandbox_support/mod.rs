@@ -138,6 +138,18 @@ impl World {
         self.base.join("audit")
     }
 
+    /// The id of this world's one audit log (asserts there is exactly one).
+    pub fn only_log(&self) -> String {
+        let logs: Vec<String> = std::fs::read_dir(self.audit_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".jsonl"))
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        logs[0].trim_end_matches(".jsonl").to_string()
+    }
+
     /// Every entry of audit log `log` (its first segment, `LOG.jsonl`), parsed.
     pub fn log_entries(&self, log: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.audit_dir().join(format!("{log}.jsonl")))
