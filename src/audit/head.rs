@@ -153,22 +153,36 @@ pub(crate) fn write_head(
 
 /// Reads the head file of a log and checks its MAC against the ring.
 pub fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditError> {
+    read_head_checked(files, ring).map(|(head, _)| head)
+}
+
+/// [`read_head`], and why a slot does not verify while the other one does (the head is then the
+/// valid one): a crash while that slot was written, or a damaged head hiding a cut-off tail;
+/// `verify` cannot tell which and says so. The reason is `None` when every slot verifies or is
+/// blank, or when none verifies (the head is then `Invalid` itself).
+pub fn read_head_checked(
+    files: &LogFiles,
+    ring: &KeyRing,
+) -> Result<(HeadState, Option<String>), AuditError> {
     let path = files.head_path();
     let file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HeadState::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((HeadState::Missing, None))
+        }
         Err(e) => return Err(AuditError::Io { path, source: e }),
     };
     let bytes = read_capped(&file).map_err(AuditError::io(&path))?;
     if bytes.len() > FILE_MAX {
-        return Ok(HeadState::Invalid(format!(
-            "it is longer than a head file ({FILE_MAX} bytes)"
-        )));
+        let why = format!("it is longer than a head file ({FILE_MAX} bytes)");
+        return Ok((HeadState::Invalid(why), None));
     }
-    let slots = parse_slots(files, &bytes, |id| ring.get(id));
     let mut best: Option<Head> = None;
-    let mut why: Option<String> = None;
-    for s in slots {
+    let mut why: Option<(usize, String)> = None;
+    for (i, s) in parse_slots(files, &bytes, |id| ring.get(id))
+        .into_iter()
+        .enumerate()
+    {
         match s {
             Slot::Valid(h) => {
                 if best.as_ref().is_none_or(|b| h.rank() > b.rank()) {
@@ -176,36 +190,19 @@ pub fn read_head(files: &LogFiles, ring: &KeyRing) -> Result<HeadState, AuditErr
                 }
             }
             Slot::Invalid(w) => {
-                why.get_or_insert(w);
+                why.get_or_insert((i, w));
             }
             Slot::Blank => {}
         }
     }
     Ok(match (best, why) {
-        (Some(h), _) => HeadState::Valid(h),
-        (None, Some(why)) => HeadState::Invalid(why),
-        (None, None) => HeadState::Missing,
+        (Some(h), damaged) => (
+            HeadState::Valid(h),
+            damaged.map(|(i, w)| format!("slot {i}: {w}")),
+        ),
+        (None, Some((_, why))) => (HeadState::Invalid(why), None),
+        (None, None) => (HeadState::Missing, None),
     })
-}
-
-/// Why a slot of the head file does not verify while the other one does (`read_head` then
-/// names the valid one): a crash while that slot was written, or a damaged head hiding a cut-off
-/// tail; `verify` cannot tell which and says so. `None` when both slots verify or are blank, or
-/// when no slot verifies (`read_head` reports that itself).
-pub fn damaged_slot(files: &LogFiles, ring: &KeyRing) -> Result<Option<String>, AuditError> {
-    let path = files.head_path();
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(AuditError::Io { path, source: e }),
-    };
-    let bytes = read_capped(&file).map_err(AuditError::io(&path))?;
-    let slots = parse_slots(files, &bytes, |id| ring.get(id));
-    let valid = slots.iter().any(|s| matches!(s, Slot::Valid(_)));
-    Ok(slots.into_iter().enumerate().find_map(|(i, s)| match s {
-        Slot::Invalid(why) if valid => Some(format!("slot {i}: {why}")),
-        _ => None,
-    }))
 }
 
 /// The file's bytes, one past the longest head at most.

@@ -8,7 +8,7 @@ mod segment;
 
 pub use report::{Damage, DamageClass, VerifyReport};
 
-use super::files::{self, HeadState, LogFiles};
+use super::files::{HeadState, LogFiles};
 use super::keys::KeyRing;
 use super::AuditError;
 use segment::SegmentCheck;
@@ -22,8 +22,7 @@ pub fn verify(path: &Path, ring: &KeyRing) -> Result<VerifyReport, AuditError> {
     if !seg0.exists() {
         return Err(AuditError::NotFound { path: seg0 });
     }
-    let head = files::read_head(&files, ring)?;
-    let damaged_slot = super::head::damaged_slot(&files, ring)?;
+    let (head, damaged_slot) = super::head::read_head_checked(&files, ring)?;
     let mut rep = VerifyReport {
         files: files.clone(),
         segments: 0,
