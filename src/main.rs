@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     }
     lasso::phases::mark("logging");
     match cli.run() {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            lasso::phases::mark("main-end");
+            ExitCode::from(code)
+        }
         Err(err) => {
             eprintln!("{err}");
             ExitCode::from(err.code)

@@ -201,12 +201,12 @@ impl Runtime {
         // Everything that can be checked is checked before a process or a directory exists.
         let prepared =
             Prepared::new(process, linux)?.with_baseline(super::confine::wants_baseline(spec))?;
+        crate::phases::mark("create-checked");
         let plan = Plan::from_spec(linux)?;
         let controllers = cgroups::controllers_from_annotations(spec.annotations().as_ref())?;
         let sysctl = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default();
         sysctl::validate(&sysctl, plan.sysctl_namespaces())?;
         let rootless = !nix::unistd::geteuid().is_root();
-
         let _lock = self.store.claim(&opts.id)?;
         crate::phases::mark("claimed");
         let mut guard = CreateGuard {
@@ -230,6 +230,7 @@ impl Runtime {
         if let Some(res) = devices::effective_resources(spec) {
             cgroup.apply(&res)?;
         }
+        crate::phases::mark("cgroup-limits");
         let fifo_path = self.store.fifo(&opts.id);
         nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(sys_err(format!("mkfifo {}", fifo_path.display())))?;
@@ -292,6 +293,7 @@ impl Runtime {
         let cgroup_fds = placement.init_fds();
         // No helper thread may be inside the allocator at the clone (see `AfterClone`): it
         // had all of create's work until here to reach its parking place.
+        crate::phases::mark("placement-ready");
         if let Some(helper) = &opts.after_clone {
             helper.wait_parked();
         }

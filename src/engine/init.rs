@@ -124,6 +124,7 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     crate::phases::mark("init-start");
     // Before anything else: whatever init does from here is limited by its cgroups.
     super::cgroups::place_self(args.cgroup_self)?;
+    crate::phases::mark("init-placed");
     // If the runtime dies during setup, init must not linger half-built.
     arm_parent_death_signal();
     // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve
@@ -147,6 +148,7 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         0
     };
     args.chan.wait_proceed().map_err(|x| e(&x))?;
+    crate::phases::mark("init-proceeding");
     if args.plan.new_user() {
         set_not_dumpable();
         // The runtime's host uid may be unmapped here (root with a 0->100000 map): become the
@@ -162,6 +164,7 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     if args.plan.new.contains(CloneFlags::CLONE_NEWNET) {
         super::loopback::up()?;
     }
+    crate::phases::mark("init-lo");
     let ctx = MountContext {
         in_userns: args.plan.new_user()
             || args
@@ -174,7 +177,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     // Relative bind sources are relative to the bundle, as with runc (which runs in it).
     nix::unistd::chdir(args.bundle).map_err(|x| format!("chdir to the bundle: {x}"))?;
     let root = rootfs::prepare(spec, &args.rootfs).map_err(|x| e(&x))?;
+    crate::phases::mark("init-root-prepared");
     rootfs::populate(spec, &root, ctx).map_err(|x| e(&x))?;
+    crate::phases::mark("init-populated");
     let hooks = spec.hooks().clone().unwrap_or_default();
     let create_hooks = hooks
         .create_container()
@@ -209,11 +214,13 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         Some(rootfs::pivot(&root).map_err(|x| e(&x))?)
     };
     drop(root);
+    crate::phases::mark("init-pivoted");
     // Before the read-only paths: /proc/sys becomes read-only there.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         sysctl::apply(sysctl).map_err(|x| e(&x))?;
     }
     rootfs::harden(spec).map_err(|x| e(&x))?;
+    crate::phases::mark("init-harden-rootfs");
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|x| format!("hostname {h:?}: {x}"))?;
     }

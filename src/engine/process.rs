@@ -259,6 +259,7 @@ fn tail(
     if nnp {
         prepared.apply_seccomp()?;
     }
+    crate::phases::mark("init-seccomp");
     cloexec_from(3 + preserve_fds)?;
     if traceable {
         traceable_by_an_unprivileged_gate()?;

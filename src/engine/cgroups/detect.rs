@@ -101,10 +101,13 @@ impl CgroupHost {
     pub fn from_proc(mountinfo: &str, proc_cgroup: &str) -> Result<CgroupHost, CgroupError> {
         let mut v1: Vec<Hierarchy> = Vec::new();
         let mut unified = None;
-        for line in mountinfo.lines() {
-            let Some(m) = parse_mountinfo_line(line) else {
+        let lines: Vec<MountLine<'_>> =
+            mountinfo.lines().filter_map(parse_mountinfo_line).collect();
+        for (i, m) in lines.iter().enumerate() {
+            if hidden_by_a_later_mount(&lines, i) {
                 continue;
-            };
+            }
+            let m = m.clone();
             match m.fstype {
                 "cgroup2" if unified.is_none() => {
                     let ctl = m.mountpoint.join("cgroup.controllers");
@@ -213,11 +216,25 @@ fn own_path(proc_cgroup: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+#[derive(Clone)]
 struct MountLine<'a> {
     root: PathBuf,
     mountpoint: PathBuf,
     fstype: &'a str,
     super_opts: &'a str,
+}
+
+/// Whether a mount listed after line `i` sits on its mountpoint or on a directory above it:
+/// then the hierarchy cannot be reached by its path (e.g. a tmpfs over
+/// /sys/fs/cgroup/unified, which is how a v1-only runtime is run on a hybrid host), and using
+/// it would fail on files that are not there. Mounts are listed in the order they were made.
+/// A later mount on `/` is left out of the test: the root of the reading process is listed
+/// first whatever its age.
+fn hidden_by_a_later_mount(lines: &[MountLine<'_>], i: usize) -> bool {
+    let target = &lines[i].mountpoint;
+    lines[i + 1..]
+        .iter()
+        .any(|l| l.mountpoint != Path::new("/") && target.starts_with(&l.mountpoint))
 }
 
 /// One line of mountinfo (proc(5)): the optional fields end at a lone "-".
@@ -267,6 +284,34 @@ mod tests {
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 ";
+
+    #[test]
+    fn a_hierarchy_under_a_later_mount_is_not_used() {
+        // A tmpfs over the cgroup2 mount of a hybrid host (how crun 1.8 is run there): a v1
+        // host, and no read of the hidden cgroup2 files (this text names none that exist).
+        let shadowed = format!(
+            "{HYBRID}41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             90 41 0:90 / /sys/fs/cgroup/unified rw - tmpfs none rw\n"
+        );
+        let host = CgroupHost::from_proc(&shadowed, "1:cpu:/\n0::/\n").unwrap();
+        assert_eq!(host.mode, CgroupMode::V1);
+        assert!(host.unified.is_none());
+        // A mount over the whole cgroup tree hides every hierarchy: nothing to use.
+        let all = format!("{HYBRID}91 31 0:91 / /sys/fs/cgroup rw - tmpfs none rw\n");
+        assert!(matches!(
+            CgroupHost::from_proc(&all, "1:cpu:/\n"),
+            Err(CgroupError::NoHierarchy)
+        ));
+        // A later mount beside it (not above it) hides nothing.
+        let beside = format!("{HYBRID}92 31 0:92 / /sys/fs/cgroup/cpuset rw - tmpfs none rw\n");
+        assert_eq!(
+            CgroupHost::from_proc(&beside, "1:cpu:/\n")
+                .unwrap()
+                .v1
+                .len(),
+            2
+        );
+    }
 
     #[test]
     fn mountinfo_escapes_are_decoded() {
