@@ -193,6 +193,7 @@ impl Runtime {
             None => Bundle::load(&opts.bundle)?,
         };
         let spec = &bundle.spec;
+        crate::phases::mark("create-bundle");
         let process = spec.process().as_ref().expect("validated");
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
             return Err(ContainerError::TerminalWithoutSocket);
@@ -227,8 +228,14 @@ impl Runtime {
         )?;
         guard.cgroup = Some(cgroup.clone());
         crate::phases::mark("cgroup");
-        if let Some(res) = devices::effective_resources(spec) {
-            cgroup.apply(&res)?;
+        // lasso's own sandboxes get their limits written after the clone, while init builds
+        // its root (below); a runc bundle keeps runc's order.
+        let place_late = super::rootfs::is_skeleton(spec);
+        let resources = devices::effective_resources(spec);
+        if !place_late {
+            if let Some(res) = &resources {
+                cgroup.apply(res)?;
+            }
         }
         crate::phases::mark("cgroup-limits");
         let fifo_path = self.store.fifo(&opts.id);
@@ -286,7 +293,6 @@ impl Runtime {
         } else {
             None
         };
-        let place_late = super::rootfs::is_skeleton(spec);
         // Init joins its v1 cgroups itself, first thing (no global migration lock, see
         // `cgroups::placement`); the runtime writes the rest (cgroup2) with init's PID.
         let mut placement = cgroup.placement()?;
@@ -356,6 +362,15 @@ impl Runtime {
             // cgroup_threadgroup_rwsem): init builds its mounts meanwhile, and waits for this
             // before anything of it can fork or exec (see `InitArgs::place_late`).
             placement.add_task(pid)?;
+            // The limits are written here too, off init's path: init waits for `Placed`
+            // before its first hook or else before it reports ready, and joins its v1
+            // cgroups itself no earlier than that (`InitArgs::place_late`), so every limit
+            // holds before any process of the container exists, and init's own setup was
+            // never inside a half-configured cgroup.
+            if let Some(res) = &resources {
+                cgroup.apply(res)?;
+            }
+            crate::phases::mark("cgroup-limits-late");
             parent.placed()?;
         }
         // While init builds its root this thread only waits: the Spec is saved and the state

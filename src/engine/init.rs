@@ -49,13 +49,14 @@ pub struct InitArgs<'a> {
     pub rootless: bool,
     /// A pidfd of the runtime when init must die with it (`CreateOptions::die_with_parent`).
     pub runtime_pidfd: Option<std::os::fd::RawFd>,
-    /// Init joins its v1 cgroups itself and starts in its cgroup2 one (`cgroup_self`,
+    /// Init starts in its cgroup2 directory and joins its v1 cgroups itself (`cgroup_self`,
     /// `cgroups::placement`); what is left to the runtime (a cgroup2 directory the clone could
-    /// not start in) is written while init builds its rootfs, and init waits for that
-    /// (`Message::Placed`) before its first step that can fork (a hook) or else before it
-    /// reports ready (so before anything of the container runs). Only for lasso's own
-    /// host-view sandboxes: a runc bundle keeps runc's order (placed before init goes on), e.g.
-    /// for its device cgroup rules.
+    /// not start in) and the cgroup limits are written while init builds its rootfs, and init
+    /// waits for that (`Message::Placed`) before its first step that can fork (a hook) or else
+    /// before it reports ready (so before anything of the container runs). Without hooks, init
+    /// joins its v1 cgroups right after ready, before `start` (`joins_after_ready`). Only for
+    /// lasso's own host-view sandboxes: a runc bundle keeps runc's order (limits written
+    /// before the clone, init placed before it goes on), e.g. for its device cgroup rules.
     pub place_late: bool,
     /// Open v1 `tasks` files init writes `0` into, first thing, to join its cgroups
     /// (`cgroups::place_self`).
@@ -73,6 +74,16 @@ pub fn run(args: InitArgs<'_>) -> ! {
             unsafe { libc::_exit(1) };
         }
     };
+    if joins_after_ready(&args) {
+        // The runtime no longer listens on the channel: the reason goes to stderr, and
+        // `start` finds init gone.
+        if let Err(e) = super::cgroups::place_self(args.cgroup_self) {
+            let _ = writeln!(std::io::stderr(), "lasso init: {e}");
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+        crate::phases::mark("init-placed");
+    }
     let process = args
         .spec
         .process()
@@ -122,9 +133,12 @@ pub fn run(args: InitArgs<'_>) -> ! {
 /// Sets init up until it is ready; returns init's PID on the host (for the hooks' state).
 fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     crate::phases::mark("init-start");
-    // Before anything else: whatever init does from here is limited by its cgroups.
-    super::cgroups::place_self(args.cgroup_self)?;
-    crate::phases::mark("init-placed");
+    // Before anything else, unless init may join once it reported ready (see
+    // `joins_after_ready`): whatever init does from here is limited by its cgroups.
+    if !joins_after_ready(args) {
+        super::cgroups::place_self(args.cgroup_self)?;
+        crate::phases::mark("init-placed");
+    }
     // If the runtime dies during setup, init must not linger half-built.
     arm_parent_death_signal();
     // Not dumpable: /proc/<init>/exe and /mem stay closed to the container until execve
@@ -267,6 +281,20 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     }
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
+}
+
+/// Whether init joins its v1 cgroups right after it reported ready instead of first thing: for
+/// lasso's own sandboxes (`place_late`) without hooks, where nothing of init forks or runs
+/// container code before `start`. Joining a new cpu cgroup costs init a wait for a CPU (the
+/// kernel reschedules a task that changes task group, and its new group entity has no
+/// credit yet): 0.3 ms on a quiet host, about 1 ms when the CPUs are busy, which on init's
+/// path before ready delayed `create` by as much. After ready, it overlaps the runtime's end
+/// of `create` and its `start`. Init joins before it opens the exec fifo, so the program's
+/// first instruction runs inside every hierarchy, under limits the runtime wrote before it
+/// let init report ready (`InitArgs::place_late`). The old root's detach child, started
+/// during setup, then runs outside the container's cgroups (it is gone before ready).
+fn joins_after_ready(args: &InitArgs<'_>) -> bool {
+    args.place_late && !args.runtime_hooks && !has_container_hooks(args.spec)
 }
 
 /// An unprivileged monitor may ptrace init only while it is dumpable (its memory still belongs

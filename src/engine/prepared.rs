@@ -37,7 +37,7 @@ impl Prepared {
             None => None,
         };
         let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(seccomp::compile(s)?),
+            Some(s) => Some(seccomp::compile_or_builtin(s)?),
             None => None,
         };
         let rlimits = process.rlimits().clone().unwrap_or_default();

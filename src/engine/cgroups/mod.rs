@@ -128,6 +128,7 @@ impl Cgroup {
             Err(e) if rootless => return Ok(Self::disabled_with(e.to_string())),
             Err(e) => return Err(e),
         };
+        crate::phases::mark("cgroup-detected");
         Self::create_on_joining(host, cgroups_path, container_id, rootless, joins)
     }
 

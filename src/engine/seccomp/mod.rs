@@ -23,6 +23,7 @@
 //! clone. It must be called last in init, after no_new_privs, or while still holding
 //! CAP_SYS_ADMIN (then the policy must allow every call init makes afterwards).
 
+pub mod builtin;
 mod policy;
 mod ranges;
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
@@ -42,7 +43,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-pub use policy::{default_filters, default_policy};
+pub use policy::{compile_or_builtin, default_filters, default_policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
