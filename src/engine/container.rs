@@ -293,8 +293,9 @@ impl Runtime {
         } else {
             None
         };
-        // Init joins its v1 cgroups itself, first thing (no global migration lock, see
-        // `cgroups::placement`); the runtime writes the rest (cgroup2) with init's PID.
+        // Init joins its v1 cgroups itself, first thing or, in a lasso sandbox without hooks,
+        // right after ready (no global migration lock, see `cgroups::placement`, and
+        // `init::joins_after_ready`); the runtime writes the rest (cgroup2) with init's PID.
         let mut placement = cgroup.placement()?;
         let cgroup_fds = placement.init_fds();
         // No helper thread may be inside the allocator at the clone (see `AfterClone`): it

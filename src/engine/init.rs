@@ -74,16 +74,6 @@ pub fn run(args: InitArgs<'_>) -> ! {
             unsafe { libc::_exit(1) };
         }
     };
-    if joins_after_ready(&args) {
-        // The runtime no longer listens on the channel: the reason goes to stderr, and
-        // `start` finds init gone.
-        if let Err(e) = super::cgroups::place_self(args.cgroup_self) {
-            let _ = writeln!(std::io::stderr(), "lasso init: {e}");
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) };
-        }
-        crate::phases::mark("init-placed");
-    }
     let process = args
         .spec
         .process()
@@ -100,6 +90,16 @@ pub fn run(args: InitArgs<'_>) -> ! {
     } else {
         Some(super::confine::prepare(args.spec))
     };
+    if joins_after_ready(&args) {
+        // The runtime no longer listens on the channel: the reason goes to stderr, and
+        // `start` finds init gone.
+        if let Err(e) = super::cgroups::place_self(args.cgroup_self) {
+            let _ = writeln!(std::io::stderr(), "lasso init: {e}");
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+        crate::phases::mark("init-placed");
+    }
     let mut code = 127;
     crate::phases::mark("init-setup-done");
     let err = match wait_for_start(&args)
@@ -283,16 +283,17 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     Ok(host_pid)
 }
 
-/// Whether init joins its v1 cgroups right after it reported ready instead of first thing: for
-/// lasso's own sandboxes (`place_late`) without hooks, where nothing of init forks or runs
-/// container code before `start`. Joining a new cpu cgroup costs init a wait for a CPU (the
-/// kernel reschedules a task that changes task group, and its new group entity has no
-/// credit yet): 0.3 ms on a quiet host, about 1 ms when the CPUs are busy, which on init's
-/// path before ready delayed `create` by as much. After ready, it overlaps the runtime's end
-/// of `create` and its `start`. Init joins before it opens the exec fifo, so the program's
-/// first instruction runs inside every hierarchy, under limits the runtime wrote before it
-/// let init report ready (`InitArgs::place_late`). The old root's detach child, started
-/// during setup, then runs outside the container's cgroups (it is gone before ready).
+/// Whether init joins its v1 cgroups once it reported ready, right before it waits for
+/// `start`, instead of first thing: for lasso's own sandboxes (`place_late`) without hooks,
+/// where nothing of init forks or runs container code before `start`. Joining a new cpu
+/// cgroup costs init a wait for a CPU (the kernel reschedules a task that changes task
+/// group, and its new group entity has no credit yet): 0.3 ms on a quiet host, about 1 ms
+/// when the CPUs are busy, which on init's path before ready delayed `create` by as much.
+/// After ready, it overlaps the runtime's end of `create` and its `start`. Init joins before
+/// it opens the exec fifo, so the program's first instruction runs inside every hierarchy,
+/// under limits the runtime wrote before it let init report ready (`InitArgs::place_late`).
+/// The old root's detach child, started during setup, runs outside the container's cgroups
+/// (it is gone before ready), and init's own setup is charged to the runtime's cgroups.
 fn joins_after_ready(args: &InitArgs<'_>) -> bool {
     args.place_late && !args.runtime_hooks && !has_container_hooks(args.spec)
 }
