@@ -27,6 +27,13 @@ fn lasso_starts_without_loading_libgcc_s() {
 }
 
 #[test]
+fn lasso_starts_without_loading_libm() {
+    // `pow` is defined in the binary (src/main.rs), the only thing it took from libm.
+    let objects = loaded_objects(env!("CARGO_BIN_EXE_lasso"));
+    assert!(!objects.contains("libm.so"), "{objects}");
+}
+
+#[test]
 fn this_process_has_no_libgcc_s_mapped() {
     // A call into the library links it, and with it the library's link request.
     lasso::phases::mark("binary-startup-test");
