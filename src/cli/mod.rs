@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod doctor;
 pub mod error;
+pub mod fast;
 pub mod image;
 pub mod prebuild;
 pub mod profile;
@@ -73,6 +74,13 @@ pub enum Command {
 }
 
 impl Cli {
+    /// `Cli::parse()` of this process's arguments; the plain forms of `lasso run` are read
+    /// without building clap's command, to the same result (see `fast`).
+    pub fn from_env() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        fast::parse_run(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
     /// Runs the chosen subcommand and returns the process exit status.
     pub fn run(self) -> CliResult {
         match self.command {

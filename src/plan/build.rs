@@ -33,7 +33,16 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
     crate::phases::mark("plan-identity");
     // Under root the agent's home is another user's: its secrets count as much as lasso's own.
     let homes: &[&Path] = &[home, &identity.host_home];
-    check_workspace(&workspace, homes, input.force_dir)?;
+    // The workspace was opened and resolved above; only the new home is left to compare with.
+    if identity.host_home != *home {
+        // (`home` passed above, so it cannot be the one to refuse now.)
+        check_breadth(
+            &workspace,
+            &workspace,
+            &[&identity.host_home],
+            input.force_dir,
+        )?;
+    }
     let owner = identity.file_owner();
     let rootfs = input.sandbox_dir.join("rootfs");
     let mut warnings = Vec::new();
@@ -55,13 +64,13 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         Some(_) => vec![],
         None => hostview::system_entries(Path::new("/")),
     };
-    for entry in system {
+    for entry in &system {
         if let SystemEntry::Bind(dir) = entry {
-            mounts.push(ro_bind(&dir, &dir));
+            mounts.push(ro_bind(dir, dir));
             ll.read.push(dir.clone());
             shown_dirs.push(dir.clone());
             if dir != Path::new("/etc") {
-                ll.execute.push(dir);
+                ll.execute.push(dir.clone());
             }
         }
     }
@@ -365,6 +374,7 @@ pub fn plan(input: &PlanInput) -> Result<PlannedSandbox, PlanError> {
         host_prep: prep,
         warnings,
         image,
+        system,
     })
 }
 
@@ -440,18 +450,25 @@ fn check_workspace(dir: &Path, homes: &[&Path], force: bool) -> Result<PathBuf, 
         path: dir.to_path_buf(),
         source,
     })?;
+    check_breadth(dir, &real, homes, force)?;
+    Ok(real)
+}
+
+/// Refuses `real` (the resolved `dir`) when it is `/`, a home in `homes` or another directory
+/// too broad to hand to an agent, unless `force`.
+fn check_breadth(dir: &Path, real: &Path, homes: &[&Path], force: bool) -> Result<(), PlanError> {
     let real_homes: Vec<PathBuf> = homes
         .iter()
         .map(|h| std::fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf()))
         .collect();
     let real_homes: Vec<&Path> = real_homes.iter().map(PathBuf::as_path).collect();
     if !force {
-        if let Some(what) = sensitivity(&real, &real_homes) {
+        if let Some(what) = sensitivity(real, &real_homes) {
             return Err(PlanError::WorkspaceTooBroad {
                 path: dir.to_path_buf(),
                 what,
             });
         }
     }
-    Ok(real)
+    Ok(())
 }

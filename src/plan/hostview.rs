@@ -65,6 +65,8 @@ pub fn sensitive_sources(home: &Path) -> impl Iterator<Item = PathBuf> + '_ {
 /// masks name exact paths.
 pub fn etc_hidden(host_root: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    // Several patterns share a directory (`/etc/ssh`): each is listed once per call.
+    let mut listed: Vec<(&str, Option<Vec<String>>)> = Vec::new();
     for entry in lines(ETC_HIDDEN) {
         let Some((dir, pattern)) = entry.rsplit_once('/') else {
             continue;
@@ -73,13 +75,24 @@ pub fn etc_hidden(host_root: &Path) -> Vec<String> {
             out.push(entry.to_string());
             continue;
         }
-        let host_dir = host_root.join(dir.trim_start_matches('/'));
-        let Ok(read) = std::fs::read_dir(&host_dir) else {
+        let names = match listed.iter().position(|(d, _)| *d == dir) {
+            Some(i) => &listed[i].1,
+            None => {
+                let host_dir = host_root.join(dir.trim_start_matches('/'));
+                let names = std::fs::read_dir(&host_dir).ok().map(|read| {
+                    read.filter_map(|e| e.ok())
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                });
+                listed.push((dir, names));
+                &listed[listed.len() - 1].1
+            }
+        };
+        let Some(names) = names else {
             continue;
         };
-        let mut found: Vec<String> = read
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
+        let mut found: Vec<String> = names
+            .iter()
             .filter(|name| glob_match(pattern, name))
             .map(|name| format!("{dir}/{name}"))
             .collect();
@@ -254,13 +267,18 @@ pub fn materialise_skeleton_from(dir: &Path, host_root: &Path) -> Result<(), Pla
 /// The skeleton root as data (see `engine::skeleton`), mirroring the host under `host_root`:
 /// what `materialise_skeleton_from` writes, and what init builds in the sandbox's own tmpfs.
 pub fn skeleton_from(host_root: &Path) -> Skeleton {
+    skeleton_of(&system_entries(host_root), host_root)
+}
+
+/// `skeleton_from` with the system entries already looked up (`PlannedSandbox::system`).
+pub fn skeleton_of(system: &[SystemEntry], host_root: &Path) -> Skeleton {
     let mut s = Skeleton::default();
     for d in SKELETON_DIRS {
         s.dir(d, 0o755);
     }
     s.dir("tmp", 0o1777);
-    for entry in system_entries(host_root) {
-        match &entry {
+    for entry in system {
+        match entry {
             SystemEntry::Bind(p) => s.dir(&rel(p), 0o755),
             SystemEntry::Symlink { path, target } => {
                 // A link already listed (a host dir reached twice) keeps its first form.

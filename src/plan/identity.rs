@@ -82,11 +82,8 @@ impl Identity {
         }
         // Run by root for someone else's project: the agent's config comes from the owner's
         // home, since root's own files would be unreadable to the mapped identity anyway.
-        let owner_home = nix::unistd::User::from_uid(meta.uid().into())
-            .ok()
-            .flatten()
-            .map(|u| u.dir)
-            .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+        let owner_home =
+            super::passwd::home_of(meta.uid()).unwrap_or_else(|| PathBuf::from("/nonexistent"));
         Ok(Identity {
             host_uid: meta.uid(),
             host_gid: meta.gid(),
@@ -178,11 +175,7 @@ fn root_owned(
             name,
         });
     }
-    let root_home = nix::unistd::User::from_uid(0.into())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let root_home = super::passwd::home_of(0).unwrap_or_else(|| PathBuf::from("/root"));
     Ok(Identity {
         host_uid: id,
         host_gid: id,

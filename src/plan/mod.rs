@@ -21,6 +21,7 @@ mod id;
 mod identity;
 mod image_root;
 mod mounts;
+mod passwd;
 mod prepare;
 mod spec;
 
@@ -279,4 +280,7 @@ pub struct PlannedSandbox {
     pub warnings: Vec<String>,
     /// For an image root: the private layer and mount points `prepare_host` makes.
     pub image: Option<ImageRootPlan>,
+    /// The host's system directories as planning found them (empty for an image root): the
+    /// skeleton mirrors these same entries, so the host is looked at once per sandbox.
+    pub system: Vec<SystemEntry>,
 }

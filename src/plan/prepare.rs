@@ -3,7 +3,7 @@
 //! and private copies. Run by the caller (the engine's front end), never by `plan()`.
 
 use super::error::PlanError;
-use super::hostview::{materialise_skeleton, skeleton_from};
+use super::hostview::{materialise_skeleton, skeleton_of};
 use super::{HostPrep, PlannedSandbox};
 use crate::engine::skeleton::{Entry, Skeleton};
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -34,7 +34,7 @@ pub fn prepare_host(planned: &PlannedSandbox) -> Result<(), PlanError> {
 /// The steps outside the skeleton (agent files, private copies) are performed as usual.
 pub fn prepare_host_keeping_skeleton(planned: &PlannedSandbox) -> Result<Skeleton, PlanError> {
     let rootfs = &planned.rootfs;
-    let mut skel = skeleton_from(Path::new("/"));
+    let mut skel = skeleton_of(&planned.system, Path::new("/"));
     for step in &planned.host_prep {
         match step {
             HostPrep::Symlink { path, target } => {

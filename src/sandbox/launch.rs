@@ -54,7 +54,9 @@ pub struct Launch {
     /// The Spec `write` made, handed to the engine (whose state keeps it as `config.json`):
     /// the sandbox's directory holds no copy, one file fewer to create and remove per run.
     written_spec: std::sync::OnceLock<oci_spec::runtime::Spec>,
-    /// That Spec as JSON, the digest the audit genesis records for a sandbox without a profile.
+    /// That Spec as JSON, the digest the audit genesis records for a sandbox without a profile:
+    /// made on first use (a sandbox with a profile records the profile's digest instead, and
+    /// never needs it).
     spec_json: std::sync::OnceLock<Vec<u8>>,
 }
 
@@ -135,12 +137,29 @@ pub fn sandbox_dir(dirs: &Dirs, id: &str) -> PathBuf {
 
 /// Creates `dir` (and parents) world-traversable: the sandbox's init runs as an ID that may not
 /// own them (host root is unmapped in the sandbox's user namespace) and must walk to the root.
+/// Most calls find the directory made by an earlier sandbox with the right mode already: one
+/// stat then, and no chmod (a chmod dirties the inode even when the mode does not change).
 fn make_dir(dir: &Path) -> Result<(), SandboxError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(io_err(format!("create {}", dir.display())))?;
+    let created = std::fs::DirBuilder::new().mode(0o755).create(dir);
+    if matches!(&created, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
+        let meta = std::fs::metadata(dir).map_err(io_err(format!("stat {}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(io_err(format!("create {}", dir.display()))(
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ));
+        }
+        if meta.permissions().mode() & 0o7777 == 0o755 {
+            return Ok(());
+        }
+    } else if created.is_err() {
+        // A missing parent, or the error to report.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(io_err(format!("create {}", dir.display())))?;
+    }
+    // The umask may have taken bits from a new directory; an old one may have another mode.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
         .map_err(io_err(format!("chmod {}", dir.display())))
 }
@@ -182,10 +201,14 @@ impl Launch {
         crate::phases::mark("plan");
         refuse_missing_home(&planned)?;
         make_dir(&opts.dirs.runtime)?;
+        // A new name (never an existing directory: ids are random and checked here), then
+        // world-traversable whatever the umask (see `make_dir`).
         std::fs::DirBuilder::new()
             .mode(0o755)
             .create(&dir)
             .map_err(io_err(format!("create {}", dir.display())))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err(format!("chmod {}", dir.display())))?;
         warnings.extend(planned.warnings.iter().cloned());
         let launch = Launch {
             warnings,
@@ -261,7 +284,13 @@ impl Launch {
 
     /// The Spec handed to the engine, as JSON (empty before `write`).
     pub fn spec_json(&self) -> &[u8] {
-        self.spec_json.get().map(Vec::as_slice).unwrap_or_default()
+        self.spec_json.get_or_init(|| {
+            // A Spec always encodes (plain data, string keys): no error to lose here.
+            self.written_spec
+                .get()
+                .and_then(|spec| serde_json::to_vec(spec).ok())
+                .unwrap_or_default()
+        })
     }
 
     /// The SHA-256 (hex) of the sandbox's profile (`ResolvedProfile::digest`); empty without one.
@@ -280,7 +309,6 @@ impl Launch {
     }
 
     fn write(&self) -> Result<(), SandboxError> {
-        make_dir(&self.dir)?;
         let mut skeleton = if self.root_is_skeleton() {
             Some(plan::prepare_host_keeping_skeleton(&self.planned)?)
         } else {
@@ -315,10 +343,6 @@ impl Launch {
             mounts.push(m);
             spec.set_mounts(Some(mounts));
         }
-        let text = serde_json::to_vec(&spec).map_err(|e| {
-            SandboxError::Protocol(format!("cannot encode the sandbox's spec: {e}"))
-        })?;
-        let _ = self.spec_json.set(text);
         let _ = self.written_spec.set(spec);
         Ok(())
     }
