@@ -44,17 +44,32 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     // runs in a second thread, which takes this CPU as soon as the seal blocks on the disk
     // even when the other CPU is busy. This returns only once both are done, so the log is as
     // durable when the command returns as it was when they ran in turn.
+    //
+    // The sandbox's mounts (its mount namespace and the gate's hold on its root) are torn down by
+    // whichever thread is free first: this one once the seal is durable, or the cleanup thread
+    // once its own work is done. Nothing in the cleanup needs them gone (the sandbox's
+    // directory, its engine state and its cgroups are not under any of its mounts, which live
+    // only in its own mount namespace), so the teardown no longer runs before the cleanup on
+    // the longer of the two paths.
+    let remains = std::sync::Mutex::new(Some(remains));
+    let unmount = || {
+        let held = remains.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if held.is_some() {
+            drop(held);
+            crate::phases::mark("unmounted");
+        }
+    };
     let sealed = std::thread::scope(|s| {
         let cleaner = std::thread::Builder::new()
             .name("cleanup".into())
             .spawn_scoped(s, || {
-                // The sandbox's mounts go first, as when the gate itself let go of them.
-                drop(remains);
-                crate::phases::mark("unmounted");
-                launch.cleanup()
+                launch.cleanup();
+                crate::phases::mark("cleanup-done");
+                unmount();
             });
         let sealed = super::audit_log::stop_shared(log, status);
         crate::phases::mark("sealed");
+        unmount();
         match cleaner {
             // A panic in the cleanup leaves leftovers that the next lasso command removes.
             Ok(h) => drop(h.join()),
@@ -66,11 +81,36 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     sealed.map(|()| status)
 }
 
+/// What keeps the sandbox's mounts once init is gone, so that their teardown runs beside the
+/// seal instead of in init's exit. Init is the last process in the sandbox's mount namespace:
+/// when it exits, the kernel dissolves the namespace (every mount of the host view, `/proc`,
+/// `/sys`, the tmpfs mounts, an expedited RCU grace period) in init's own exit, before its
+/// pidfd reports the exit, all on this command's critical path. A descriptor of the namespace
+/// taken while init runs leaves init's exit with nothing to tear down; dropping this does it.
+/// It pins nothing on the host that the sandbox did not already pin while it ran (its binds),
+/// and no process can enter the namespace through it: the descriptor is this process's own
+/// (close-on-exec) and is closed before `lasso run` returns.
+/// Both fields are held only to be dropped.
+struct Mounts {
+    /// The sandbox's mount namespace (`/proc/<init>/ns/mnt`), dropped first.
+    #[allow(dead_code)]
+    ns: Option<std::fs::File>,
+    /// The gate's hold on the sandbox's root (see `gate::Remains`).
+    #[allow(dead_code)]
+    root: Option<crate::gate::Remains>,
+}
+
+impl Mounts {
+    /// Opens init's mount namespace. `None` when init is already gone (its exit then tore the
+    /// mounts down itself, as before).
+    fn pin_namespace(init: i32) -> Option<std::fs::File> {
+        std::fs::File::open(format!("/proc/{init}/ns/mnt")).ok()
+    }
+}
+
 /// Runs the sandbox until init exits: its status, the audit writer still to be sealed, and
-/// the sandbox's mounts still to be torn down (`gate::Remains`, dropped in the cleanup thread).
-fn run_inner(
-    launch: &mut Launch,
-) -> Result<(i32, Arc<Writer>, Option<crate::gate::Remains>), SandboxError> {
+/// the sandbox's mounts still to be torn down (dropped beside the seal).
+fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>, Mounts), SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
     let start = super::gate_link::prepare_start(
@@ -134,6 +174,8 @@ fn run_inner(
     record.save(&launch.dirs)?;
     let mut interrupts = 0;
     crate::phases::mark("recorded");
+    // Here, not earlier: this thread only polls from now on, while the command starts up.
+    let ns = Mounts::pin_namespace(pid);
     // A sandbox still running after a second is an agent's session, not a quick command: this
     // process is its monitor for as long, so it hands back its start-up pages then.
     let mut shed = super::footprint::ShedTimer::start();
@@ -159,7 +201,7 @@ fn run_inner(
             };
             net.finish();
             crate::phases::mark("init-exited");
-            return Ok((status, log, remains));
+            return Ok((status, log, Mounts { ns, root: remains }));
         }
     }
 }
