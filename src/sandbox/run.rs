@@ -32,26 +32,28 @@ pub const FORWARDED: [i32; 6] = [
 
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
-    let (status, log, remains) = match run_inner(launch) {
-        Ok(done) => done,
+    let ended = match run_inner(launch) {
+        Ok(ended) => ended,
         Err(e) => {
             launch.cleanup();
             return Err(e);
         }
     };
-    // The seal waits for the disk (the log's fdatasync, the directory's, the head's) and the
-    // cleanup (engine state, cgroups, the sandbox's directory) is mostly CPU work: the cleanup
-    // runs in a second thread, which takes this CPU as soon as the seal blocks on the disk
-    // even when the other CPU is busy. This returns only once both are done, so the log is as
-    // durable when the command returns as it was when they ran in turn.
-    //
-    // The sandbox's mounts (its mount namespace and the gate's hold on its root) are torn down by
-    // whichever thread is free first: this one once the seal is durable, or the cleanup thread
-    // once its own work is done. Nothing in the cleanup needs them gone (the sandbox's
+    // Init is reaped: nothing of the sandbox runs any more (it was its pid namespace's init,
+    // and the kernel ends the namespace's other processes before it reports init's exit).
+    // What is left runs on two threads, and this returns only once both are done:
+    // - the cleanup thread removes the engine's state and the cgroups at once, while this
+    //   thread ends the gate (its workers, the off-path writer, the counts); the sandbox's
+    //   directory goes once the gate is done (its counts file is written there) and last (its
+    //   record is how the next lasso command finds leftovers);
+    // - this thread then seals the log, which waits for the disk (one fdatasync): the cleanup
+    //   takes this CPU meanwhile, even when the other CPU is busy. The log is as durable when
+    //   the command returns as it was when they ran in turn.
+    // The sandbox's mounts (its mount namespace and the gate's hold on its root) are torn down
+    // by whichever thread is free first. Nothing in the cleanup needs them gone (the sandbox's
     // directory, its engine state and its cgroups are not under any of its mounts, which live
-    // only in its own mount namespace), so the teardown no longer runs before the cleanup on
-    // the longer of the two paths.
-    let remains = std::sync::Mutex::new(Some(remains));
+    // only in its own mount namespace).
+    let remains = std::sync::Mutex::new(None);
     let unmount = || {
         let held = remains.lock().unwrap_or_else(|e| e.into_inner()).take();
         if held.is_some() {
@@ -59,26 +61,66 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
             crate::phases::mark("unmounted");
         }
     };
-    let sealed = std::thread::scope(|s| {
+    let (gate_done, gate_ended) = std::sync::mpsc::channel::<()>();
+    let result = std::thread::scope(|s| {
+        let (launch_ref, unmount_ref) = (&*launch, &unmount);
         let cleaner = std::thread::Builder::new()
             .name("cleanup".into())
-            .spawn_scoped(s, || {
-                launch.cleanup();
+            .spawn_scoped(s, move || {
+                launch_ref.cleanup_engine();
+                crate::phases::mark("engine-cleaned");
+                // Err once the sender is gone: the gate ended, or failed to.
+                let _ = gate_ended.recv();
+                launch_ref.cleanup_dir();
                 crate::phases::mark("cleanup-done");
-                unmount();
+                unmount_ref();
             });
-        let sealed = super::audit_log::stop_shared(log, status);
-        crate::phases::mark("sealed");
+        let finished = ended.finish();
+        drop(gate_done);
+        let result = finished.and_then(|(status, log, mounts)| {
+            *remains.lock().unwrap_or_else(|e| e.into_inner()) = Some(mounts);
+            let sealed = super::audit_log::stop_shared(log, status);
+            crate::phases::mark("sealed");
+            sealed.map(|()| status)
+        });
         unmount();
         match cleaner {
             // A panic in the cleanup leaves leftovers that the next lasso command removes.
             Ok(h) => drop(h.join()),
             Err(_) => launch.cleanup(),
         }
-        sealed
+        result
     });
     crate::phases::mark("cleaned");
-    sealed.map(|()| status)
+    result
+}
+
+/// The sandbox once its init is reaped: what is left to end.
+struct Ended {
+    pid: i32,
+    /// The gate, its root reaped, its threads still to be joined.
+    gate: Option<crate::gate::Monitor>,
+    /// Init's status, when no gate reaped it.
+    status: i32,
+    log: Arc<Writer>,
+    ns: Option<std::fs::File>,
+    net: super::network::SandboxNet,
+}
+
+impl Ended {
+    /// Ends the gate and the network: init's exit status, the log to seal, the mounts to drop.
+    fn finish(self) -> Result<(i32, Arc<Writer>, Mounts), SandboxError> {
+        let (status, root) = match self.gate {
+            Some(m) => {
+                let (status, remains) = super::gate_link::finish_leaving(m, self.pid);
+                (status?, Some(remains))
+            }
+            None => (self.status, None),
+        };
+        self.net.finish();
+        crate::phases::mark("init-exited");
+        Ok((status, self.log, Mounts { ns: self.ns, root }))
+    }
 }
 
 /// What keeps the sandbox's mounts once init is gone, so that their teardown runs beside the
@@ -108,9 +150,8 @@ impl Mounts {
     }
 }
 
-/// Runs the sandbox until init exits: its status, the audit writer still to be sealed, and
-/// the sandbox's mounts still to be torn down (dropped beside the seal).
-fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>, Mounts), SandboxError> {
+/// Runs the sandbox until its init is reaped.
+fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
     let signals = SignalPipe::install(&FORWARDED)?;
     // The exec gate's program scan runs beside init's whole setup.
     let start = super::gate_link::prepare_start(
@@ -192,16 +233,21 @@ fn run_inner(launch: &mut Launch) -> Result<(i32, Arc<Writer>, Mounts), SandboxE
             }
         }
         if ready[1] != 0 {
-            let (status, remains) = match monitor.take() {
-                Some(m) => {
-                    let (status, remains) = super::gate_link::finish_leaving(m, pid);
-                    (status?, Some(remains))
+            let (gate, status) = match monitor.take() {
+                Some(mut m) => {
+                    m.reap_root();
+                    (Some(m), 0)
                 }
-                None => (wait_child(pid)?, None),
+                None => (None, wait_child(pid)?),
             };
-            net.finish();
-            crate::phases::mark("init-exited");
-            return Ok((status, log, Mounts { ns, root: remains }));
+            return Ok(Ended {
+                pid,
+                gate,
+                status,
+                log,
+                ns,
+                net,
+            });
         }
     }
 }
