@@ -32,7 +32,7 @@ pub const FORWARDED: [i32; 6] = [
 
 /// Runs the prepared sandbox to completion; cleans up whatever happens.
 pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
-    let ended = match run_inner(launch) {
+    let mut ended = match run_inner(launch) {
         Ok(ended) => ended,
         Err(e) => {
             launch.cleanup();
@@ -49,14 +49,24 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     // - this thread then seals the log, which waits for the disk (one fdatasync): the cleanup
     //   takes this CPU meanwhile, even when the other CPU is busy. The log is as durable when
     //   the command returns as it was when they ran in turn.
-    // The sandbox's mounts (its mount namespace and the gate's hold on its root) are torn down
-    // by whichever thread is free first. Nothing in the cleanup needs them gone (the sandbox's
-    // directory, its engine state and its cgroups are not under any of its mounts, which live
-    // only in its own mount namespace).
-    let remains = std::sync::Mutex::new(None);
+    // The sandbox's mounts (its mount namespace, at once, and the gate's hold on its root,
+    // once the gate is done) are torn down by whichever thread is free first: the cleanup
+    // thread while it waits for the gate, or after its work, or this one after the seal.
+    // Nothing in the cleanup needs them gone (the sandbox's directory, its engine state and
+    // its cgroups are not under any of its mounts, which live only in its own mount namespace).
+    let remains = std::sync::Mutex::new(Mounts {
+        ns: ended.ns.take(),
+        root: None,
+    });
     let unmount = || {
-        let held = remains.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if held.is_some() {
+        let held = std::mem::replace(
+            &mut *remains.lock().unwrap_or_else(|e| e.into_inner()),
+            Mounts {
+                ns: None,
+                root: None,
+            },
+        );
+        if held.ns.is_some() || held.root.is_some() {
             drop(held);
             crate::phases::mark("unmounted");
         }
@@ -69,6 +79,7 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
             .spawn_scoped(s, move || {
                 launch_ref.cleanup_engine();
                 crate::phases::mark("engine-cleaned");
+                unmount_ref();
                 // Err once the sender is gone: the gate ended, or failed to.
                 let _ = gate_ended.recv();
                 launch_ref.cleanup_dir();
@@ -77,8 +88,8 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
             });
         let finished = ended.finish();
         drop(gate_done);
-        let result = finished.and_then(|(status, log, mounts)| {
-            *remains.lock().unwrap_or_else(|e| e.into_inner()) = Some(mounts);
+        let result = finished.and_then(|(status, log, root)| {
+            remains.lock().unwrap_or_else(|e| e.into_inner()).root = root;
             let sealed = super::audit_log::stop_shared(log, status);
             crate::phases::mark("sealed");
             sealed.map(|()| status)
@@ -103,13 +114,15 @@ struct Ended {
     /// Init's status, when no gate reaped it.
     status: i32,
     log: Arc<Writer>,
+    /// The sandbox's mount namespace (see `Mounts`).
     ns: Option<std::fs::File>,
     net: super::network::SandboxNet,
 }
 
 impl Ended {
-    /// Ends the gate and the network: init's exit status, the log to seal, the mounts to drop.
-    fn finish(self) -> Result<(i32, Arc<Writer>, Mounts), SandboxError> {
+    /// Ends the gate and the network: init's exit status, the log to seal, the gate's hold on
+    /// the sandbox's root.
+    fn finish(self) -> Result<(i32, Arc<Writer>, Option<crate::gate::Remains>), SandboxError> {
         let (status, root) = match self.gate {
             Some(m) => {
                 let (status, remains) = super::gate_link::finish_leaving(m, self.pid);
@@ -119,7 +132,7 @@ impl Ended {
         };
         self.net.finish();
         crate::phases::mark("init-exited");
-        Ok((status, self.log, Mounts { ns: self.ns, root }))
+        Ok((status, self.log, root))
     }
 }
 
