@@ -90,7 +90,12 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
         drop(gate_done);
         let result = finished.and_then(|(status, log, root)| {
             remains.lock().unwrap_or_else(|e| e.into_inner()).root = root;
-            let sealed = super::audit_log::stop_shared(log, status);
+            // The seal's fdatasync runs in the log's own flusher thread while this one tears
+            // the mounts down (when the cleanup thread has not yet), then waits for it.
+            let sealing = super::audit_log::stop_shared_in_background(log, status)?;
+            crate::phases::mark("seal-written");
+            unmount();
+            let sealed = sealing.wait();
             crate::phases::mark("sealed");
             sealed.map(|()| status)
         });
