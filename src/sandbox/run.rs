@@ -46,9 +46,9 @@ pub fn run(launch: &mut Launch) -> Result<i32, SandboxError> {
     //   thread ends the gate (its workers, the off-path writer, the counts); the sandbox's
     //   directory goes once the gate is done (its counts file is written there) and last (its
     //   record is how the next lasso command finds leftovers);
-    // - this thread then seals the log, which waits for the disk (one fdatasync): the cleanup
-    //   takes this CPU meanwhile, even when the other CPU is busy. The log is as durable when
-    //   the command returns as it was when they ran in turn.
+    // - this thread then writes the log's seal entry; the seal's fdatasync runs in the log's
+    //   own flusher thread while this one goes on, and this waits for it before it returns, so
+    //   the log is as durable when the command returns as it was when all ran in turn.
     // The sandbox's mounts (its mount namespace, at once, and the gate's hold on its root,
     // once the gate is done) are torn down by whichever thread is free first: the cleanup
     // thread while it waits for the gate, or after its work, or this one after the seal.
@@ -150,13 +150,10 @@ impl Ended {
 /// It pins nothing on the host that the sandbox did not already pin while it ran (its binds),
 /// and no process can enter the namespace through it: the descriptor is this process's own
 /// (close-on-exec) and is closed before `lasso run` returns.
-/// Both fields are held only to be dropped.
 struct Mounts {
     /// The sandbox's mount namespace (`/proc/<init>/ns/mnt`), dropped first.
-    #[allow(dead_code)]
     ns: Option<std::fs::File>,
     /// The gate's hold on the sandbox's root (see `gate::Remains`).
-    #[allow(dead_code)]
     root: Option<crate::gate::Remains>,
 }
 
