@@ -195,7 +195,13 @@ fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
     // (key ring, files, genesis), which runs while init goes on to its execve.
     let (mut monitor, sink) = match (&gate, &launch.profile, scan) {
         (Some(sock), Some(profile), Some(scan)) => {
-            match super::gate_link::attach_pending(sock, pid, profile, scan, &launch.dir)? {
+            match super::gate_link::attach_pending_counts_later(
+                sock,
+                pid,
+                profile,
+                scan,
+                &launch.dir,
+            )? {
                 Some((m, sink)) => (Some(m), Some(sink)),
                 None => (None, None),
             }
@@ -203,6 +209,7 @@ fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
         _ => (None, None),
     };
     crate::phases::mark("gate-attached");
+    let counts_due = std::time::Instant::now() + super::gate_link::COUNTS_START_AFTER;
     let log = match super::audit_log::start(launch, pid) {
         Ok(w) => std::sync::Arc::new(w),
         Err(e) => {
@@ -220,9 +227,13 @@ fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
     crate::phases::mark("log-open");
     // `sandbox.start` is the first entry after the genesis; what waited comes after it.
     net.set_writer(log.clone());
-    if let Some(sink) = sink {
+    if let Some(sink) = &sink {
         sink.set_writer(log.clone());
     }
+    // The gate's counts thread starts only if the command still runs `COUNTS_START_AFTER`
+    // after the gate's start (see `AuditSink::counts_started_later`). This clone of the sink
+    // is dropped then, or when this returns, before the log is sealed (it holds the writer).
+    let mut counts_sink = sink;
     let mut record = launch.record();
     record.init_pid = pid;
     record.init_start = crate::engine::state::process_start_time(pid).unwrap_or(0);
@@ -236,8 +247,20 @@ fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
     // process is its monitor for as long, so it hands back its start-up pages then.
     let mut shed = super::footprint::ShedTimer::start();
     loop {
-        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], shed.timeout_ms())?;
+        let mut timeout = shed.timeout_ms();
+        if counts_sink.is_some() {
+            let left = counts_due.saturating_duration_since(std::time::Instant::now());
+            // Rounded up: a poll that returns before the instant would only spin.
+            let left = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            timeout = if timeout < 0 { left } else { timeout.min(left) };
+        }
+        let ready = poll(&[signals.fd(), pidfd.as_raw_fd()], timeout)?;
         shed.tick();
+        if counts_sink.is_some() && std::time::Instant::now() >= counts_due {
+            if let Some(sink) = counts_sink.take() {
+                sink.start_counts();
+            }
+        }
         if ready[0] != 0 {
             for sig in signals.drain() {
                 if sig == libc::SIGINT || sig == libc::SIGTERM {
