@@ -213,3 +213,26 @@ fn non_utf8_argv_survives_the_log_byte_for_byte() {
         d
     );
 }
+
+#[test]
+fn a_seal_finished_in_the_flusher_names_the_seal_in_the_head_once_wait_returns() {
+    let env = Env::new();
+    let w = env.writer("bgseal");
+    for i in 0..10 {
+        w.append(event(i)).unwrap();
+    }
+    let sealing = w.seal_in_background().unwrap();
+    let sealed = sealing.wait().unwrap();
+    // Read at once, no waiting: `wait` returned only after the last flush wrote the head.
+    let files = lasso::audit::LogFiles::new(&env.log_dir(), "bgseal").unwrap();
+    match lasso::audit::read_head(&files, &env.ring).unwrap() {
+        HeadState::Valid(h) => {
+            assert!(h.sealed, "the head does not say sealed: {h:?}");
+            assert_eq!(h.seq, sealed.seq, "the head does not name the seal entry");
+            assert_eq!(h.last, sealed.mac);
+        }
+        other => panic!("no valid head after the seal: {other:?}"),
+    }
+    let rep = verify(&files.segment_path(0), &env.ring).unwrap();
+    assert!(rep.is_intact() && rep.sealed, "{rep}");
+}

@@ -21,4 +21,4 @@ pub use keys::{Key, KeyRing};
 pub use line::MAX_LINE;
 pub use read::{summarize, Entry, EntryReader, LogSummary};
 pub use verify::{verify, Damage, DamageClass, VerifyReport};
-pub use writer::{SealedLog, Writer, WriterOptions, FLUSH_INTERVAL};
+pub use writer::{SealedLog, Sealing, Writer, WriterOptions, FLUSH_INTERVAL};

@@ -139,6 +139,8 @@ pub struct Monitor {
     root: i32,
     /// Opened while the root is alive, so that its exit is seen without a wait (see `wait`).
     root_fd: Option<OwnedFd>,
+    /// The root's raw wait status once [`Monitor::reap_root`] reaped it.
+    root_raw: Option<i32>,
     workers: Vec<JoinHandle<io::Result<()>>>,
     offpath: Option<JoinHandle<()>>,
 }
@@ -220,6 +222,7 @@ impl Monitor {
             shared,
             root,
             root_fd,
+            root_raw: None,
             workers: handles,
             offpath,
         })
@@ -233,6 +236,41 @@ impl Monitor {
         }
     }
 
+    /// The first half of [`Monitor::wait`]: waits until the root has exited and reaps it,
+    /// without waiting for the gate's threads (they end once no process is left under the
+    /// filter). Once this returned, no process of the sandbox is left when the root was its
+    /// pid namespace's init: the kernel ends the namespace's other processes before it reports
+    /// the init's exit. Idempotent; `wait` calls it.
+    pub fn reap_root(&mut self) {
+        let Some(fd) = self.root_fd.take() else {
+            return;
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack.
+        while unsafe { libc::poll(&mut pfd, 1, -1) } < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+        loop {
+            let mut st = 0;
+            crate::phases::mark("root-pidfd-ready");
+            // SAFETY: waitpid writes the status into a local.
+            let r = unsafe { libc::waitpid(self.root, &mut st, libc::__WALL) };
+            if r == self.root {
+                self.root_raw = Some(st);
+                break;
+            }
+            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        crate::phases::mark("root-reaped");
+    }
+
     /// Waits until the root has exited and no process under the filter is left; returns the
     /// root's raw wait status (as from waitpid) when the root is a child of this process,
     /// `None` otherwise.
@@ -241,33 +279,8 @@ impl Monitor {
     /// traces it would take the worker's exec-event stop away (a tracee's stops are reported to
     /// any thread of the tracer's process that waits for it, wait(2)).
     pub fn wait(mut self) -> Result<Option<i32>, GateError> {
-        let mut status = None;
-        if let Some(fd) = self.root_fd.take() {
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd on the stack.
-            while unsafe { libc::poll(&mut pfd, 1, -1) } < 0
-                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-            {}
-            loop {
-                let mut st = 0;
-                crate::phases::mark("root-pidfd-ready");
-                // SAFETY: waitpid writes the status into a local.
-                let r = unsafe { libc::waitpid(self.root, &mut st, libc::__WALL) };
-                if r == self.root {
-                    status = Some(st);
-                    break;
-                }
-                if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break;
-            }
-        }
-        crate::phases::mark("root-reaped");
+        self.reap_root();
+        let mut status = self.root_raw;
         for w in self.workers.drain(..) {
             w.join()
                 .map_err(|_| GateError::Panicked("worker"))?

@@ -64,6 +64,43 @@ pub fn stop_shared(w: std::sync::Arc<Writer>, status: i32) -> Result<(), Sandbox
     }
 }
 
+/// `stop_shared`, with the seal's last flush left to the log's flusher thread while the caller
+/// goes on: the log is durable once [`Stopping::wait`] returned Ok.
+pub fn stop_shared_in_background(
+    w: std::sync::Arc<Writer>,
+    status: i32,
+) -> Result<Stopping, SandboxError> {
+    match std::sync::Arc::try_unwrap(w) {
+        Ok(w) => {
+            w.append(stop_event(status)).map_err(err)?;
+            Ok(Stopping(Some(w.seal_in_background().map_err(err)?)))
+        }
+        Err(w) => stop_shared(w, status).map(|()| Stopping(None)),
+    }
+}
+
+/// A log being sealed (`stop_shared_in_background`).
+pub struct Stopping(Option<crate::audit::Sealing>);
+
+impl Stopping {
+    /// Returns once the log is sealed and durable.
+    pub fn wait(self) -> Result<(), SandboxError> {
+        match self.0 {
+            Some(s) => s.wait().map(drop).map_err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+fn stop_event(status: i32) -> Event {
+    Event::new(
+        Kind::SandboxStop,
+        Outcome::Info,
+        format!("exit status {status}"),
+    )
+    .with_details(serde_json::json!({ "status": status }))
+}
+
 /// Records the end (exit status as a shell reports it) and seals the log.
 pub fn stop(w: Writer, status: i32) -> Result<(), SandboxError> {
     w.append(

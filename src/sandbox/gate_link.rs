@@ -71,6 +71,8 @@ pub struct AuditSink {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Whether closing writes the last counts (see `ending_with_its_sandbox`).
     write_at_close: bool,
+    /// The counts thread waits for `start_counts` (see `counts_started_later`).
+    counts_held: std::sync::atomic::AtomicBool,
 }
 
 /// The counts and their file. The gate's workers only add and mark them dirty; the counts
@@ -91,6 +93,9 @@ struct CountsState {
     idle: bool,
     /// The sink is going: write what is left and end.
     closed: bool,
+    /// When the counts first changed since the file was last written: the write is due
+    /// `COUNTS_EVERY` later, also for a thread started after that change.
+    dirty_since: Option<std::time::Instant>,
 }
 
 impl Counts {
@@ -124,6 +129,7 @@ impl Counts {
     fn touch(&self) {
         let mut st = self.lock();
         st.dirty = true;
+        st.dirty_since.get_or_insert_with(std::time::Instant::now);
         if st.idle {
             st.idle = false;
             self.wake.notify_one();
@@ -145,10 +151,10 @@ impl Counts {
                 return;
             }
             // Only closing cuts the pause short; the last write is `close`'s.
-            st = match self
-                .wake
-                .wait_timeout_while(st, COUNTS_EVERY, |s| !s.closed)
-            {
+            let pause = st.dirty_since.map_or(COUNTS_EVERY, |t| {
+                (t + COUNTS_EVERY).saturating_duration_since(std::time::Instant::now())
+            });
+            st = match self.wake.wait_timeout_while(st, pause, |s| !s.closed) {
                 Ok((g, _)) => g,
                 Err(e) => e.into_inner().0,
             };
@@ -156,6 +162,7 @@ impl Counts {
                 return;
             }
             st.dirty = false;
+            st.dirty_since = None;
             drop(st);
             self.write();
             st = self.lock();
@@ -173,6 +180,7 @@ impl AuditSink {
             counts: Arc::new(Counts::new(counts_path)),
             writer_thread: Mutex::new(None),
             write_at_close: true,
+            counts_held: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -190,6 +198,25 @@ impl AuditSink {
         self
     }
 
+    /// The counts thread is not started by an exec but by the owner's `start_counts`, which
+    /// it calls within `COUNTS_EVERY` of the gate's start: a command that ends before then
+    /// (`lasso run -- /bin/true`) starts, wakes and joins no thread for a file that its
+    /// cleanup removes right after (with `ending_with_its_sandbox`). The file still follows the
+    /// execs within `COUNTS_EVERY` from then on: the thread's first write is due that long
+    /// after the first exec it does not hold, however late the thread started.
+    pub fn counts_started_later(self) -> AuditSink {
+        self.counts_held.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// Lets the counts thread start: now, when execs were counted, else at the next exec.
+    pub fn start_counts(&self) {
+        self.counts_held.store(false, Ordering::Relaxed);
+        if self.counts.lock().dirty {
+            self.start_counts_thread();
+        }
+    }
+
     /// A sink whose log is opened later: a writer runs a flush thread, and the engine's exec
     /// forks from this process meanwhile (a fork of a threaded process may inherit a held
     /// malloc lock).
@@ -201,6 +228,7 @@ impl AuditSink {
             counts: Arc::new(Counts::new(counts_path)),
             writer_thread: Mutex::new(None),
             write_at_close: true,
+            counts_held: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -227,8 +255,15 @@ impl AuditSink {
     fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.counts.touch();
+        if !self.counts_held.load(Ordering::Relaxed) {
+            self.start_counts_thread();
+        }
+    }
+
+    /// Starts the counts thread unless it runs (or ran: a closed sink starts none).
+    fn start_counts_thread(&self) {
         let mut t = self.writer_thread.lock().unwrap_or_else(|e| e.into_inner());
-        if t.is_none() {
+        if t.is_none() && !self.counts.lock().closed {
             let c = self.counts.clone();
             match std::thread::Builder::new()
                 .name("gate-counts".into())
@@ -249,7 +284,12 @@ impl AuditSink {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         let Some(t) = t else {
-            let dirty = std::mem::take(&mut self.counts.lock().dirty);
+            let dirty = {
+                let mut st = self.counts.lock();
+                // No thread starts after this (`start_counts_thread`).
+                st.closed = true;
+                std::mem::take(&mut st.dirty)
+            };
             if dirty && self.write_at_close {
                 self.counts.write();
             }
@@ -449,6 +489,28 @@ pub fn attach_pending(
     Ok(attach_sink(sock, init, scan, sink.clone())?.map(|m| (m, sink)))
 }
 
+/// `attach_pending` with the counts thread started by the caller's `AuditSink::start_counts`
+/// (see `counts_started_later`), which it must call within `COUNTS_EVERY`.
+pub fn attach_pending_counts_later(
+    sock: &UnixStream,
+    init: i32,
+    profile: &Arc<ResolvedProfile>,
+    scan: Scan,
+    sandbox_dir: &Path,
+) -> Result<Option<(Monitor, Arc<AuditSink>)>, SandboxError> {
+    let sink = Arc::new(
+        AuditSink::deferred(profile, sandbox_dir.join(COUNTS_FILE))
+            .ending_with_its_sandbox()
+            .counts_started_later(),
+    );
+    Ok(attach_sink(sock, init, scan, sink.clone())?.map(|m| (m, sink)))
+}
+
+/// The start of the counts thread is due this long after the gate's start, for
+/// `attach_pending_counts_later`: half of `COUNTS_EVERY`, so that a thread started then still
+/// writes within `COUNTS_EVERY` of the first exec.
+pub const COUNTS_START_AFTER: Duration = Duration::from_millis(50);
+
 fn attach_sink(
     sock: &UnixStream,
     init: i32,
@@ -514,6 +576,56 @@ mod tests {
             ..ExecRequest::default()
         };
         s.exec(&req, &GateVerdict::allow("test", None), outcome);
+    }
+
+    #[test]
+    fn counts_held_for_the_owner_start_no_thread_until_asked_then_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sink(dir.path()).counts_started_later();
+        for _ in 0..3 {
+            exec(&s, ExecOutcome::Ran);
+        }
+        // Held: no thread was started, so nothing writes the file however long one waits.
+        assert!(
+            s.writer_thread.lock().unwrap().is_none(),
+            "a counts thread started"
+        );
+        std::thread::sleep(COUNTS_EVERY * 2);
+        assert!(
+            !dir.path().join(COUNTS_FILE).exists(),
+            "counts written before start_counts"
+        );
+        s.start_counts();
+        exec(&s, ExecOutcome::Refused);
+        let want = ExecCounts {
+            allowed: 3,
+            blocked: 1,
+        };
+        // A liveness wait, not a timing assertion (30 s is far past the 100 ms interval).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while read_counts(dir.path()) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gate.json never caught up: {:?}",
+                read_counts(dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_sink_closed_before_its_counts_start_starts_no_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sink(dir.path())
+            .ending_with_its_sandbox()
+            .counts_started_later();
+        exec(&s, ExecOutcome::Ran);
+        s.close_counts();
+        s.start_counts();
+        assert!(
+            s.writer_thread.lock().unwrap().is_none(),
+            "a counts thread started after close"
+        );
     }
 
     #[test]

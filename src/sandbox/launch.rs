@@ -474,6 +474,19 @@ impl Launch {
     pub fn cleanup(&self) {
         cleanup_sandbox(&self.runtime, self.id(), &self.dir);
     }
+
+    /// The first half of `cleanup`: the engine's state and the sandbox's cgroups. Only once
+    /// nothing of the sandbox runs any more (its init reaped).
+    pub fn cleanup_engine(&self) {
+        cleanup_engine(&self.runtime, self.id());
+    }
+
+    /// The second half of `cleanup`: the sandbox's directory, whose record is how the next
+    /// lasso command finds leftovers, so it goes last. Only once nothing writes there any
+    /// more (the exec gate's counts).
+    pub fn cleanup_dir(&self) {
+        cleanup_dir(self.id(), &self.dir);
+    }
 }
 
 /// The host view's root is a skeleton: init builds it in a tmpfs (from the description put
@@ -495,11 +508,19 @@ fn mark_skeleton(spec: &mut oci_spec::runtime::Spec, skel: &crate::engine::skele
 
 /// Cleanup shared by `run`, the monitor and leftover removal.
 pub fn cleanup_sandbox(runtime: &Runtime, id: &str, dir: &Path) {
+    cleanup_engine(runtime, id);
+    cleanup_dir(id, dir);
+}
+
+fn cleanup_engine(runtime: &Runtime, id: &str) {
     if runtime.store.dir(id).exists() {
         if let Err(e) = runtime.delete(id, true) {
             tracing::warn!("sandbox {id}: engine cleanup: {e}");
         }
     }
+}
+
+fn cleanup_dir(id: &str, dir: &Path) {
     if let Err(e) = tree::remove(dir) {
         tracing::warn!("sandbox {id}: {e}");
     }

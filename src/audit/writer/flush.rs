@@ -22,6 +22,10 @@ pub(super) struct FlushSlot {
     pub(super) dirty: bool,
     pub(super) dir_dirty: bool,
     pub(super) stop: bool,
+    /// With `stop`: flush once more before ending (`Writer::seal_in_background`).
+    pub(super) flush_at_stop: bool,
+    /// That last flush ran (its error, if any, is in `error`).
+    pub(super) final_flushed: bool,
     /// Segments left by rotation that still need their final `fdatasync`.
     pub(super) retired: Vec<Arc<File>>,
     pub(super) error: Option<String>,
@@ -69,7 +73,7 @@ impl Shared {
         drop(flushing);
         loop {
             if slot.stop {
-                return;
+                return self.flush_at_stop(slot);
             }
             slot = self
                 .tick
@@ -77,7 +81,7 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             if slot.stop {
-                return;
+                return self.flush_at_stop(slot);
             }
             if !slot.dirty && slot.retired.is_empty() && !slot.dir_dirty {
                 continue;
@@ -90,6 +94,21 @@ impl Shared {
                 slot.error.get_or_insert(e.to_string());
             }
         }
+    }
+
+    /// The flusher's last flush when its writer's seal asked for one: everything written so
+    /// far, seal entry included, made durable and named in the head.
+    fn flush_at_stop(&self, slot: std::sync::MutexGuard<'_, FlushSlot>) {
+        if !slot.flush_at_stop {
+            return;
+        }
+        drop(slot);
+        let res = self.flush_now();
+        let mut slot = lock(&self.slot);
+        if let Err(e) = res {
+            slot.error.get_or_insert(e.to_string());
+        }
+        slot.final_flushed = true;
     }
 
     /// `fdatasync` of every segment written since the last flush, then the head (written in

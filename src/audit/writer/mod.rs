@@ -8,6 +8,7 @@
 
 mod chain;
 mod flush;
+mod sealing;
 
 use super::event::{Event, Genesis, Kind, Outcome};
 use super::files::LogFiles;
@@ -15,6 +16,7 @@ use super::keys::{Key, KeyRing};
 use super::line::ZERO_MAC;
 use super::AuditError;
 use flush::FlushSlot;
+pub use sealing::Sealing;
 use serde_json::json;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -196,6 +198,8 @@ impl Writer {
             dirty: false,
             dir_dirty: true,
             stop: false,
+            flush_at_stop: false,
+            final_flushed: false,
             retired: Vec::new(),
             error: None,
         };
@@ -294,35 +298,38 @@ impl Writer {
         self.shared.files.segment_path(0)
     }
 
+    /// Writes the seal entry (in the kernel, not yet durable) and marks the log sealed.
+    fn write_seal(&self) -> Result<SealedLog, AuditError> {
+        let sh = &*self.shared;
+        let mut st = lock(&sh.state);
+        if st.sealed {
+            return Err(AuditError::Sealed {
+                path: sh.files.segment_path(0),
+            });
+        }
+        let guard = sh.catch_up(&mut st)?;
+        if st.sealed {
+            return Err(AuditError::Sealed {
+                path: sh.files.segment_path(0),
+            });
+        }
+        let details = json!({"rotate": false});
+        sh.write_entry(&mut st, Kind::Seal, Outcome::Info, "log sealed", &details)?;
+        st.sealed = true;
+        sh.publish(&st);
+        drop(guard);
+        Ok(SealedLog {
+            files: sh.files.clone(),
+            key_id: st.key.id().to_string(),
+            segment: st.segment,
+            seq: st.next_seq - 1,
+            mac: String::from_utf8_lossy(&st.last_mac).into_owned(),
+        })
+    }
+
     /// Closes the log with a seal entry and returns once it and everything before it is durable.
     pub fn seal(mut self) -> Result<SealedLog, AuditError> {
-        let sealed = {
-            let sh = &*self.shared;
-            let mut st = lock(&sh.state);
-            if st.sealed {
-                return Err(AuditError::Sealed {
-                    path: sh.files.segment_path(0),
-                });
-            }
-            let guard = sh.catch_up(&mut st)?;
-            if st.sealed {
-                return Err(AuditError::Sealed {
-                    path: sh.files.segment_path(0),
-                });
-            }
-            let details = json!({"rotate": false});
-            sh.write_entry(&mut st, Kind::Seal, Outcome::Info, "log sealed", &details)?;
-            st.sealed = true;
-            sh.publish(&st);
-            drop(guard);
-            SealedLog {
-                files: sh.files.clone(),
-                key_id: st.key.id().to_string(),
-                segment: st.segment,
-                seq: st.next_seq - 1,
-                mac: String::from_utf8_lossy(&st.last_mac).into_owned(),
-            }
-        };
+        let sealed = self.write_seal()?;
         // The flusher is told to stop but not waited for before the last flush: that flush
         // queues behind any flush of the flusher's (see `Shared::flushing`), and the caller's
         // `fdatasync` starts without waiting for that thread to wake up and exit first.
