@@ -364,13 +364,7 @@ fn run_writes_a_sealed_audit_log_with_start_and_stop() {
         let out = run(&mut w.lasso(&["run", "--", "/bin/sh", "-c", "exit 6"]));
         assert_eq!(code(&out), Some(6), "{}", text(&out));
         let id = w.only_log();
-        let out = run(&mut w.lasso(&["audit", "verify", &id]));
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("sealed"),
-            "{}",
-            text(&out)
-        );
+        w.assert_log_sealed(&id);
         let out = run(&mut w.lasso(&["audit", "view", &id]));
         let s = String::from_utf8_lossy(&out.stdout);
         assert!(

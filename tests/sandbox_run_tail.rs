@@ -76,12 +76,6 @@ fn a_run_ending_with_its_gate_counts_due_leaves_nothing_and_seals_its_log() {
             let cg = hierarchy.path().join(format!("lasso-{id}"));
             assert!(!cg.exists(), "cgroup {} left", cg.display());
         }
-        let out = run(&mut w.lasso(&["audit", "verify", &id]));
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("sealed"),
-            "{}",
-            text(&out)
-        );
+        w.assert_log_sealed(&id);
     }
 }

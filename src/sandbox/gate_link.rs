@@ -578,6 +578,20 @@ mod tests {
         s.exec(&req, &GateVerdict::allow("test", None), outcome);
     }
 
+    /// Waits until the sandbox directory's counts file says `want`: a liveness wait, not a
+    /// timing assertion (30 s is far past the 100 ms the counts thread waits).
+    fn wait_for_counts(dir: &Path, want: ExecCounts) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while read_counts(dir) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gate.json never caught up: {:?}",
+                read_counts(dir)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn counts_held_for_the_owner_start_no_thread_until_asked_then_catch_up() {
         let dir = tempfile::tempdir().unwrap();
@@ -601,16 +615,7 @@ mod tests {
             allowed: 3,
             blocked: 1,
         };
-        // A liveness wait, not a timing assertion (30 s is far past the 100 ms interval).
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while read_counts(dir.path()) != want {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gate.json never caught up: {:?}",
-                read_counts(dir.path())
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_counts(dir.path(), want);
     }
 
     #[test]
@@ -636,21 +641,12 @@ mod tests {
             exec(&s, ExecOutcome::Ran);
         }
         exec(&s, ExecOutcome::Refused);
-        // No exec follows: the trailing write must still come (a liveness wait, not a timing
-        // assertion: 30 s is far past the 100 ms the thread waits).
+        // No exec follows: the trailing write must still come.
         let want = ExecCounts {
             allowed: 2000,
             blocked: 1,
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while read_counts(dir.path()) != want {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gate.json never caught up: {:?}",
-                read_counts(dir.path())
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_counts(dir.path(), want);
     }
 
     #[test]

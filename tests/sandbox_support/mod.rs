@@ -150,6 +150,17 @@ impl World {
         logs[0].trim_end_matches(".jsonl").to_string()
     }
 
+    /// Asserts that `lasso audit verify ID` accepts sandbox `id`'s log and reports it sealed.
+    pub fn assert_log_sealed(&self, id: &str) {
+        let out = run(&mut self.lasso(&["audit", "verify", id]));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("sealed"),
+            "{}",
+            text(&out)
+        );
+    }
+
     /// Every entry of audit log `log` (its first segment, `LOG.jsonl`), parsed.
     pub fn log_entries(&self, log: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.audit_dir().join(format!("{log}.jsonl")))
