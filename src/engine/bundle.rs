@@ -64,12 +64,28 @@ impl Bundle {
     /// `config.json` itself): the same checks as `load`, without reading the file back.
     /// Errors name `dir/config.json`, where the Spec is kept.
     pub fn with_spec(dir: &Path, spec: Spec) -> Result<Bundle, BundleError> {
-        let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
-        let file = dir.join("config.json");
-        let rootfs = resolve_rootfs(&dir, &spec, &file)?;
-        validate(&spec, &file)?;
+        let Checked { dir, rootfs } = check(dir, &spec)?;
         Ok(Bundle { dir, spec, rootfs })
     }
+}
+
+/// A bundle directory and its rootfs, both absolute and canonical, once a Spec the caller
+/// keeps passed `check`.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// The checks of `Bundle::with_spec` on a Spec the caller keeps (no copy of it is made: a
+/// Spec with the seccomp baseline and the skeleton's annotations is hundreds of
+/// allocations). Errors name `dir/config.json`, as `with_spec`'s.
+pub fn check(dir: &Path, spec: &Spec) -> Result<Checked, BundleError> {
+    let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
+    let file = dir.join("config.json");
+    let rootfs = resolve_rootfs(&dir, spec, &file)?;
+    validate(spec, &file)?;
+    Ok(Checked { dir, rootfs })
 }
 
 /// Parses a config.json text, naming the JSON path of the first field that does not fit the
