@@ -325,4 +325,36 @@ mod tests {
         let b = Bundle::with_spec(dir.path(), spec).unwrap();
         assert_eq!(b.rootfs, dir.path().canonicalize().unwrap().join("rootfs"));
     }
+
+    #[test]
+    fn a_borrowed_spec_gets_the_same_checks_as_one_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // A rootfs that links out of the bundle would hand the host's root to the container.
+        std::os::unix::fs::symlink("/", dir.path().join("rootfs")).unwrap();
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(text, Path::new("config.json")).unwrap();
+        let err = check(dir.path(), &spec).unwrap_err().to_string();
+        assert!(
+            err.contains("root.path") && err.contains("outside the bundle"),
+            "{err}"
+        );
+        assert_eq!(
+            err,
+            Bundle::with_spec(dir.path(), spec.clone())
+                .unwrap_err()
+                .to_string()
+        );
+        std::fs::remove_file(dir.path().join("rootfs")).unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let bad = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"rel","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let bad = parse_spec(bad, Path::new("config.json")).unwrap();
+        let err = check(dir.path(), &bad).unwrap_err().to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+        let checked = check(dir.path(), &spec).unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        assert_eq!(checked.dir, real);
+        assert_eq!(checked.rootfs, real.join("rootfs"));
+    }
 }
