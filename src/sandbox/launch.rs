@@ -138,26 +138,46 @@ pub fn sandbox_dir(dirs: &Dirs, id: &str) -> PathBuf {
 /// Creates `dir` (and parents) world-traversable: the sandbox's init runs as an ID that may not
 /// own them (host root is unmapped in the sandbox's user namespace) and must walk to the root.
 /// Most calls find the directory made by an earlier sandbox with the right mode already: one
-/// stat then, and no chmod (a chmod dirties the inode even when the mode does not change).
+/// stat then (looked at before any mkdir: an mkdir that finds the name takes the parent
+/// directory's lock for writing, and every lasso command passes here), and no chmod (a chmod
+/// dirties the inode even when the mode does not change).
 fn make_dir(dir: &Path) -> Result<(), SandboxError> {
-    let created = std::fs::DirBuilder::new().mode(0o755).create(dir);
-    if matches!(&created, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
-        let meta = std::fs::metadata(dir).map_err(io_err(format!("stat {}", dir.display())))?;
+    let stat =
+        |dir: &Path| std::fs::metadata(dir).map_err(io_err(format!("stat {}", dir.display())));
+    // Whether an existing `dir` is done with (`Ok(true)`), needs its mode set, or is no
+    // directory.
+    let done = |meta: std::fs::Metadata| {
         if !meta.is_dir() {
             return Err(io_err(format!("create {}", dir.display()))(
                 std::io::Error::from(std::io::ErrorKind::AlreadyExists),
             ));
         }
-        if meta.permissions().mode() & 0o7777 == 0o755 {
-            return Ok(());
+        Ok(meta.permissions().mode() & 0o7777 == 0o755)
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if done(meta)? {
+                return Ok(());
+            }
         }
-    } else if created.is_err() {
-        // A missing parent, or the error to report.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(io_err(format!("create {}", dir.display())))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+                Ok(()) => {}
+                // Made meanwhile by another lasso command (or a dangling link: the stat says).
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if done(stat(dir)?)? {
+                        return Ok(());
+                    }
+                }
+                // A missing parent, or the error to report.
+                Err(_) => std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(io_err(format!("create {}", dir.display())))?,
+            }
+        }
+        Err(e) => return Err(io_err(format!("stat {}", dir.display()))(e)),
     }
     // The umask may have taken bits from a new directory; an old one may have another mode.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
@@ -234,7 +254,7 @@ impl Launch {
         };
         if let Err(e) = launch
             .record()
-            .save(&launch.dirs)
+            .save_first(&launch.dirs)
             .inspect(|()| crate::phases::mark("record-saved"))
             .and_then(|()| launch.write())
         {
