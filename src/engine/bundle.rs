@@ -64,12 +64,28 @@ impl Bundle {
     /// `config.json` itself): the same checks as `load`, without reading the file back.
     /// Errors name `dir/config.json`, where the Spec is kept.
     pub fn with_spec(dir: &Path, spec: Spec) -> Result<Bundle, BundleError> {
-        let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
-        let file = dir.join("config.json");
-        let rootfs = resolve_rootfs(&dir, &spec, &file)?;
-        validate(&spec, &file)?;
+        let Checked { dir, rootfs } = check(dir, &spec)?;
         Ok(Bundle { dir, spec, rootfs })
     }
+}
+
+/// A bundle directory and its rootfs, both absolute and canonical, once a Spec the caller
+/// keeps passed `check`.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// The checks of `Bundle::with_spec` on a Spec the caller keeps (no copy of it is made: a
+/// Spec with the seccomp baseline and the skeleton's annotations is hundreds of
+/// allocations). Errors name `dir/config.json`, as `with_spec`'s.
+pub fn check(dir: &Path, spec: &Spec) -> Result<Checked, BundleError> {
+    let dir = fs::canonicalize(dir).map_err(|_| BundleError::Missing(dir.to_path_buf()))?;
+    let file = dir.join("config.json");
+    let rootfs = resolve_rootfs(&dir, spec, &file)?;
+    validate(spec, &file)?;
+    Ok(Checked { dir, rootfs })
 }
 
 /// Parses a config.json text, naming the JSON path of the first field that does not fit the
@@ -308,5 +324,37 @@ mod tests {
         let spec = parse_spec(good, Path::new("config.json")).unwrap();
         let b = Bundle::with_spec(dir.path(), spec).unwrap();
         assert_eq!(b.rootfs, dir.path().canonicalize().unwrap().join("rootfs"));
+    }
+
+    #[test]
+    fn a_borrowed_spec_gets_the_same_checks_as_one_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // A rootfs that links out of the bundle would hand the host's root to the container.
+        std::os::unix::fs::symlink("/", dir.path().join("rootfs")).unwrap();
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let spec = parse_spec(text, Path::new("config.json")).unwrap();
+        let err = check(dir.path(), &spec).unwrap_err().to_string();
+        assert!(
+            err.contains("root.path") && err.contains("outside the bundle"),
+            "{err}"
+        );
+        assert_eq!(
+            err,
+            Bundle::with_spec(dir.path(), spec.clone())
+                .unwrap_err()
+                .to_string()
+        );
+        std::fs::remove_file(dir.path().join("rootfs")).unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let bad = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"cwd":"rel","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let bad = parse_spec(bad, Path::new("config.json")).unwrap();
+        let err = check(dir.path(), &bad).unwrap_err().to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+        let checked = check(dir.path(), &spec).unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        assert_eq!(checked.dir, real);
+        assert_eq!(checked.rootfs, real.join("rootfs"));
     }
 }

@@ -188,11 +188,36 @@ impl Runtime {
     /// Init is this process's child (it is re-parented to the caller's subreaper when this
     /// process exits). The pid file is written atomically after the state.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container, ContainerError> {
-        let bundle = match &opts.spec {
-            Some(spec) => Bundle::with_spec(&opts.bundle, spec.clone())?,
-            None => Bundle::load(&opts.bundle)?,
-        };
-        let spec = &bundle.spec;
+        match &opts.spec {
+            Some(spec) => self.create_with_spec(opts, spec),
+            None => {
+                let bundle = Bundle::load(&opts.bundle)?;
+                let checked = super::bundle::Checked {
+                    dir: bundle.dir,
+                    rootfs: bundle.rootfs,
+                };
+                self.create_checked(opts, &checked, &bundle.spec)
+            }
+        }
+    }
+
+    /// `create` with `spec` as `opts.spec` (which is ignored), borrowed: the caller keeps its
+    /// Spec and no copy of it is made. The same checks as `create` with `opts.spec` set.
+    pub fn create_with_spec(
+        &self,
+        opts: &CreateOptions,
+        spec: &Spec,
+    ) -> Result<Container, ContainerError> {
+        let checked = super::bundle::check(&opts.bundle, spec)?;
+        self.create_checked(opts, &checked, spec)
+    }
+
+    fn create_checked(
+        &self,
+        opts: &CreateOptions,
+        bundle: &super::bundle::Checked,
+        spec: &Spec,
+    ) -> Result<Container, ContainerError> {
         crate::phases::mark("create-bundle");
         let process = spec.process().as_ref().expect("validated");
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {

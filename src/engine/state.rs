@@ -301,6 +301,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     replace(&tmp, path)
 }
 
+/// `write_atomic` for a file that does not exist yet (the first write in a directory just
+/// made): one plain rename, without first trying the exchange that fails on a missing file.
+/// Were the file there after all, the rename still replaces it whole (readers see one file or
+/// the other); only the exchange's saving of an ext4 discard is lost.
+pub fn write_atomic_first(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    write_new(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(io("rename into place", path))
+}
+
 /// Writes `bytes` into the temporary file `tmp` (created or truncated, mode 0644). No fsync:
 /// readers need atomicity (the rename that follows), not durability; the state lives on a
 /// tmpfs in the usual --root, and an fsync costs milliseconds on every create.

@@ -138,26 +138,46 @@ pub fn sandbox_dir(dirs: &Dirs, id: &str) -> PathBuf {
 /// Creates `dir` (and parents) world-traversable: the sandbox's init runs as an ID that may not
 /// own them (host root is unmapped in the sandbox's user namespace) and must walk to the root.
 /// Most calls find the directory made by an earlier sandbox with the right mode already: one
-/// stat then, and no chmod (a chmod dirties the inode even when the mode does not change).
+/// stat then (looked at before any mkdir: an mkdir that finds the name takes the parent
+/// directory's lock for writing, and every lasso command passes here), and no chmod (a chmod
+/// dirties the inode even when the mode does not change).
 fn make_dir(dir: &Path) -> Result<(), SandboxError> {
-    let created = std::fs::DirBuilder::new().mode(0o755).create(dir);
-    if matches!(&created, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
-        let meta = std::fs::metadata(dir).map_err(io_err(format!("stat {}", dir.display())))?;
+    let stat =
+        |dir: &Path| std::fs::metadata(dir).map_err(io_err(format!("stat {}", dir.display())));
+    // Whether an existing `dir` is done with (`Ok(true)`), needs its mode set, or is no
+    // directory.
+    let done = |meta: std::fs::Metadata| {
         if !meta.is_dir() {
             return Err(io_err(format!("create {}", dir.display()))(
                 std::io::Error::from(std::io::ErrorKind::AlreadyExists),
             ));
         }
-        if meta.permissions().mode() & 0o7777 == 0o755 {
-            return Ok(());
+        Ok(meta.permissions().mode() & 0o7777 == 0o755)
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if done(meta)? {
+                return Ok(());
+            }
         }
-    } else if created.is_err() {
-        // A missing parent, or the error to report.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(io_err(format!("create {}", dir.display())))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+                Ok(()) => {}
+                // Made meanwhile by another lasso command (or a dangling link: the stat says).
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if done(stat(dir)?)? {
+                        return Ok(());
+                    }
+                }
+                // A missing parent, or the error to report.
+                Err(_) => std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(io_err(format!("create {}", dir.display())))?,
+            }
+        }
+        Err(e) => return Err(io_err(format!("stat {}", dir.display()))(e)),
     }
     // The umask may have taken bits from a new directory; an old one may have another mode.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
@@ -234,7 +254,7 @@ impl Launch {
         };
         if let Err(e) = launch
             .record()
-            .save(&launch.dirs)
+            .save_first(&launch.dirs)
             .inspect(|()| crate::phases::mark("record-saved"))
             .and_then(|()| launch.write())
         {
@@ -324,9 +344,9 @@ impl Launch {
                 // host). One directory fewer to create and remove per sandbox.
                 let mount_point = root_mount_point(&self.dirs);
                 make_dir(&mount_point)?;
-                let mut root = spec.root().clone().unwrap_or_default();
-                root.set_path(mount_point.clone());
-                spec.set_root(Some(root));
+                spec.root_mut()
+                    .get_or_insert_with(Default::default)
+                    .set_path(mount_point.clone());
                 super::skeleton_etc::place(
                     &mut spec,
                     skel,
@@ -339,9 +359,7 @@ impl Launch {
             None => self.move_skeleton_etc(&mut spec)?,
         }
         if let Some(m) = super::network::resolv_conf_mount(&self.egress, &self.dir)? {
-            let mut mounts = spec.mounts().clone().unwrap_or_default();
-            mounts.push(m);
-            spec.set_mounts(Some(mounts));
+            spec.mounts_mut().get_or_insert_with(Vec::new).push(m);
         }
         let _ = self.written_spec.set(spec);
         Ok(())
@@ -387,21 +405,23 @@ impl Launch {
     /// the Landlock rules (as an annotation init reads).
     fn engine_spec(&self) -> Result<oci_spec::runtime::Spec, SandboxError> {
         let mut spec = self.planned.spec.clone();
-        let mut linux = spec.linux().clone().unwrap_or_default();
-        linux.set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
-        spec.set_linux(Some(linux));
+        // In place: taking the linux section and the annotations out to set them back copied
+        // both once more.
+        spec.linux_mut()
+            .get_or_insert_with(Default::default)
+            .set_seccomp(Some(crate::engine::seccomp::default_policy().clone()));
         let ll = &self.planned.landlock;
         let rules = LandlockRules {
             read: ll.read.clone(),
             read_write: ll.read_write.clone(),
             execute: ll.execute.clone(),
         };
-        let mut ann = spec.annotations().clone().unwrap_or_default();
-        ann.insert(
-            confine::LANDLOCK_ANNOTATION.into(),
-            confine::encode_landlock(&rules),
-        );
-        spec.set_annotations(Some(ann));
+        spec.annotations_mut()
+            .get_or_insert_with(Default::default)
+            .insert(
+                confine::LANDLOCK_ANNOTATION.into(),
+                confine::encode_landlock(&rules),
+            );
         Ok(spec)
     }
 
@@ -431,7 +451,7 @@ impl Launch {
         after_clone: Option<crate::engine::container::AfterClone>,
     ) -> Result<i32, SandboxError> {
         make_dir(&self.runtime.store.dir(""))?;
-        let c = self.runtime.create(&CreateOptions {
+        let opts = CreateOptions {
             id: self.id().to_string(),
             bundle: self.bundle(),
             console_socket: console_socket.map(Path::to_path_buf),
@@ -441,9 +461,13 @@ impl Launch {
             // too, and the next lasso command removes what is left.
             die_with_parent: true,
             after_clone,
-            spec: self.written_spec.get().cloned(),
             ..CreateOptions::default()
-        })?;
+        };
+        // The Spec is borrowed, not copied (it stays here for the audit's digest).
+        let c = match self.written_spec.get() {
+            Some(spec) => self.runtime.create_with_spec(&opts, spec)?,
+            None => self.runtime.create(&opts)?,
+        };
         let pid = c.state.pid;
         if self.limits_asked {
             let reason = match &c.state.cgroup {
@@ -494,7 +518,7 @@ impl Launch {
 /// host directory of the sandbox becomes a mount point (cheap cleanup). (Only for that
 /// skeleton: an image root is bound as usual.)
 fn mark_skeleton(spec: &mut oci_spec::runtime::Spec, skel: &crate::engine::skeleton::Skeleton) {
-    let mut ann = spec.annotations().clone().unwrap_or_default();
+    let ann = spec.annotations_mut().get_or_insert_with(Default::default);
     ann.insert(
         crate::engine::rootfs::SKELETON_ANNOTATION.into(),
         crate::engine::rootfs::SKELETON_VALUE.into(),
@@ -503,7 +527,6 @@ fn mark_skeleton(spec: &mut oci_spec::runtime::Spec, skel: &crate::engine::skele
         crate::engine::skeleton::ENTRIES_ANNOTATION.into(),
         skel.encode(),
     );
-    spec.set_annotations(Some(ann));
 }
 
 /// Cleanup shared by `run`, the monitor and leftover removal.

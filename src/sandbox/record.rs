@@ -3,7 +3,7 @@
 //! recycled PID is never mistaken for a live sandbox. Written atomically (write, then exchange or rename).
 
 use super::{io_err, SandboxError};
-use crate::engine::state::{is_alive, process_start_time, write_atomic};
+use crate::engine::state::{is_alive, process_start_time, write_atomic, write_atomic_first};
 use crate::paths::Dirs;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,15 @@ impl Record {
         let text = serde_json::to_vec_pretty(self)
             .map_err(|e| SandboxError::Protocol(format!("encode record: {e}")))?;
         write_atomic(&Record::path(dirs, &self.id), &text)
+            .map_err(|e| SandboxError::Protocol(e.to_string()))
+    }
+
+    /// `save` for the record's first write, into the sandbox's new directory (nothing to
+    /// replace there: one rename, see `write_atomic_first`).
+    pub fn save_first(&self, dirs: &Dirs) -> Result<(), SandboxError> {
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| SandboxError::Protocol(format!("encode record: {e}")))?;
+        write_atomic_first(&Record::path(dirs, &self.id), &text)
             .map_err(|e| SandboxError::Protocol(e.to_string()))
     }
 
