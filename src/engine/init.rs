@@ -175,13 +175,9 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         arm_parent_death_signal();
     }
     args.plan.join_others().map_err(|x| e(&x))?;
-    // `lo` comes up in a child while init prepares its root (see `loopback`); init waits
-    // for it before hooks, sysctls and ready.
-    let mut lo = if args.plan.new.contains(CloneFlags::CLONE_NEWNET) {
-        Some(super::loopback::Up::start()?)
-    } else {
-        None
-    };
+    if args.plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        super::loopback::up()?;
+    }
     crate::phases::mark("init-lo");
     let ctx = MountContext {
         in_userns: args.plan.new_user()
@@ -206,9 +202,6 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     // A hook forks: init must be in its cgroup before the first one. Without hooks, nothing
     // until `ready` forks or runs container code, so the placement may take until then.
     let hooks_ahead = args.runtime_hooks || create_hooks.is_some();
-    if hooks_ahead {
-        lo_is_up(&mut lo)?;
-    }
     if args.place_late && hooks_ahead {
         args.chan.wait_placed().map_err(|x| e(&x))?;
     }
@@ -238,8 +231,6 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
     crate::phases::mark("init-pivoted");
     // Before the read-only paths: /proc/sys becomes read-only there.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-        // A net.* sysctl may concern lo: it is up first, as before.
-        lo_is_up(&mut lo)?;
         sysctl::apply(sysctl).map_err(|x| e(&x))?;
     }
     rootfs::harden(spec).map_err(|x| e(&x))?;
@@ -285,18 +276,11 @@ fn setup(args: &InitArgs<'_>) -> Result<i32, String> {
         rootfs::finish_pivot(d).map_err(|x| e(&x))?;
     }
     crate::phases::mark("init-old-root-gone");
-    lo_is_up(&mut lo)?;
-    crate::phases::mark("init-lo-up");
     if args.place_late && !hooks_ahead {
         args.chan.wait_placed().map_err(|x| e(&x))?;
     }
     args.chan.ready().map_err(|x| e(&x))?;
     Ok(host_pid)
-}
-
-/// Waits for `lo` to be up if it is being brought up (see `loopback`); at most once.
-fn lo_is_up(lo: &mut Option<super::loopback::Up>) -> Result<(), String> {
-    lo.take().map_or(Ok(()), super::loopback::Up::finish)
 }
 
 /// Whether init joins its v1 cgroups once it reported ready, right before it waits for

@@ -13,8 +13,7 @@
 //! the address space), runs only `detach_old_root` on a stack of its own with every signal
 //! blocked, and makes one raw system call. It has its own copy of init's working directory
 //! (no `CLONE_FS`), the old root stacked on the new one, so init may change directory at once.
-//! It owns that child and its stack only. `Detach::spawn` is the same machinery for another
-//! raw call (`loopback` brings `lo` up with it).
+//! It owns that child and its stack only.
 
 use std::os::raw::{c_int, c_void};
 
@@ -30,22 +29,6 @@ pub struct Detach {
 impl Detach {
     /// Starts detaching the mount stacked on the caller's working directory.
     pub fn start() -> Result<Detach, nix::Error> {
-        // SAFETY: `detach_old_root` reads no memory of ours and makes one raw system call.
-        unsafe { Detach::spawn(detach_old_root, std::ptr::null_mut()) }
-    }
-
-    /// Starts `f(arg)` in a child sharing the caller's memory, on a stack this value owns,
-    /// with every signal blocked; its exit status is `f`'s return value (an errno, 0 for
-    /// success). `loopback` uses it too.
-    ///
-    /// # Safety
-    /// `f` must make raw system calls only (no errno, no allocation, no lock, no panic: it
-    /// shares the caller's memory and thread-local storage while the caller runs on), and
-    /// whatever `arg` points to must outlive the child.
-    pub(crate) unsafe fn spawn(
-        f: extern "C" fn(*mut c_void) -> c_int,
-        arg: *mut c_void,
-    ) -> Result<Detach, nix::Error> {
         use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
         let mut stack = vec![0u8; 16 * 1024];
         let mut old = SigSet::empty();
@@ -56,9 +39,17 @@ impl Detach {
         )?;
         // The stack grows down from its end, 16-byte aligned as the ABI asks.
         let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut c_void;
-        // SAFETY: the child runs `f` on `stack`, which this value keeps until the child was
-        // reaped (`wait`, also on drop); the caller vouches for `f` and `arg`.
-        let pid = unsafe { libc::clone(f, top, libc::CLONE_VM | libc::SIGCHLD, arg) };
+        // SAFETY: the child runs `detach_old_root` on `stack`, which this value keeps until
+        // the child was reaped (`wait`, also on drop); it reads no memory of ours and makes
+        // one raw system call.
+        let pid = unsafe {
+            libc::clone(
+                detach_old_root,
+                top,
+                libc::CLONE_VM | libc::SIGCHLD,
+                std::ptr::null_mut(),
+            )
+        };
         let cloned = if pid < 0 {
             Err(nix::Error::last())
         } else {
