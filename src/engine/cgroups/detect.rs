@@ -2,6 +2,7 @@
 //! calling process sits in each, read once from `/proc/self/mountinfo` and `/proc/self/cgroup`.
 //! It owns path resolution of an OCI `cgroupsPath`; it never creates or writes anything.
 
+use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -104,13 +105,14 @@ impl CgroupHost {
         let lines: Vec<MountLine<'_>> =
             mountinfo.lines().filter_map(parse_mountinfo_line).collect();
         for (i, m) in lines.iter().enumerate() {
-            if hidden_by_a_later_mount(&lines, i) {
+            // The type first: only a cgroup line needs the quadratic test for a later mount
+            // over it (a host lists dozens of other mounts).
+            if !matches!(m.fstype, "cgroup" | "cgroup2") || hidden_by_a_later_mount(&lines, i) {
                 continue;
             }
-            let m = m.clone();
             match m.fstype {
                 "cgroup2" if unified.is_none() => {
-                    let ctl = m.mountpoint.join("cgroup.controllers");
+                    let ctl = Path::new(&*m.mountpoint).join("cgroup.controllers");
                     let controllers = crate::engine::procfs::read_small(&ctl)
                         .map_err(|source| CgroupError::Read { path: ctl, source })?
                         .split_whitespace()
@@ -118,8 +120,8 @@ impl CgroupHost {
                         .collect();
                     let own = own_path(proc_cgroup, |c| c.is_empty());
                     unified = Some(Hierarchy {
-                        mountpoint: m.mountpoint,
-                        mount_root: m.root,
+                        mountpoint: PathBuf::from(&*m.mountpoint),
+                        mount_root: PathBuf::from(&*m.root),
                         controllers,
                         own,
                     });
@@ -139,8 +141,8 @@ impl CgroupHost {
                         list.split(',').any(|c| c == controllers[0])
                     });
                     v1.push(Hierarchy {
-                        mountpoint: m.mountpoint,
-                        mount_root: m.root,
+                        mountpoint: PathBuf::from(&*m.mountpoint),
+                        mount_root: PathBuf::from(&*m.root),
                         controllers,
                         own,
                     });
@@ -216,10 +218,10 @@ fn own_path(proc_cgroup: &str, pick: impl Fn(&str) -> bool) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
-#[derive(Clone)]
+/// Borrowed from the text unless a path needed unescaping: no allocation per line.
 struct MountLine<'a> {
-    root: PathBuf,
-    mountpoint: PathBuf,
+    root: Cow<'a, str>,
+    mountpoint: Cow<'a, str>,
     fstype: &'a str,
     super_opts: &'a str,
 }
@@ -231,30 +233,34 @@ struct MountLine<'a> {
 /// A later mount on `/` is left out of the test: the root of the reading process is listed
 /// first whatever its age.
 fn hidden_by_a_later_mount(lines: &[MountLine<'_>], i: usize) -> bool {
-    let target = &lines[i].mountpoint;
-    lines[i + 1..]
-        .iter()
-        .any(|l| l.mountpoint != Path::new("/") && target.starts_with(&l.mountpoint))
+    let target = Path::new(&*lines[i].mountpoint);
+    lines[i + 1..].iter().any(|l| {
+        let above = Path::new(&*l.mountpoint);
+        above != Path::new("/") && target.starts_with(above)
+    })
 }
 
 /// One line of mountinfo (proc(5)): the optional fields end at a lone "-".
 fn parse_mountinfo_line(line: &str) -> Option<MountLine<'_>> {
     let (head, tail) = line.split_once(" - ")?;
-    let head: Vec<&str> = head.split(' ').collect();
+    let mut head = head.split(' ').skip(3);
     let mut tail = tail.split(' ');
     let fstype = tail.next()?;
     let _source = tail.next()?;
     let super_opts = tail.next().unwrap_or("");
     Some(MountLine {
-        root: PathBuf::from(unescape(head.get(3)?)),
-        mountpoint: PathBuf::from(unescape(head.get(4)?)),
+        root: unescape(head.next()?),
+        mountpoint: unescape(head.next()?),
         fstype,
         super_opts,
     })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -271,7 +277,7 @@ fn unescape(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
