@@ -13,6 +13,15 @@ use exec_rootless_support::*;
 use sandbox_support::*;
 use std::process::{Command, Stdio};
 
+/// The two tests run one at a time. Run side by side (the harness's default) on 2 CPUs under
+/// load, one of them failed about 1 run in 15 to 30: the other test's `up` sandbox (its
+/// watcher, its monitor) was gone before the report, seconds after `up` returned; run one at a
+/// time, 0 of 30 under the same load. The cause is not found yet (also seen on the builds of
+/// round 7): a rootless sandbox of one user that vanishes while another of the same user's
+/// sandboxes is being traced or stopped would be a bug of its own, not of what these tests
+/// check, and is noted in the issue tracker.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Host pids of processes named `comm` whose parent is `parent`.
 fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -65,6 +74,7 @@ time.sleep(60)
 
 #[test]
 fn sandbox_processes_cannot_reach_a_rootless_exec_session() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !needs_root() {
         return;
     }
@@ -255,6 +265,7 @@ impl Drop for Release {
 
 #[test]
 fn agent_cannot_open_a_rootless_session_while_it_is_still_lasso() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !needs_root() {
         return;
     }
