@@ -288,15 +288,20 @@ impl Staged {
     }
 }
 
-/// Writes `bytes` to a temporary sibling of `path` and renames it over `path`, so a reader sees
-/// the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// This process's temporary sibling of `path` (hidden, named after it and the PID).
+fn temp_sibling(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
+    path.with_file_name(format!(
         ".{}.tmp{}",
         name.unwrap_or_default(),
         std::process::id()
-    ));
+    ))
+}
+
+/// Writes `bytes` to a temporary sibling of `path` and renames it over `path`, so a reader sees
+/// the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = temp_sibling(path);
     write_new(&tmp, bytes)?;
     replace(&tmp, path)
 }
@@ -306,12 +311,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// Were the file there after all, the rename still replaces it whole (readers see one file or
 /// the other); only the exchange's saving of an ext4 discard is lost.
 pub fn write_atomic_first(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp = temp_sibling(path);
     write_new(&tmp, bytes)?;
     fs::rename(&tmp, path).map_err(io("rename into place", path))
 }
