@@ -50,15 +50,7 @@ pub fn stop_shared(w: std::sync::Arc<Writer>, status: i32) -> Result<(), Sandbox
         Ok(w) => stop(w, status),
         Err(w) => {
             // A gate thread still holds it (it failed to stop): record the end unsealed.
-            w.append(
-                Event::new(
-                    Kind::SandboxStop,
-                    Outcome::Info,
-                    format!("exit status {status}"),
-                )
-                .with_details(serde_json::json!({ "status": status })),
-            )
-            .map_err(err)?;
+            w.append(stop_event(status)).map_err(err)?;
             w.sync().map_err(err)
         }
     }
@@ -103,15 +95,7 @@ fn stop_event(status: i32) -> Event {
 
 /// Records the end (exit status as a shell reports it) and seals the log.
 pub fn stop(w: Writer, status: i32) -> Result<(), SandboxError> {
-    w.append(
-        Event::new(
-            Kind::SandboxStop,
-            Outcome::Info,
-            format!("exit status {status}"),
-        )
-        .with_details(serde_json::json!({ "status": status })),
-    )
-    .map_err(err)?;
+    w.append(stop_event(status)).map_err(err)?;
     w.seal().map_err(err)?;
     Ok(())
 }
