@@ -9,6 +9,16 @@ use sandbox_support::*;
 use std::process::Command;
 use std::time::Duration;
 
+/// These tests run one at a time. Side by side (the harness's default), a root sandbox of one
+/// test (the tmux `up`) once never printed its first line within 20 s while the others started,
+/// killed and stopped their own sandboxes in the same runtime directory; the same kind of
+/// failure as `tests/sandbox_exec_window.rs` (see there). The cause is not found yet; what each
+/// test checks is unchanged.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn needs_root() -> bool {
     if !is_root() {
         eprintln!("skipped: needs root (to become nobody, and for cgroups)");
@@ -38,6 +48,7 @@ fn alive(pid: i64) -> bool {
 
 #[test]
 fn run_exit_status_is_the_commands_as_root_and_rootless() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -68,6 +79,7 @@ fn run_exit_status_is_the_commands_as_root_and_rootless() {
 
 #[test]
 fn run_forwards_term_and_a_second_one_kills() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -117,6 +129,7 @@ fn run_forwards_term_and_a_second_one_kills() {
 
 #[test]
 fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -242,6 +255,7 @@ fn engine_and_cgroup_gone(id: &str) -> Result<(), String> {
 
 #[test]
 fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -260,6 +274,7 @@ fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
 
 #[test]
 fn stop_and_down_end_sandboxes_and_remove_everything() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -293,6 +308,7 @@ fn stop_and_down_end_sandboxes_and_remove_everything() {
 
 #[test]
 fn rootless_up_exec_status_and_down() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -326,6 +342,7 @@ fn rootless_up_exec_status_and_down() {
 
 #[test]
 fn fifty_sandboxes_leave_nothing_behind() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -356,6 +373,7 @@ fn fifty_sandboxes_leave_nothing_behind() {
 
 #[test]
 fn run_writes_a_sealed_audit_log_with_start_and_stop() {
+    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
