@@ -1,7 +1,7 @@
 //! The lifecycle through the `lasso` binary: exit statuses of `run`, signals, `up` with a real
 //! terminal (tmux) including detach and re-attach, `status --json`, `exec`, `stop`, `down`, a
-//! killed monitor cleaned up by the next command, and 50 sandboxes that leave no directory,
-//! engine state, cgroup or process behind.
+//! killed monitor cleaned up by the next command (its daemonised pasta included), and 50
+//! sandboxes that leave no directory, engine state, cgroup or process (pasta included) behind.
 
 mod sandbox_support;
 
@@ -262,6 +262,8 @@ fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
     let w = world(As::Root);
     let (id, monitor, init) = up_detached(&w);
     assert!(alive(monitor) && alive(init));
+    // The default profile has a network: one daemonised pasta, no child of the monitor.
+    assert_eq!(w.pastas(&id).len(), 1, "the sandbox's pasta");
     // SAFETY: the monitor was started by this test (through lasso up).
     unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
     wait_until("the monitor to die", || !alive(monitor));
@@ -269,6 +271,7 @@ fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
     assert!(status_json(&w).is_empty(), "a dead sandbox is not listed");
     assert!(w.leftovers().is_empty());
     wait_until("init to be killed", || !alive(init));
+    assert_eq!(w.pastas(&id), Vec::<i32>::new(), "pasta left running");
     engine_and_cgroup_gone(&id).unwrap();
 }
 
@@ -362,6 +365,7 @@ fn fifty_sandboxes_leave_nothing_behind() {
         let out = run(&mut w.lasso(&["stop", "-t", "0", &id]));
         assert!(out.status.success(), "{}", text(&out));
         assert!(!alive(init), "init of {id} still runs");
+        assert_eq!(w.pastas(&id), Vec::<i32>::new(), "pasta of {id} still runs");
         ids.push(id);
     }
     assert!(w.leftovers().is_empty());

@@ -1,7 +1,7 @@
 //! Issue 6's remaining threats, through the `lasso` binary on the real kernel:
 //! - a `lasso run` killed with SIGKILL takes its whole sandbox with it (the sandbox's init has
 //!   a parent-death signal), and the next lasso command removes the rest (directory, engine
-//!   state, cgroup), as root and as an unprivileged user;
+//!   state, cgroup, the daemonised pasta), as root and as an unprivileged user;
 //! - root running lasso on a root-owned workspace: the agent is uid 1000 inside and *not*
 //!   root on the host (checked in /proc from the host), yet what it writes belongs to root on
 //!   the host (idmapped mount); where the filesystem cannot idmap, the refusal stays.
@@ -117,6 +117,9 @@ fn sigkilled_lasso_run_takes_its_sandbox_with_it() {
             "sleep 1000 & sleep 1000 & wait",
         ]));
         let (id, init) = running_sandbox(&w);
+        if w.gets_network() {
+            wait_until("the sandbox's pasta", || w.pastas(&id).len() == 1);
+        }
         let mut procs = Vec::new();
         wait_until("the sandbox's three processes", || {
             procs = namespace_members(init);
@@ -139,6 +142,12 @@ fn sigkilled_lasso_run_takes_its_sandbox_with_it() {
         assert!(out.status.success(), "{}", text(&out));
         assert!(!String::from_utf8_lossy(&out.stdout).contains(&id));
         assert!(w.leftovers().is_empty(), "{who:?}: {:?}", w.leftovers());
+        // pasta daemonised: no parent-death signal reaches it; the cleanup stops it.
+        assert_eq!(
+            w.pastas(&id),
+            Vec::<i32>::new(),
+            "{who:?}: pasta left running"
+        );
         engine_state_and_cgroups_gone(&w, &id);
     }
 }

@@ -11,9 +11,10 @@
 use super::netns::Netns;
 use super::policy::EgressMode;
 use super::NetError;
+use crate::engine::namespaces::pidfd_wait_exit;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Which namespace pasta connects.
@@ -87,6 +88,75 @@ pub fn connect_with(
     }
     let dir = tempfile_dir()?;
     let pidfile = dir.join("pasta.pid");
+    let result = spawn(program, netns, target, from, &pidfile);
+    let _ = std::fs::remove_file(&pidfile);
+    let _ = std::fs::remove_dir(&dir);
+    result.map(Some)
+}
+
+/// [`connect_with`] for a pasta that must be found again by a process that does not hold it:
+/// pasta writes its PID to `pidfile`, which stays, so that [`stop_recorded`] can stop it after
+/// its owner died (a daemonised pasta outlives its starter and holds the namespaces open).
+pub fn connect_recorded(
+    program: &str,
+    mode: EgressMode,
+    netns: &Netns,
+    target: &PastaTarget,
+    pidfile: &Path,
+) -> Result<Option<Pasta>, NetError> {
+    if mode == EgressMode::None {
+        netns.loopback_up()?;
+        return Ok(None);
+    }
+    spawn(program, netns, target, None, pidfile).map(Some)
+}
+
+/// Stops the pasta that `pidfile` (given to [`connect_recorded`]) names, if it still runs, and
+/// waits up to a second for it to exit. The PID is trusted only if that process's command line
+/// carries `--pid <pidfile>`: a recycled PID belongs to a process whose command line does not.
+/// Returns whether a pasta was found.
+pub fn stop_recorded(pidfile: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    // The pidfd first, the identity check second: if the check passes, the pidfd names the
+    // process that was checked (a PID is reused only after its process is gone).
+    let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_pid())) else {
+        return false;
+    };
+    if !started_with_pidfile(&cmdline, pidfile) {
+        return false;
+    }
+    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::TERM);
+    if !pidfd_wait_exit(&pidfd, 1000) {
+        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+        pidfd_wait_exit(&pidfd, 1000);
+    }
+    true
+}
+
+/// Whether a `/proc/PID/cmdline` has the arguments `--pid <pidfile>`.
+fn started_with_pidfile(cmdline: &[u8], pidfile: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let want = pidfile.as_os_str().as_bytes();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.windows(2).any(|w| w[0] == b"--pid" && w[1] == want)
+}
+
+fn spawn(
+    program: &str,
+    netns: &Netns,
+    target: &PastaTarget,
+    from: Option<&Netns>,
+    pidfile: &Path,
+) -> Result<Pasta, NetError> {
     let mut cmd = match from {
         Some(ns) => ns.command(program),
         None => Command::new(program),
@@ -94,7 +164,7 @@ pub fn connect_with(
     cmd.args(["--config-net", "--no-map-gw", "-q"])
         .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
         .arg("--pid")
-        .arg(&pidfile);
+        .arg(pidfile);
     if rustix::process::geteuid().is_root() {
         cmd.args(["--runas", "0"]);
     }
@@ -135,7 +205,7 @@ pub fn connect_with(
             NetError::io("start pasta", e)
         }
     });
-    let result = out.and_then(|out| {
+    out.and_then(|out| {
         if !out.status.success() {
             let detail = String::from_utf8_lossy(&out.stderr)
                 .lines()
@@ -147,7 +217,7 @@ pub fn connect_with(
                 detail: format!("{} ({})", detail, out.status),
             });
         }
-        let text = std::fs::read_to_string(&pidfile)
+        let text = std::fs::read_to_string(pidfile)
             .map_err(|e| NetError::io(format!("read {}", pidfile.display()), e))?;
         let pid: i32 = text.trim().parse().map_err(|_| NetError::Pasta {
             netns: netns.path().into(),
@@ -160,10 +230,7 @@ pub fn connect_with(
         let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
             .map_err(|e| NetError::io(format!("pidfd_open pasta {pid}"), e.into()))?;
         Ok(Pasta { pid, pidfd })
-    });
-    let _ = std::fs::remove_file(&pidfile);
-    let _ = std::fs::remove_dir(&dir);
-    result.map(Some)
+    })
 }
 
 fn tempfile_dir() -> Result<PathBuf, NetError> {
@@ -176,4 +243,25 @@ fn tempfile_dir() -> Result<PathBuf, NetError> {
     let dir = base.join(format!("lasso-pasta-{}", hex::encode(rnd)));
     std::fs::create_dir(&dir).map_err(|e| NetError::io(format!("create {}", dir.display()), e))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_is_trusted_only_for_the_process_given_that_pidfile() {
+        let file = Path::new("/run/lasso/abc/pasta.pid");
+        let ours = b"pasta\0--config-net\0--pid\0/run/lasso/abc/pasta.pid\0--runas\0root\0";
+        assert!(started_with_pidfile(ours, file));
+        let other = b"pasta\0--pid\0/run/lasso/abd/pasta.pid\0";
+        assert!(!started_with_pidfile(other, file));
+        let prefix = b"pasta\0--pid\0/run/lasso/abc/pasta.pid.old\0";
+        assert!(!started_with_pidfile(prefix, file));
+        assert!(!started_with_pidfile(
+            b"sleep\0/run/lasso/abc/pasta.pid\0",
+            file
+        ));
+        assert!(!started_with_pidfile(b"", file));
+    }
 }

@@ -138,7 +138,7 @@ fn serve(launch: &mut Launch, ready: &mut Option<OwnedFd>) -> Result<i32, Sandbo
     let pidfd = pidfd_open(init).map_err(sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
     // blocked, or (rootless) after start while init waits for the exec gate's go-ahead.
-    let mut net = super::network::SandboxNet::new(&launch.egress, init);
+    let mut net = super::network::SandboxNet::new(&launch.egress, init, &launch.dir);
     net.before_start()?;
     launch.start()?;
     // As in `run`: the network before the gate's go-ahead, the gate before the log (its

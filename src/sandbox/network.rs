@@ -27,6 +27,10 @@ use std::sync::Arc;
 /// it, and nothing outside the sandbox can.
 pub const RESOLVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
 
+/// pasta's PID file in the sandbox's directory: how a later lasso command finds the pasta of a
+/// sandbox whose monitor died (see `launch::cleanup_sandbox`).
+pub const PASTA_PIDFILE: &str = "pasta.pid";
+
 /// NFLOG group of the drop rules. Groups are per network namespace, so one number serves all.
 pub const LOG_GROUP: u16 = 1;
 
@@ -238,12 +242,14 @@ pub struct SandboxNet {
     audit: Arc<NetAudit>,
     plan: EgressPlan,
     init: i32,
+    /// The sandbox's directory, where pasta's PID file goes.
+    dir: PathBuf,
     wired: bool,
 }
 
 impl SandboxNet {
-    /// Nothing wired yet.
-    pub fn new(plan: &EgressPlan, init: i32) -> Self {
+    /// Nothing wired yet. `dir`: the sandbox's directory.
+    pub fn new(plan: &EgressPlan, init: i32, dir: &Path) -> Self {
         SandboxNet {
             resolver: None,
             drops: None,
@@ -251,6 +257,7 @@ impl SandboxNet {
             audit: Arc::new(NetAudit::default()),
             plan: plan.clone(),
             init,
+            dir: dir.to_path_buf(),
             wired: false,
         }
     }
@@ -334,12 +341,12 @@ impl SandboxNet {
             return Ok(());
         };
         let program = tools.pasta.to_string_lossy();
-        self.pasta = pasta::connect_with(
+        self.pasta = pasta::connect_recorded(
             &program,
             self.plan.policy.mode,
             &netns,
             &PastaTarget::Held,
-            None,
+            &self.dir.join(PASTA_PIDFILE),
         )?;
         rules::apply(
             &netns,

@@ -185,7 +185,7 @@ fn run_inner(launch: &mut Launch) -> Result<Ended, SandboxError> {
     let pidfd = pidfd_open(pid).map_err(super::sys_err("pidfd_open of the sandbox's init"))?;
     // Egress is in place before the agent's first instruction: wired here (root) while init is
     // blocked, or (rootless) after start while init waits for the exec gate's go-ahead.
-    let mut net = super::network::SandboxNet::new(&launch.egress, pid);
+    let mut net = super::network::SandboxNet::new(&launch.egress, pid, &launch.dir);
     net.before_start()?;
     launch.start()?;
     crate::phases::mark("started");

@@ -232,6 +232,42 @@ impl World {
     pub fn leftovers(&self) -> Vec<String> {
         sandbox_dirs_of(&self.runtime(), &self.ws)
     }
+
+    /// Whether this world's sandboxes get a network (and so a pasta) with the default profile:
+    /// a rootless one needs a /dev/net/tun it may open (this machine's is mode 0600; without
+    /// it the sandbox fails closed to no network, with a warning).
+    pub fn gets_network(&self) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        self.who == As::Root
+            || std::fs::metadata("/dev/net/tun")
+                .is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
+    }
+
+    /// The live pasta processes of sandbox `id`: those started with `--pid` naming the PID
+    /// file in the sandbox's directory (how lasso itself finds them again).
+    pub fn pastas(&self, id: &str) -> Vec<i32> {
+        let pidfile = self.runtime().join(id).join("pasta.pid");
+        let want = pidfile.to_str().unwrap().as_bytes();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start()
+                            .starts_with('Z')
+                    })
+                    .unwrap_or(true);
+                !zombie && args.windows(2).any(|w| w[0] == b"--pid" && w[1] == want)
+            })
+            .collect()
+    }
 }
 
 /// Polls `f` every 20 ms until it holds; fails the test after 20 s naming `what`.
