@@ -9,16 +9,6 @@ use sandbox_support::*;
 use std::process::Command;
 use std::time::Duration;
 
-/// These tests run one at a time. Side by side (the harness's default), a root sandbox of one
-/// test (the tmux `up`) once never printed its first line within 20 s while the others started,
-/// killed and stopped their own sandboxes in the same runtime directory; the same kind of
-/// failure as `tests/sandbox_exec_window.rs` (see there). The cause is not found yet; what each
-/// test checks is unchanged.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn needs_root() -> bool {
     if !is_root() {
         eprintln!("skipped: needs root (to become nobody, and for cgroups)");
@@ -48,7 +38,6 @@ fn alive(pid: i64) -> bool {
 
 #[test]
 fn run_exit_status_is_the_commands_as_root_and_rootless() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -79,7 +68,6 @@ fn run_exit_status_is_the_commands_as_root_and_rootless() {
 
 #[test]
 fn run_forwards_term_and_a_second_one_kills() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -127,9 +115,35 @@ fn run_forwards_term_and_a_second_one_kills() {
     assert!(w.leftovers().is_empty());
 }
 
+/// The agent's terminal has the user's size from its first instruction, before any attach
+/// sent one: started detached from a 100x30 terminal, it reads 30 rows and 100 columns (a
+/// TUI agent that reads its size once at start must not draw for 0x0).
+#[test]
+fn the_agents_terminal_has_the_users_size_before_any_attach() {
+    if !needs_root() || !has_tmux() {
+        return;
+    }
+    let w = world(As::Root);
+    let name = format!("lasso-size-{}", std::process::id());
+    let _t = tmux(
+        &name,
+        &format!("{LASSO} up --detach --agent shell -- /bin/sh -c 'stty size > /workspace/size; sleep 60'"),
+        &w,
+    );
+    wait_until("up --detach to return", || screen(&name).contains("EXIT=0"));
+    let size = w.ws.join("size");
+    wait_until("the agent's report", || {
+        std::fs::read_to_string(&size).is_ok_and(|s| s.ends_with('\n'))
+    });
+    assert_eq!(std::fs::read_to_string(&size).unwrap(), "30 100\n");
+    let ids = w.leftovers();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let out = run(&mut w.lasso(&["stop", "-t", "0", &ids[0]]));
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 #[test]
 fn up_detach_attach_resize_and_exit_through_a_real_terminal() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -255,7 +269,6 @@ fn engine_and_cgroup_gone(id: &str) -> Result<(), String> {
 
 #[test]
 fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -277,7 +290,6 @@ fn a_killed_monitor_is_cleaned_up_by_the_next_command() {
 
 #[test]
 fn stop_and_down_end_sandboxes_and_remove_everything() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -311,7 +323,6 @@ fn stop_and_down_end_sandboxes_and_remove_everything() {
 
 #[test]
 fn rootless_up_exec_status_and_down() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -345,7 +356,6 @@ fn rootless_up_exec_status_and_down() {
 
 #[test]
 fn fifty_sandboxes_leave_nothing_behind() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }
@@ -377,7 +387,6 @@ fn fifty_sandboxes_leave_nothing_behind() {
 
 #[test]
 fn run_writes_a_sealed_audit_log_with_start_and_stop() {
-    let _serial = one_at_a_time();
     if !needs_root() {
         return;
     }

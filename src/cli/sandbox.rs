@@ -142,6 +142,9 @@ pub fn plan_input(
     )?;
     input.command = command.filter(|c| !c.is_empty());
     input.terminal = terminal;
+    // The agent's terminal has the user's size from its first instruction (a program that
+    // reads it before the attach's first resize would otherwise see 0x0).
+    input.console_size = terminal.then(|| sandbox::attach::window_size(0)).flatten();
     let opts = LaunchOptions {
         dirs: dirs(),
         // A limit typed on the command line is a demand: refuse rather than run unlimited.

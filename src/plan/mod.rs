@@ -170,6 +170,10 @@ pub struct PlanInput {
     pub command: Option<Vec<String>>,
     /// Whether the process gets a terminal.
     pub terminal: bool,
+    /// The terminal's size (rows, columns) from its first instruction, when it has one: the
+    /// user's terminal. Otherwise the size comes with the first attach, and a program that asks
+    /// before then reads 0x0.
+    pub console_size: Option<(u16, u16)>,
     /// `--image`: the sandbox's root is this image (from the store) instead of the host view.
     pub image: Option<ImageRoot>,
     /// The sandbox id; a fresh one when `None`.
@@ -207,6 +211,7 @@ impl PlanInput {
             env: EnvRequest::default(),
             command: None,
             terminal: false,
+            console_size: None,
             image: None,
             id: None,
             sandbox_dir,

@@ -87,7 +87,7 @@ pub fn assemble(p: SpecParts<'_>) -> Result<Spec, PlanError> {
         .username("agent")
         .build()
         .map_err(err)?;
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(p.input.terminal)
         .user(user)
         .args(p.args)
@@ -98,6 +98,15 @@ pub fn assemble(p: SpecParts<'_>) -> Result<Spec, PlanError> {
         .no_new_privileges(true)
         .build()
         .map_err(err)?;
+    if let (true, Some((rows, cols))) = (p.input.terminal, p.input.console_size) {
+        process.set_console_size(Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()
+                .map_err(err)?,
+        ));
+    }
 
     let namespaces = [
         LinuxNamespaceType::User,

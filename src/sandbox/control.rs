@@ -122,7 +122,19 @@ pub(crate) fn exec_process(
         .ok_or_else(|| SandboxError::Protocol("the sandbox's spec has no process".into()))?;
     p.set_args(Some(cmd.to_vec()));
     p.set_terminal(Some(terminal));
-    p.set_console_size(None);
+    // The session's terminal starts at the user's size, as `up`'s does.
+    p.set_console_size(
+        terminal
+            .then(|| super::attach::window_size(0))
+            .flatten()
+            .and_then(|(rows, cols)| {
+                oci_spec::runtime::BoxBuilder::default()
+                    .height(u64::from(rows))
+                    .width(u64::from(cols))
+                    .build()
+                    .ok()
+            }),
+    );
     Ok(p)
 }
 
