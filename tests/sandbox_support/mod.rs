@@ -270,10 +270,18 @@ impl World {
     }
 }
 
-/// Polls `f` every 20 ms until it holds; fails the test after 20 s naming `what`.
+/// Polls `f` every 20 ms until it holds; fails the test after 20 s naming `what` (running
+/// `$LASSO_TEST_DIAG` first, when set).
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !f() {
+        if std::time::Instant::now() >= end {
+            // A program of the developer's that records the machine's state (processes, their
+            // stacks) at the moment of a timeout, before the test's guards clean up.
+            if let Some(d) = std::env::var_os("LASSO_TEST_DIAG") {
+                let _ = Command::new(d).status();
+            }
+        }
         assert!(
             std::time::Instant::now() < end,
             "timed out waiting for {what}"
