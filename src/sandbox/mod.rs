@@ -12,6 +12,7 @@ pub mod attach;
 pub mod audit_log;
 pub mod control;
 mod footprint;
+mod gate_counts;
 pub mod gate_decider;
 pub mod gate_link;
 pub mod gated_exec;
