@@ -24,10 +24,9 @@ fn tell_target(w: &World, pid: u32) {
 
 /// Host pids of processes named `comm` whose parent is `parent`.
 fn children_named(parent: u32, comm: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    host_pids()
+        .into_iter()
+        .map(|pid| pid as u32)
         .filter(|pid| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
             status.lines().any(|l| l == format!("Name:\t{comm}"))
@@ -284,10 +283,9 @@ fn agent_cannot_open_a_rootless_session_while_it_is_still_lasso() {
     // The session: a child of the CLI (re-parented from the engine's helper) in the sandbox.
     let mut session = None;
     wait_until("the session to wait in its execve", || {
-        session = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        session = host_pids()
+            .into_iter()
+            .map(|p| p as u32)
             .find(|&p| parent_of(p) == Some(cli) && in_the_window(p, &lasso));
         session.is_some()
     });

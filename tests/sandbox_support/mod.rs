@@ -248,10 +248,8 @@ impl World {
     pub fn pastas(&self, id: &str) -> Vec<i32> {
         let pidfile = self.runtime().join(id).join("pasta.pid");
         let want = pidfile.to_str().unwrap().as_bytes();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        host_pids()
+            .into_iter()
             .filter(|pid| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
@@ -268,6 +266,15 @@ impl World {
             })
             .collect()
     }
+}
+
+/// The PIDs of every process the host's /proc lists now.
+pub fn host_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
 }
 
 /// Polls `f` every 20 ms until it holds; fails the test after 20 s naming `what` (running
