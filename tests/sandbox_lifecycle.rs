@@ -1,7 +1,8 @@
 //! The lifecycle through the `lasso` binary: exit statuses of `run`, signals, `up` with a real
 //! terminal (tmux) including detach and re-attach, `status --json`, `exec`, `stop`, `down`, a
 //! killed monitor cleaned up by the next command (its daemonised pasta included), and 50
-//! sandboxes that leave no directory, engine state, cgroup or process (pasta included) behind.
+//! sandboxes that leave no directory, engine state, cgroup, namespace or process (pasta
+//! included) behind.
 
 mod sandbox_support;
 
@@ -354,6 +355,70 @@ fn rootless_up_exec_status_and_down() {
     assert!(sandbox_support::sandbox_dirs_of(&w.runtime(), &w.ws).is_empty());
 }
 
+/// The namespaces of process `pid` that are not this test's own (`net:[4026532...]`): a
+/// sandbox's init has seven of its own.
+fn own_namespaces(pid: i32) -> Vec<String> {
+    let link = |p: String| std::fs::read_link(p).ok().map(|l| l.display().to_string());
+    ["user", "mnt", "pid", "ipc", "uts", "cgroup", "net"]
+        .iter()
+        .filter_map(|k| {
+            let theirs = link(format!("/proc/{pid}/ns/{k}"))?;
+            (link(format!("/proc/self/ns/{k}")) != Some(theirs.clone())).then_some(theirs)
+        })
+        .collect()
+}
+
+/// Seconds since boot in clock ticks, as /proc/PID/stat counts a process's start.
+fn now_ticks() -> u64 {
+    let up = std::fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = up.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: sysconf takes and returns integers only.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (secs * hz) as u64
+}
+
+/// Live processes of the pid namespace `pid_ns` (`pid:[4026532...]`) that started in
+/// `[from, to)` (clock ticks since boot), with their namespaces among `namespaces`. A process
+/// never changes its pid namespace, and while the sandbox lived no other namespace could have
+/// its number, so such a process is the sandbox's. (A namespace's number is reused as soon as it
+/// is freed: checking every process for every namespace found other tests' new sandboxes, and
+/// processes that entered new namespaces after they started.) Zombies are left out: they run
+/// nothing. With `pastas` (pasta is in the sandbox's network namespace, not in its pid one),
+/// the monitor's exit (descriptors) and `engine_and_cgroup_gone` (bind mounts), nothing holds
+/// the sandbox's namespaces.
+fn members_left(namespaces: &[String], pid_ns: &str, from: u64, to: u64) -> Vec<String> {
+    let started_in_window = |pid: i32| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let rest: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let start: u64 = rest.get(19).and_then(|s| s.parse().ok()).unwrap_or(0);
+        rest.first() != Some(&"Z") && (from..to).contains(&start)
+    };
+    let ns = |pid: i32, kind: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .map(|l| l.display().to_string())
+            .unwrap_or_default()
+    };
+    host_pids()
+        .into_iter()
+        .filter(|p| started_in_window(*p) && ns(*p, "pid") == pid_ns)
+        .map(|p| {
+            let held: Vec<String> = ["user", "mnt", "pid", "ipc", "uts", "cgroup", "net"]
+                .iter()
+                .map(|k| ns(p, k))
+                .filter(|n| namespaces.contains(n))
+                .collect();
+            format!("process {p} in {held:?}")
+        })
+        .collect()
+}
+
 #[test]
 fn fifty_sandboxes_leave_nothing_behind() {
     if !needs_root() {
@@ -362,6 +427,7 @@ fn fifty_sandboxes_leave_nothing_behind() {
     let w = world(As::Root);
     let mut ids = Vec::new();
     for _ in 0..50 {
+        let up_began = now_ticks();
         let out = run(&mut w.lasso(&[
             "up", "--detach", "--agent", "shell", "--", "/bin/sh", "-c", "sleep 60",
         ]));
@@ -372,10 +438,17 @@ fn fifty_sandboxes_leave_nothing_behind() {
             .find(|r| r["id"] == id.as_str())
             .unwrap();
         let init = row["init_pid"].as_i64().unwrap();
+        let namespaces = own_namespaces(init as i32);
+        assert_eq!(namespaces.len(), 7, "{id}: {namespaces:?}");
+        // A tick of slack on both sides of the window: start times are whole ticks.
+        let stop_began = now_ticks() + 1;
         let out = run(&mut w.lasso(&["stop", "-t", "0", &id]));
         assert!(out.status.success(), "{}", text(&out));
         assert!(!alive(init), "init of {id} still runs");
         assert_eq!(w.pastas(&id), Vec::<i32>::new(), "pasta of {id} still runs");
+        let pid_ns = namespaces.iter().find(|n| n.starts_with("pid:")).unwrap();
+        let left = members_left(&namespaces, pid_ns, up_began.saturating_sub(1), stop_began);
+        assert_eq!(left, Vec::<String>::new(), "{id}'s namespaces");
         ids.push(id);
     }
     assert!(w.leftovers().is_empty());

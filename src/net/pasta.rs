@@ -33,7 +33,7 @@ pub enum PastaTarget {
     Held,
 }
 
-/// A running pasta; stopped when dropped.
+/// A running pasta; stopped when dropped (waiting up to a second for it to exit, then killed).
 #[derive(Debug)]
 pub struct Pasta {
     pid: i32,
@@ -49,8 +49,20 @@ impl Pasta {
 impl Drop for Pasta {
     fn drop(&mut self) {
         // Signal through the pidfd: pasta daemonised, so its PID is not our child's and may have
-        // been reused by the time we stop it; the pidfd cannot be.
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::TERM);
+        // been reused by the time we stop it; the pidfd cannot be. Waiting for its exit means
+        // that once this returns no process of the sandbox's holds its namespaces (and
+        // `stop_recorded`, which identifies pasta by its command line, never meets one that is
+        // half gone: an exiting process's command line reads empty).
+        terminate(&self.pidfd);
+    }
+}
+
+/// TERM, a second to exit, then KILL and another second.
+fn terminate(pidfd: &OwnedFd) {
+    let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::TERM);
+    if !pidfd_wait_exit(pidfd, 1000) {
+        let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+        pidfd_wait_exit(pidfd, 1000);
     }
 }
 
@@ -134,11 +146,7 @@ pub fn stop_recorded(pidfile: &Path) -> bool {
     if !started_with_pidfile(&cmdline, pidfile) {
         return false;
     }
-    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::TERM);
-    if !pidfd_wait_exit(&pidfd, 1000) {
-        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-        pidfd_wait_exit(&pidfd, 1000);
-    }
+    terminate(&pidfd);
     true
 }
 
