@@ -50,9 +50,7 @@ impl Drop for Pasta {
     fn drop(&mut self) {
         // Signal through the pidfd: pasta daemonised, so its PID is not our child's and may have
         // been reused by the time we stop it; the pidfd cannot be. Waiting for its exit means
-        // that once this returns no process of the sandbox's holds its namespaces (and
-        // `stop_recorded`, which identifies pasta by its command line, never meets one that is
-        // half gone: an exiting process's command line reads empty).
+        // that once this returns no process of the sandbox's holds its namespaces.
         terminate(&self.pidfd);
     }
 }
@@ -107,8 +105,9 @@ pub fn connect_with(
 }
 
 /// [`connect_with`] for a pasta that must be found again by a process that does not hold it:
-/// pasta writes its PID to `pidfile`, which stays, so that [`stop_recorded`] can stop it after
-/// its owner died (a daemonised pasta outlives its starter and holds the namespaces open).
+/// its command line carries `--pid <pidfile>` (a path unique to the caller, where pasta writes
+/// its PID), by which [`stop_all_started_with`] finds it after its owner died (a daemonised
+/// pasta outlives its starter and holds the namespaces open).
 pub fn connect_recorded(
     program: &str,
     mode: EgressMode,
@@ -123,16 +122,33 @@ pub fn connect_recorded(
     spawn(program, netns, target, None, pidfile).map(Some)
 }
 
-/// Stops the pasta that `pidfile` (given to [`connect_recorded`]) names, if it still runs, and
-/// waits up to a second for it to exit. The PID is trusted only if that process's command line
-/// carries `--pid <pidfile>`: a recycled PID belongs to a process whose command line does not.
-/// Returns whether a pasta was found.
-pub fn stop_recorded(pidfile: &Path) -> bool {
-    let Some(pid) = std::fs::read_to_string(pidfile)
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .and_then(rustix::process::Pid::from_raw)
-    else {
+/// Stops every process started with `--pid <pidfile>` (a pasta of [`connect_recorded`] whose
+/// owner died), found by a walk of /proc, and waits for each to exit. The command line is the
+/// identity: the PID file's path names one sandbox, and a recycled PID belongs to a process
+/// whose command line does not carry it. The walk also finds a pasta that is still starting
+/// (before it daemonised and wrote its PID file: that first process has the same command line).
+/// A few milliseconds per call: for the leftovers of a monitor that died, not for every
+/// sandbox's end (a `Pasta` stops its process when dropped). Returns how many were stopped.
+pub fn stop_all_started_with(pidfile: &Path) -> usize {
+    let pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.into_iter()
+        .filter(|pid| {
+            // A cheap look first; `stop_if_started_with` checks again behind a pidfd.
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| started_with_pidfile(&c, pidfile))
+                && stop_if_started_with(*pid, pidfile)
+        })
+        .count()
+}
+
+/// Stops process `pid` if its command line carries `--pid <pidfile>`.
+fn stop_if_started_with(pid: i32, pidfile: &Path) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
         return false;
     };
     // The pidfd first, the identity check second: if the check passes, the pidfd names the
@@ -271,5 +287,29 @@ mod tests {
             file
         ));
         assert!(!started_with_pidfile(b"", file));
+    }
+
+    /// A stand-in for pasta: a shell whose command line carries `--pid FILE` as pasta's does
+    /// (`sh -c SCRIPT pasta --pid FILE`), looping on short sleeps so that none outlives it long.
+    fn stand_in(pidfile: &Path) -> std::process::Child {
+        Command::new("sh")
+            .args(["-c", "while :; do sleep 0.05; done", "pasta", "--pid"])
+            .arg(pidfile)
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_walk_stops_only_processes_started_with_that_pidfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("a").join("pasta.pid");
+        let other = dir.path().join("b").join("pasta.pid");
+        let mut a = stand_in(&ours);
+        let mut b = stand_in(&other);
+        assert_eq!(stop_all_started_with(&ours), 1);
+        assert!(a.wait().unwrap().code().is_none(), "ours was signalled");
+        assert!(b.try_wait().unwrap().is_none(), "the other one still runs");
+        b.kill().unwrap();
+        b.wait().unwrap();
     }
 }

@@ -16,10 +16,18 @@ pub(crate) fn runtime(dirs: &Dirs) -> Runtime {
     Runtime::new(engine_root(dirs))
 }
 
-/// Removes a sandbox whose monitor is gone: kills what is left in it, its cgroup, its state
-/// and its directory.
+/// Removes a sandbox whose monitor is gone: kills what is left in it, its pasta, its cgroup,
+/// its state and its directory.
 pub fn remove_leftovers(dirs: &Dirs, id: &str) {
-    cleanup_sandbox(&runtime(dirs), id, &sandbox_dir(dirs, id));
+    let dir = sandbox_dir(dirs, id);
+    // A daemonised pasta is no child of anything of ours and outlives the monitor that held
+    // it; it may even still be starting. It is found by its command line (unless the sandbox
+    // had no network, so no pasta).
+    let offline = Record::load(&dir.join(FILE)).is_ok_and(|r| r.network == "none");
+    if !offline {
+        crate::net::pasta::stop_all_started_with(&dir.join(super::network::PASTA_PIDFILE));
+    }
+    cleanup_sandbox(&runtime(dirs), id, &dir);
 }
 
 /// The ids that have a sandbox directory.

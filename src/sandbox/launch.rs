@@ -544,9 +544,6 @@ fn cleanup_engine(runtime: &Runtime, id: &str) {
 }
 
 fn cleanup_dir(id: &str, dir: &Path) {
-    // A daemonised pasta is no child of anything of ours: its monitor stops it through a pidfd,
-    // and when the monitor died, only its PID file here is left to find it by.
-    crate::net::pasta::stop_recorded(&dir.join(super::network::PASTA_PIDFILE));
     if let Err(e) = tree::remove(dir) {
         tracing::warn!("sandbox {id}: {e}");
     }

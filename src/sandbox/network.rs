@@ -27,8 +27,9 @@ use std::sync::Arc;
 /// it, and nothing outside the sandbox can.
 pub const RESOLVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
 
-/// pasta's PID file in the sandbox's directory: how a later lasso command finds the pasta of a
-/// sandbox whose monitor died (see `launch::cleanup_sandbox`).
+/// pasta's PID file in the sandbox's directory. Its path, in pasta's command line, is how a
+/// later lasso command finds the pasta of a sandbox whose monitor died
+/// (`control::remove_leftovers`).
 pub const PASTA_PIDFILE: &str = "pasta.pid";
 
 /// NFLOG group of the drop rules. Groups are per network namespace, so one number serves all.
