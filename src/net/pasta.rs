@@ -159,11 +159,25 @@ fn stop_if_started_with(pid: i32, pidfile: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_pid())) else {
         return false;
     };
-    if !started_with_pidfile(&cmdline, pidfile) {
+    if !started_with_pidfile(&cmdline, pidfile) || !runs_as_me(pid.as_raw_pid()) {
         return false;
     }
     terminate(&pidfd);
     true
+}
+
+/// Whether process `pid`'s real user is this process's effective one, as for the pasta this
+/// user's lasso started: anyone can put the path into a command line of their own, and such a
+/// process of another user is never signalled.
+fn runs_as_me(pid: i32) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next()?.parse::<u32>().ok())
+            == Some(me)
+    })
 }
 
 /// Whether a `/proc/PID/cmdline` has the arguments `--pid <pidfile>`.
@@ -292,11 +306,55 @@ mod tests {
     /// A stand-in for pasta: a shell whose command line carries `--pid FILE` as pasta's does
     /// (`sh -c SCRIPT pasta --pid FILE`), looping on short sleeps so that none outlives it long.
     fn stand_in(pidfile: &Path) -> std::process::Child {
-        Command::new("sh")
-            .args(["-c", "while :; do sleep 0.05; done", "pasta", "--pid"])
+        stand_in_as(pidfile, None)
+    }
+
+    /// As `stand_in`, as user `uid` (through setpriv, which execs the shell).
+    fn stand_in_as(pidfile: &Path, uid: Option<u32>) -> std::process::Child {
+        let mut c = match uid {
+            Some(u) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={u}"))
+                    .arg(format!("--regid={u}"))
+                    .args(["--clear-groups", "sh"]);
+                c
+            }
+            None => Command::new("sh"),
+        };
+        c.args(["-c", "while :; do sleep 0.05; done", "pasta", "--pid"])
             .arg(pidfile)
             .spawn()
             .unwrap()
+    }
+
+    #[test]
+    fn the_walk_never_signals_another_users_process() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (to start a process as another user)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pasta.pid");
+        let mut theirs = stand_in_as(&file, Some(65534));
+        // setpriv execs the shell: wait until the command line is the shell's.
+        let pid = theirs.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| started_with_pidfile(&c, &file))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stand-in did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(stop_all_started_with(&file), 0);
+        assert!(
+            theirs.try_wait().unwrap().is_none(),
+            "another user's process was signalled"
+        );
+        theirs.kill().unwrap();
+        theirs.wait().unwrap();
     }
 
     #[test]
