@@ -305,12 +305,22 @@ mod tests {
 
     /// A stand-in for pasta: a shell whose command line carries `--pid FILE` as pasta's does
     /// (`sh -c SCRIPT pasta --pid FILE`), looping on short sleeps so that none outlives it long.
-    fn stand_in(pidfile: &Path) -> std::process::Child {
+    /// Killed when dropped, so a failing test leaves none behind.
+    struct StandIn(std::process::Child);
+
+    impl Drop for StandIn {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn stand_in(pidfile: &Path) -> StandIn {
         stand_in_as(pidfile, None)
     }
 
     /// As `stand_in`, as user `uid` (through setpriv, which execs the shell).
-    fn stand_in_as(pidfile: &Path, uid: Option<u32>) -> std::process::Child {
+    fn stand_in_as(pidfile: &Path, uid: Option<u32>) -> StandIn {
         let mut c = match uid {
             Some(u) => {
                 let mut c = Command::new("setpriv");
@@ -321,10 +331,27 @@ mod tests {
             }
             None => Command::new("sh"),
         };
-        c.args(["-c", "while :; do sleep 0.05; done", "pasta", "--pid"])
-            .arg(pidfile)
-            .spawn()
-            .unwrap()
+        let child = StandIn(
+            c.args(["-c", "while :; do sleep 0.05; done", "pasta", "--pid"])
+                .arg(pidfile)
+                .spawn()
+                .unwrap(),
+        );
+        // `spawn` returns while the exec may still be under way (the command line reads empty
+        // for a moment), and setpriv runs as root, with the same arguments, until it execs the
+        // shell: wait for the shell's command line.
+        let pid = child.0.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with(b"sh\0") && started_with_pidfile(&c, pidfile))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stand-in did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
     }
 
     #[test]
@@ -336,25 +363,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pasta.pid");
         let mut theirs = stand_in_as(&file, Some(65534));
-        // setpriv execs the shell: wait until the command line is the shell's.
-        let pid = theirs.id();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| started_with_pidfile(&c, &file))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "stand-in did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         assert_eq!(stop_all_started_with(&file), 0);
         assert!(
-            theirs.try_wait().unwrap().is_none(),
+            theirs.0.try_wait().unwrap().is_none(),
             "another user's process was signalled"
         );
-        theirs.kill().unwrap();
-        theirs.wait().unwrap();
     }
 
     #[test]
@@ -364,10 +377,13 @@ mod tests {
         let other = dir.path().join("b").join("pasta.pid");
         let mut a = stand_in(&ours);
         let mut b = stand_in(&other);
-        assert_eq!(stop_all_started_with(&ours), 1);
-        assert!(a.wait().unwrap().code().is_none(), "ours was signalled");
-        assert!(b.try_wait().unwrap().is_none(), "the other one still runs");
-        b.kill().unwrap();
-        b.wait().unwrap();
+        // At least the shell; a fork of it about to run `sleep` has its command line too (as
+        // a starting pasta's first process has the daemon's).
+        assert!(stop_all_started_with(&ours) >= 1);
+        assert!(a.0.wait().unwrap().code().is_none(), "ours was signalled");
+        assert!(
+            b.0.try_wait().unwrap().is_none(),
+            "the other one still runs"
+        );
     }
 }
