@@ -37,7 +37,7 @@ pub use identity::{Identity, AGENT_ID, ROOT_WORKSPACE_AGENT_ID};
 pub use image_root::{resolve as resolve_image, ImageRoot, ImageRootError, ImageRootPlan};
 pub use mounts::{parse_mount, sensitivity, MountRequest};
 pub use prepare::{prepare_host, prepare_host_keeping_skeleton};
-pub use spec::{cgroups_path, SANDBOX_CONTROLLERS};
+pub use spec::{cgroups_path, console_size, SANDBOX_CONTROLLERS};
 
 use crate::agents::Agent;
 use oci_spec::runtime::Spec;

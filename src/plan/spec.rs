@@ -99,13 +99,7 @@ pub fn assemble(p: SpecParts<'_>) -> Result<Spec, PlanError> {
         .build()
         .map_err(err)?;
     if let (true, Some((rows, cols))) = (p.input.terminal, p.input.console_size) {
-        process.set_console_size(Some(
-            oci_spec::runtime::BoxBuilder::default()
-                .height(u64::from(rows))
-                .width(u64::from(cols))
-                .build()
-                .map_err(err)?,
-        ));
+        process.set_console_size(console_size(rows, cols));
     }
 
     let namespaces = [
@@ -228,4 +222,13 @@ fn device_rules() -> Result<Vec<LinuxDeviceCgroup>, PlanError> {
     }
     rules.push(rule(true, c, Some(136), None, "rwm")?);
     Ok(rules)
+}
+
+/// `process.consoleSize` for a terminal of `rows` x `cols`.
+pub fn console_size(rows: u16, cols: u16) -> Option<oci_spec::runtime::Box> {
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(rows))
+        .width(u64::from(cols))
+        .build()
+        .ok()
 }

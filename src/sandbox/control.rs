@@ -135,13 +135,7 @@ pub(crate) fn exec_process(
         terminal
             .then(|| super::attach::window_size(0))
             .flatten()
-            .and_then(|(rows, cols)| {
-                oci_spec::runtime::BoxBuilder::default()
-                    .height(u64::from(rows))
-                    .width(u64::from(cols))
-                    .build()
-                    .ok()
-            }),
+            .and_then(|(rows, cols)| crate::plan::console_size(rows, cols)),
     );
     Ok(p)
 }

@@ -32,8 +32,16 @@ pub struct AuditSink {
 impl AuditSink {
     /// `counts_path`: where this sink keeps its counts (`gate*.json` in the sandbox's dir).
     pub fn new(writer: Arc<Writer>, profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
+        AuditSink::with_log(Some(writer), profile, counts_path)
+    }
+
+    fn with_log(
+        writer: Option<Arc<Writer>>,
+        profile: &ResolvedProfile,
+        counts_path: PathBuf,
+    ) -> AuditSink {
         AuditSink {
-            log: super::audit_log::PendingLog::new("exec", Some(writer)),
+            log: super::audit_log::PendingLog::new("exec", writer),
             record: profile.audit.record,
             enabled: profile.audit.enabled,
             counts: CountsKeeper::new(counts_path),
@@ -65,12 +73,7 @@ impl AuditSink {
     /// forks from this process meanwhile (a fork of a threaded process may inherit a held
     /// malloc lock).
     pub fn deferred(profile: &ResolvedProfile, counts_path: PathBuf) -> AuditSink {
-        AuditSink {
-            log: super::audit_log::PendingLog::new("exec", None),
-            record: profile.audit.record,
-            enabled: profile.audit.enabled,
-            counts: CountsKeeper::new(counts_path),
-        }
+        AuditSink::with_log(None, profile, counts_path)
     }
 
     /// Attaches the log and writes what waited for it.

@@ -372,11 +372,6 @@ impl SandboxNet {
         self.audit.set_writer(log);
     }
 
-    /// pasta's PID, when the sandbox has a network.
-    pub fn pasta_pid(&self) -> Option<i32> {
-        self.pasta.as_ref().map(Pasta::pid)
-    }
-
     /// Stop the resolver and the drop reader (after the last dropped packet was read) and pasta,
     /// and release the audit log.
     pub fn finish(mut self) {
